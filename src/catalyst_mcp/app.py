@@ -1,0 +1,126 @@
+"""Composition root: build the whole gateway from :class:`Settings`.
+
+``Gateway`` owns the registry, the upstreams and the protocol objects; ``Gateway.asgi`` routes
+HTTP requests to the MCP endpoints and the health checks, and runs start-up and shut-down from
+ASGI lifespan events. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from catalyst_mcp.protocol.dispatch import Dispatcher
+from catalyst_mcp.protocol.hub import NotificationHub
+from catalyst_mcp.protocol.legacy import SessionStore
+from catalyst_mcp.protocol.server import SERVER_INFO, McpServer
+from catalyst_mcp.providers import Provider
+from catalyst_mcp.registry import Registry
+from catalyst_mcp.settings import Settings
+from catalyst_mcp.transports.asgi import Receive, Scope, Send, send_bytes, send_json
+from catalyst_mcp.transports.http import StreamableHttpEndpoint
+from catalyst_mcp.transports.sse import LegacySseEndpoints
+from catalyst_mcp.upstreams.upstream import Upstream
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("catalyst")
+
+
+class Gateway:
+    """Everything one gateway process runs."""
+
+    def __init__(self, settings: Settings, providers: Sequence[Provider] = ()) -> None:
+        """Build from ``settings``; ``providers`` are served next to the configured servers."""
+        self.settings = settings
+        self.registry = Registry()
+        for provider in providers:
+            self.registry.add(provider)
+        for name, config in settings.servers.items():
+            if config.active:
+                upstream = Upstream(
+                    name,
+                    settings.namespace_of(name),
+                    config,
+                    settings.gateway.call_timeout_seconds,
+                )
+                self.registry.add(upstream)
+        self.server = McpServer(self.registry)
+        self.sessions = SessionStore(settings.gateway.session_idle_seconds)
+        self.hub = NotificationHub(self.registry, self.sessions)
+        self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
+        self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
+        self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)
+        self.started = False
+        self.stopping = False
+
+    async def start(self) -> None:
+        settle = max(
+            (c.connect_timeout_seconds for c in self.settings.servers.values() if c.active),
+            default=0.0,
+        )
+        await self.registry.start(settle)
+        self.started = True
+        ready = sum(1 for p in self.registry.providers if p.health()["status"] == "ready")
+        log.info("gateway started: %d/%d servers ready", ready, len(self.registry.providers))
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self.server.bridge.close()
+        self.sessions.close()
+        await self.sse.close()
+        await self.registry.stop()
+
+    # ---- health ------------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, Any]:
+        servers = [p.health() for p in self.registry.providers]
+        down = [s["name"] for s in servers if s["status"] != "ready"]
+        status = "starting" if not self.started else ("degraded" if down else "ready")
+        if self.stopping:
+            status = "stopping"
+        report: dict[str, Any] = {"status": status, "gateway": SERVER_INFO, "servers": servers}
+        if self.registry.collisions:
+            report["collisions"] = self.registry.collisions
+        return report
+
+    # ---- ASGI --------------------------------------------------------------------------------
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path == self.settings.gateway.mcp_path:
+                await self.mcp(scope, receive, send)
+            elif path == "/health":
+                await send_json(send, 200, {"status": "ok"})
+            elif path == "/ready":
+                report = self.readiness()
+                strict = b"strict" in scope.get("query_string", b"")
+                ok = report["status"] == "ready" or (report["status"] == "degraded" and not strict)
+                await send_json(send, 200 if ok else 503, report)
+            elif self.settings.gateway.legacy_sse and path == "/sse":
+                await self.sse.stream(scope, receive, send)
+            elif self.settings.gateway.legacy_sse and path.rstrip("/") == "/messages":
+                await self.sse.messages(scope, receive, send)
+            else:
+                await send_bytes(send, 404, b'{"error":"not found"}')
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

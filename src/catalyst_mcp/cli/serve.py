@@ -1,0 +1,113 @@
+"""``catalyst serve``: run the gateway over HTTP (default) or stdio."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from catalyst_mcp.cli.common import CliError, load_config, setup_logging
+from catalyst_mcp.settings import Settings
+
+__all__ = ["serve"]
+
+log = logging.getLogger("catalyst")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to expose an unauthenticated gateway beyond this machine unless told to."""
+    host = settings.gateway.host
+    if not _is_loopback(host) and not settings.gateway.allow_non_loopback:
+        raise CliError(
+            f"refusing to bind {host}: the gateway has no authentication yet, so anyone who can "
+            "reach that address could use every configured server. Bind 127.0.0.1, or set "
+            "gateway.allow_non_loopback: true (CATALYST_GATEWAY__ALLOW_NON_LOOPBACK=true) if "
+            "something else protects it."
+        )
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="catalyst.yaml to use (default: $CATALYST_CONFIG, else ./catalyst.yaml if present).",
+)
+@click.option("--host", help="Address to bind (overrides gateway.host).")
+@click.option("--port", type=int, help="Port to bind (overrides gateway.port).")
+@click.option("--stdio", is_flag=True, help="Serve one client over stdin/stdout instead of HTTP.")
+def serve(config_path: Path | None, host: str | None, port: int | None, stdio: bool) -> None:
+    """Run the gateway: one MCP endpoint over every configured server."""
+    settings = load_config(config_path)
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if overrides:
+        gateway = settings.gateway.model_copy(update=overrides)
+        settings = settings.model_copy(update={"gateway": gateway})
+    setup_logging(settings.gateway.log_level)
+    if stdio:
+        from catalyst_mcp.transports.stdio import serve_stdio
+
+        _run(serve_stdio(settings))
+        return
+    check_bind(settings)
+    _run(_serve_http(settings))
+
+
+def _run(main: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(main)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(main)  # type: ignore[arg-type]
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+
+
+async def _serve_http(settings: Settings) -> None:
+    import uvicorn
+
+    from catalyst_mcp.app import Gateway
+
+    gateway = Gateway(settings)
+    config = uvicorn.Config(
+        gateway.asgi,
+        host=settings.gateway.host,
+        port=settings.gateway.port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="none",
+        lifespan="on",
+        interface="asgi3",
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    click.echo(
+        f"catalyst: serving MCP at http://{settings.gateway.host}:{settings.gateway.port}"
+        f"{settings.gateway.mcp_path} ({len(settings.servers)} servers configured)",
+        err=True,
+    )
+    await server.serve()
+    if not server.started:
+        sys.exit(1)

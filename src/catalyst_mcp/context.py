@@ -1,0 +1,61 @@
+"""The call context: who is calling, in which era, and how to talk back to them.
+
+Every request the gateway serves carries one :class:`CallContext` from the transport to the
+provider. Later layers (authentication, RBAC, per-user secrets, audit) read and fill
+``identity``; nothing below the transport needs to know how the request arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalyst_mcp.protocol.jsonrpc import Message, RequestId
+from catalyst_mcp.protocol.versions import Era
+
+__all__ = ["ANONYMOUS", "Asker", "CallContext", "Emitter", "Identity"]
+
+Emitter = Callable[[Message], Awaitable[None]]
+Asker = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling. Without authentication every caller is the local anonymous user."""
+
+    subject: str = "anonymous"
+    kind: str = "anonymous"
+    roles: tuple[str, ...] = ()
+
+
+ANONYMOUS = Identity()
+
+
+async def _drop(message: Message) -> None:
+    return None
+
+
+@dataclass(slots=True, eq=False)
+class CallContext:
+    """One client request in flight."""
+
+    era: Era
+    protocol_version: str
+    method: str = ""
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    client_info: dict[str, Any] | None = None
+    identity: Identity = ANONYMOUS
+    request_id: RequestId | None = None
+    progress_token: str | int | None = None
+    log_level: str | None = None
+    # Sends a notification related to this request to the client (progress, log messages).
+    emit: Emitter = _drop
+    # Sends a server→client request (sampling, elicitation, roots) and returns the client's
+    # result. Legacy clients get a JSON-RPC request; modern clients an InputRequiredResult.
+    ask: Asker | None = None
+    session_id: str | None = None
+
+    def can(self, capability: str) -> bool:
+        """Whether the client declared ``capability`` (``sampling``, ``elicitation``, ``roots``)."""
+        return capability in self.client_capabilities

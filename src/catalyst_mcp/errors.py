@@ -1,0 +1,201 @@
+"""Catalyst's one exception hierarchy.
+
+Every failure inside Catalyst is raised as one of these classes. Lower-layer errors (OS, HTTP,
+JSON, subprocess) are mapped to them at the boundary with ``raise ... from exc``. What a client
+may see is decided in one place: :meth:`CatalystError.to_jsonrpc` (the message is written for the
+client; the cause, a stack trace or a secret never is).
+
+::
+
+    CatalystError                       base; code = -32603 (internal error)
+    ├── ConfigError                     a config file or setting is wrong (carries every problem)
+    ├── ProtocolError                   the client sent something the protocol does not allow
+    │   ├── ParseError                  body is not JSON                          -32700
+    │   ├── InvalidRequest              not a JSON-RPC request of the right shape -32600
+    │   ├── MethodNotFound              unknown or unsupported method             -32601
+    │   ├── InvalidParams               params of the wrong shape, unknown name   -32602
+    │   │   └── NotFound                no such tool / prompt / resource
+    │   │       └── ResourceNotFound    no such resource URI                      -32002
+    │   │   └── MalformedMeta           a modern request lacks required _meta     -32602
+    │   ├── HeaderMismatch              MCP-* headers missing or disagree w/ body -32020
+    │   ├── MissingCapability           the client lacks a capability we need     -32021
+    │   └── UnsupportedVersion          protocol version not supported            -32022
+    ├── RequestCancelled                the caller cancelled the request
+    └── UpstreamError                   an upstream MCP server failed this call
+        ├── UpstreamUnavailable         not connected / crashed / circuit open
+        ├── UpstreamTimeout             no answer within the call's timeout
+        ├── UpstreamProtocolError       answered something that is not MCP
+        └── UpstreamRejected            answered with a JSON-RPC error (relayed as-is)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CatalystError",
+    "ConfigError",
+    "ConfigProblem",
+    "HeaderMismatch",
+    "InvalidParams",
+    "InvalidRequest",
+    "MalformedMeta",
+    "MethodNotFound",
+    "MissingCapability",
+    "NotFound",
+    "ParseError",
+    "ProtocolError",
+    "RequestCancelled",
+    "ResourceNotFound",
+    "UnsupportedVersion",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+# JSON-RPC 2.0 and MCP error codes.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+RESOURCE_NOT_FOUND = -32002  # legacy era; the modern era uses INVALID_PARAMS
+HEADER_MISMATCH = -32020
+MISSING_CAPABILITY = -32021
+UNSUPPORTED_VERSION = -32022
+
+
+class CatalystError(Exception):
+    """Base of every Catalyst error. ``str(err)`` is safe to show to a client."""
+
+    code: int = INTERNAL_ERROR
+    # HTTP status for a modern-era client (the spec ties some codes to 400 and 404).
+    http_status: int = 200
+
+    def __init__(self, message: str, *, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def to_jsonrpc(self) -> dict[str, Any]:
+        """The JSON-RPC ``error`` object a client sees for this failure."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong in a config file, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(CatalystError):
+    """The configuration is invalid. ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems) or "invalid configuration")
+
+
+class ProtocolError(CatalystError):
+    """The client sent something the protocol does not allow."""
+
+    code = INVALID_REQUEST
+
+
+class ParseError(ProtocolError):
+    code = PARSE_ERROR
+    http_status = 400
+
+
+class InvalidRequest(ProtocolError):
+    code = INVALID_REQUEST
+    http_status = 400
+
+
+class MethodNotFound(ProtocolError):
+    code = METHOD_NOT_FOUND
+    http_status = 404
+
+
+class InvalidParams(ProtocolError):
+    code = INVALID_PARAMS
+
+
+class NotFound(InvalidParams):
+    """No tool, prompt or resource template of that name."""
+
+
+class ResourceNotFound(NotFound):
+    """Legacy clients get -32002; modern ones -32602 (see ``to_jsonrpc_for``)."""
+
+    code = RESOURCE_NOT_FOUND
+
+
+class MalformedMeta(InvalidParams):
+    http_status = 400
+
+
+class HeaderMismatch(ProtocolError):
+    code = HEADER_MISMATCH
+    http_status = 400
+
+
+class MissingCapability(ProtocolError):
+    code = MISSING_CAPABILITY
+    http_status = 400
+
+
+class UnsupportedVersion(ProtocolError):
+    code = UNSUPPORTED_VERSION
+    http_status = 400
+
+
+class RequestCancelled(CatalystError):
+    """The caller cancelled the request; nothing is sent back for it."""
+
+
+class UpstreamError(CatalystError):
+    """An upstream MCP server failed this call. ``server`` names it."""
+
+    def __init__(self, server: str, message: str, *, data: Any = None) -> None:
+        super().__init__(message, data=data)
+        self.server = server
+
+
+class UpstreamUnavailable(UpstreamError):
+    pass
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+class UpstreamProtocolError(UpstreamError):
+    pass
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream answered with a JSON-RPC error; relayed with its own code and message."""
+
+    def __init__(self, server: str, error: dict[str, Any]) -> None:
+        code = error.get("code")
+        message = error.get("message")
+        super().__init__(
+            server,
+            message if isinstance(message, str) else "upstream error",
+            data=error.get("data"),
+        )
+        self.code = code if isinstance(code, int) and not isinstance(code, bool) else INTERNAL_ERROR

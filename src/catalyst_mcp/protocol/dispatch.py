@@ -1,0 +1,218 @@
+"""From one decoded client message to its response, for either era, on any transport.
+
+Transports call :meth:`Dispatcher.modern` or :meth:`Dispatcher.legacy` once they know the era
+(HTTP headers, ``initialize``, or the ``_meta`` of the message) and turn the returned response
+into bytes their way. ``emit`` sends the client a message related to the request in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from typing import Any
+
+from catalyst_mcp.context import CallContext, Emitter
+from catalyst_mcp.errors import (
+    CatalystError,
+    HeaderMismatch,
+    InvalidParams,
+    InvalidRequest,
+    MalformedMeta,
+    ResourceNotFound,
+    UnsupportedVersion,
+)
+from catalyst_mcp.protocol.hub import NotificationHub
+from catalyst_mcp.protocol.jsonrpc import Message, error_response, result_response
+from catalyst_mcp.protocol.legacy import LegacySession, SessionStore, negotiate_version
+from catalyst_mcp.protocol.server import McpServer
+from catalyst_mcp.protocol.versions import (
+    CLIENT_CAPS_KEY,
+    CLIENT_INFO_KEY,
+    LOG_LEVEL_KEY,
+    LOG_LEVELS,
+    MODERN_VERSIONS,
+    PROTOCOL_VERSION_KEY,
+    SUPPORTED_VERSIONS,
+)
+
+__all__ = ["Dispatcher", "ModernMeta", "error_for", "modern_meta"]
+
+log = logging.getLogger("catalyst.protocol")
+
+ModernMeta = dict[str, Any]
+
+
+def modern_meta(message: Message) -> ModernMeta | None:
+    """The request's ``_meta`` if it carries a modern protocol version, else None."""
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if isinstance(meta, dict) and PROTOCOL_VERSION_KEY in meta:
+        return meta
+    return None
+
+
+def check_modern_meta(meta: Any, header_version: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Validate the required per-request keys; return (version, client capabilities).
+
+    Order matters to clients: a missing ``_meta`` key is -32602; then, on HTTP, an
+    ``MCP-Protocol-Version`` header that disagrees with ``_meta`` is -32020; only then is an
+    unsupported version -32022.
+    """
+    if not isinstance(meta, dict):
+        raise MalformedMeta("Invalid params: a modern request needs params._meta")
+    version = meta.get(PROTOCOL_VERSION_KEY)
+    if not isinstance(version, str):
+        raise MalformedMeta(f"Invalid params: _meta needs {PROTOCOL_VERSION_KEY!r}")
+    capabilities = meta.get(CLIENT_CAPS_KEY)
+    if not isinstance(capabilities, dict):
+        raise MalformedMeta(f"Invalid params: _meta needs {CLIENT_CAPS_KEY!r} (an object)")
+    if header_version is not None and header_version != version:
+        raise HeaderMismatch(
+            "Header mismatch: MCP-Protocol-Version header does not match _meta protocolVersion"
+        )
+    if version not in MODERN_VERSIONS:
+        raise UnsupportedVersion(
+            "Unsupported protocol version",
+            data={"supported": list(SUPPORTED_VERSIONS), "requested": version},
+        )
+    level = meta.get(LOG_LEVEL_KEY)
+    if level is not None and level not in LOG_LEVELS:
+        raise InvalidParams(f"Invalid log level {level!r}")
+    return version, capabilities
+
+
+def error_for(exc: CatalystError, era: str) -> dict[str, Any]:
+    """The JSON-RPC error object for ``exc``, with the code the caller's era expects."""
+    error = exc.to_jsonrpc()
+    if isinstance(exc, ResourceNotFound) and era == "modern":
+        error["code"] = InvalidParams.code
+    return error
+
+
+class Dispatcher:
+    def __init__(self, server: McpServer, sessions: SessionStore, hub: NotificationHub) -> None:
+        self.server = server
+        self.sessions = sessions
+        self.hub = hub
+
+    async def _serve(self, message: Message, ctx: CallContext) -> Message | None:
+        request_id = message["id"]
+        try:
+            result = await self.server.handle(message["method"], message.get("params") or {}, ctx)
+        except CatalystError as exc:
+            return {"jsonrpc": "2.0", "id": request_id, "error": error_for(exc, ctx.era)}
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("internal error serving %s", message["method"])
+            return error_response(request_id, CatalystError("Internal error"))
+        return result_response(request_id, result)
+
+    # ---- modern --------------------------------------------------------------------------------
+
+    async def modern(self, message: Message, meta: ModernMeta, emit: Emitter) -> Message | None:
+        """Serve a modern request (``meta`` already checked by :func:`check_modern_meta`)."""
+        if "id" not in message:
+            return None  # notifications/cancelled on stdio is handled by the transport
+        info = meta.get(CLIENT_INFO_KEY)
+        ctx = CallContext(
+            era="modern",
+            protocol_version=meta[PROTOCOL_VERSION_KEY],
+            method=message["method"],
+            client_capabilities=meta[CLIENT_CAPS_KEY],
+            client_info=info if isinstance(info, dict) else None,
+            request_id=message["id"],
+            progress_token=meta.get("progressToken"),
+            log_level=meta.get(LOG_LEVEL_KEY),
+            emit=emit,
+        )
+        return await self._serve(message, ctx)
+
+    # ---- legacy --------------------------------------------------------------------------------
+
+    def initialize(self, message: Message) -> tuple[LegacySession, Message]:
+        """Create a session for an ``initialize`` request and answer it."""
+        params = message.get("params")
+        if not isinstance(params, dict):
+            raise InvalidRequest("Invalid Request: initialize needs params")
+        version = negotiate_version(params.get("protocolVersion"))
+        session = self.sessions.create(version, params)
+        return session, result_response(message["id"], self.server.initialize_result(version))
+
+    async def legacy(
+        self, session: LegacySession, message: Message, emit: Emitter
+    ) -> Message | None:
+        """Serve one message of a legacy session; None when there is nothing to send back."""
+        if "method" not in message:
+            session.answer(message)
+            return None
+        method = message["method"]
+        params = message.get("params") or {}
+        if "id" not in message:
+            if method == "notifications/cancelled":
+                session.cancel(params)
+            return None
+        request_id = message["id"]
+        try:
+            if method == "ping":
+                return result_response(request_id, {})
+            if method == "logging/setLevel":
+                return result_response(request_id, session.set_level(params))
+            if method in ("resources/subscribe", "resources/unsubscribe"):
+                return result_response(
+                    request_id, await self._subscription(session, method, params)
+                )
+            if method == "initialize":
+                raise InvalidRequest("Invalid Request: the session is already initialized")
+        except CatalystError as exc:
+            return {"jsonrpc": "2.0", "id": request_id, "error": error_for(exc, "legacy")}
+        meta = params.get("_meta")
+        ctx = CallContext(
+            era="legacy",
+            protocol_version=session.protocol_version,
+            method=method,
+            client_capabilities=session.client_capabilities,
+            client_info=session.client_info,
+            request_id=request_id,
+            progress_token=meta.get("progressToken") if isinstance(meta, dict) else None,
+            log_level=session.log_level,
+            emit=emit,
+            ask=partial(session.ask, emit),
+            session_id=session.id,
+        )
+        task = asyncio.current_task()
+        if task is not None:
+            session.inflight[request_id] = task
+        try:
+            return await self._serve(message, ctx)
+        except asyncio.CancelledError:
+            if task is None or not session.cancelled(request_id):
+                raise
+            task.uncancel()
+            return None  # cancelled by notifications/cancelled: no response is sent
+        finally:
+            session.inflight.pop(request_id, None)
+
+    async def _subscription(
+        self, session: LegacySession, method: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            raise InvalidParams(f'{method} needs a string "uri"')
+        if method == "resources/subscribe":
+            if uri not in session.subscriptions:
+                await self.server.registry.subscribe(uri)
+                session.subscriptions.add(uri)
+        elif uri in session.subscriptions:
+            session.subscriptions.discard(uri)
+            await self.server.registry.unsubscribe(uri)
+        return {}
+
+    def close_session(self, session_id: str) -> bool:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return False
+        for uri in session.subscriptions:
+            asyncio.get_running_loop().create_task(self.server.registry.unsubscribe(uri))
+        return self.sessions.remove(session_id)

@@ -1,0 +1,102 @@
+"""Fan-out of change notifications to every connected client, in its era's way.
+
+Legacy sessions get them in their outbox (drained by the GET or SSE stream); modern clients get
+them on their ``subscriptions/listen`` streams, filtered by what each asked for and tagged with
+the listen request's id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalyst_mcp.protocol.jsonrpc import Message, RequestId, notification
+from catalyst_mcp.protocol.legacy import SessionStore
+from catalyst_mcp.protocol.versions import SUBSCRIPTION_ID_KEY
+from catalyst_mcp.providers import ListKind
+from catalyst_mcp.registry import Registry
+
+__all__ = ["Listener", "NotificationHub", "accepted_filter"]
+
+CHANGED_METHOD: dict[ListKind, tuple[str, str]] = {
+    "tools": ("notifications/tools/list_changed", "toolsListChanged"),
+    "resources": ("notifications/resources/list_changed", "resourcesListChanged"),
+    "resourceTemplates": ("notifications/resources/list_changed", "resourcesListChanged"),
+    "prompts": ("notifications/prompts/list_changed", "promptsListChanged"),
+}
+QUEUE_LIMIT = 1000
+
+
+def accepted_filter(requested: Any) -> dict[str, Any]:
+    """The subset of a SubscriptionFilter the gateway honours (all of it, when well formed)."""
+    if not isinstance(requested, dict):
+        return {}
+    accepted: dict[str, Any] = {
+        key: True
+        for key in ("toolsListChanged", "promptsListChanged", "resourcesListChanged")
+        if requested.get(key) is True
+    }
+    uris = requested.get("resourceSubscriptions")
+    if isinstance(uris, list) and all(isinstance(u, str) for u in uris):
+        accepted["resourceSubscriptions"] = list(dict.fromkeys(uris))
+    return accepted
+
+
+@dataclass(eq=False)
+class Listener:
+    """One modern ``subscriptions/listen`` stream."""
+
+    subscription_id: RequestId
+    filter: dict[str, Any]
+    queue: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+
+    def tagged(self, method: str, params: dict[str, Any] | None = None) -> Message:
+        return notification(
+            method, {**(params or {}), "_meta": {SUBSCRIPTION_ID_KEY: self.subscription_id}}
+        )
+
+    def offer(self, message: Message) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()  # a slow reader loses the oldest, not the newest
+        self.queue.put_nowait(message)
+
+
+class NotificationHub:
+    def __init__(self, registry: Registry, sessions: SessionStore) -> None:
+        self.registry = registry
+        self.sessions = sessions
+        self.listeners: set[Listener] = set()
+        registry.change_listeners.append(self.lists_changed)
+        registry.update_listeners.append(self.resource_updated)
+
+    def lists_changed(self, kinds: set[ListKind]) -> None:
+        sent: set[str] = set()
+        for kind in kinds:
+            method, flag = CHANGED_METHOD[kind]
+            if method in sent:
+                continue
+            sent.add(method)
+            for session in self.sessions:
+                session.post(notification(method))
+            for listener in self.listeners:
+                if listener.filter.get(flag):
+                    listener.offer(listener.tagged(method))
+
+    async def resource_updated(self, uri: str) -> None:
+        for session in self.sessions:
+            if uri in session.subscriptions:
+                session.post(notification("notifications/resources/updated", {"uri": uri}))
+        for listener in self.listeners:
+            if uri in listener.filter.get("resourceSubscriptions", ()):
+                listener.offer(listener.tagged("notifications/resources/updated", {"uri": uri}))
+
+    async def add(self, listener: Listener) -> None:
+        self.listeners.add(listener)
+        for uri in listener.filter.get("resourceSubscriptions", ()):
+            await self.registry.subscribe(uri)
+
+    async def remove(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+        for uri in listener.filter.get("resourceSubscriptions", ()):
+            await self.registry.unsubscribe(uri)

@@ -1,0 +1,160 @@
+"""Bridging server→client requests between eras.
+
+* A legacy upstream asks for sampling, elicitation or roots in the middle of a call, but a modern
+  client cannot receive requests: the call is parked here and the client gets an
+  ``InputRequiredResult`` whose ``requestState`` names it; the client's retry carries the answers,
+  which go to the waiting upstream, and the call resumes.
+* A modern upstream returns ``InputRequiredResult`` to a legacy client, which cannot retry that
+  way: the gateway asks the client each input request as a JSON-RPC request and retries the
+  upstream call itself (:func:`satisfy_for_legacy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalyst_mcp.context import Asker, CallContext
+from catalyst_mcp.errors import CatalystError, InvalidParams
+
+__all__ = ["InputBridge", "satisfy_for_legacy"]
+
+STATE_PREFIX = "catalyst-input:"
+PARK_SECONDS = 300.0
+MAX_ROUNDS = 16
+
+
+@dataclass(eq=False)
+class _Parked:
+    ctx: CallContext
+    task: asyncio.Task[dict[str, Any]] | None = None
+    asks: dict[str, tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    expires: float = 0.0
+    keys: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.asks[f"input-{next(self.keys)}"] = (method, params, future)
+        self.changed.set()
+        return await future
+
+
+class InputBridge:
+    """Upstream calls parked while a modern client answers their input requests."""
+
+    def __init__(self) -> None:
+        self._parked: dict[str, _Parked] = {}
+
+    @staticmethod
+    def owns(params: dict[str, Any]) -> bool:
+        state = params.get("requestState")
+        return isinstance(state, str) and state.startswith(STATE_PREFIX)
+
+    async def run(
+        self,
+        ctx: CallContext,
+        params: dict[str, Any],
+        work: Callable[[CallContext], Coroutine[Any, Any, dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Run ``work`` (or resume the parked call ``params`` name) until it completes or asks."""
+        self._sweep()
+        if self.owns(params):
+            parked = self._parked.pop(params["requestState"], None)
+            if parked is None:
+                raise InvalidParams("requestState is unknown or expired; send the request again")
+            parked.ctx.emit = ctx.emit  # later progress goes to the retry's stream
+            responses = params.get("inputResponses")
+            if isinstance(responses, dict):
+                for key, answer in responses.items():
+                    entry = parked.asks.get(key)
+                    if entry is not None and not entry[2].done() and isinstance(answer, dict):
+                        entry[2].set_result(answer)
+                        del parked.asks[key]
+        else:
+            parked = _Parked(ctx)
+            ctx.ask = parked.ask
+            parked.task = asyncio.create_task(work(ctx))
+        return await self._wait(parked)
+
+    async def _wait(self, parked: _Parked) -> dict[str, Any]:
+        assert parked.task is not None
+        while not parked.asks:
+            parked.changed.clear()
+            waiter = asyncio.create_task(parked.changed.wait())
+            try:
+                await asyncio.wait({parked.task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                parked.task.cancel()
+                raise
+            finally:
+                waiter.cancel()
+            if parked.task.done():
+                return parked.task.result()
+        await asyncio.sleep(0)  # let concurrent asks of the same call join this round
+        token = STATE_PREFIX + secrets.token_urlsafe(24)
+        parked.expires = time.monotonic() + PARK_SECONDS
+        self._parked[token] = parked
+        return {
+            "resultType": "input_required",
+            "inputRequests": {
+                key: {"method": method, "params": params}
+                for key, (method, params, _) in parked.asks.items()
+            },
+            "requestState": token,
+        }
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, p in self._parked.items() if p.expires <= now]:
+            parked = self._parked.pop(token)
+            if parked.task is not None:
+                parked.task.cancel()
+
+    def close(self) -> None:
+        for parked in self._parked.values():
+            if parked.task is not None:
+                parked.task.cancel()
+        self._parked.clear()
+
+
+async def satisfy_for_legacy(
+    result: dict[str, Any],
+    params: dict[str, Any],
+    ctx: CallContext,
+    retry: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Answer a modern upstream's input requests by asking a legacy client, then retry."""
+    ask: Asker | None = ctx.ask
+    for _ in range(MAX_ROUNDS):
+        if result.get("resultType") != "input_required":
+            return result
+        if ask is None:
+            raise CatalystError(
+                "the upstream needs input from the client, which this connection cannot carry"
+            )
+        responses: dict[str, Any] = {}
+        requests = result.get("inputRequests") or {}
+        for key, item in requests.items() if isinstance(requests, dict) else ():
+            method = item.get("method", "") if isinstance(item, dict) else ""
+            capability = method.split("/")[0]
+            if not ctx.can(capability):
+                raise CatalystError(
+                    f"the upstream needs {capability} from the client, which it did not declare",
+                    data={"requiredCapabilities": {capability: {}}},
+                )
+            responses[key] = await ask(method, item.get("params") or {})
+        params = {**params, "inputResponses": responses}
+        if "requestState" in result:
+            params["requestState"] = result["requestState"]
+        else:
+            params.pop("requestState", None)
+        result = await retry(params)
+    raise CatalystError("the upstream kept asking for input; giving up after 16 rounds")

@@ -1,0 +1,230 @@
+"""The MCP methods the gateway serves, shared by every transport and both eras.
+
+Transports decide the era and build the :class:`CallContext`; this module routes a request to the
+registry and its providers and shapes the result for the caller's era (``resultType``,
+``ttlMs``/``cacheScope`` and ``serverInfo`` for modern clients; none of them for legacy ones).
+Legacy-only session methods (``initialize``, ``ping``, ``logging/setLevel``, subscriptions) live
+with the legacy session in :mod:`catalyst_mcp.protocol.legacy`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from catalyst_mcp import __version__
+from catalyst_mcp.context import CallContext
+from catalyst_mcp.errors import (
+    CatalystError,
+    InvalidParams,
+    MethodNotFound,
+    UpstreamError,
+    UpstreamRejected,
+)
+from catalyst_mcp.protocol.mrtr import InputBridge, satisfy_for_legacy
+from catalyst_mcp.protocol.versions import SERVER_INFO_KEY, SUPPORTED_VERSIONS
+from catalyst_mcp.providers import ListKind, Provider
+from catalyst_mcp.registry import Registry
+
+__all__ = ["SERVER_INFO", "McpServer"]
+
+log = logging.getLogger("catalyst.protocol")
+
+SERVER_INFO = {"name": "catalyst", "title": "Catalyst MCP gateway", "version": __version__}
+LIST_METHODS: dict[str, ListKind] = {
+    "tools/list": "tools",
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+    "prompts/list": "prompts",
+}
+CACHEABLE = frozenset({*LIST_METHODS, "resources/read", "server/discover"})
+LEGACY_STRIP = ("resultType", "ttlMs", "cacheScope")
+PAGE_SIZE = 1000
+# Calls whose result may be InputRequiredResult (modern) or need client input (legacy).
+INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})
+
+Handler = Callable[["McpServer", dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
+
+
+class McpServer:
+    """Serves MCP requests from any client over the registry's providers."""
+
+    def __init__(self, registry: Registry, instructions: str | None = None) -> None:
+        self.registry = registry
+        self.instructions = instructions
+        self.bridge = InputBridge()
+        self._handlers: dict[str, Handler] = {
+            "tools/list": McpServer._list,
+            "resources/list": McpServer._list,
+            "resources/templates/list": McpServer._list,
+            "prompts/list": McpServer._list,
+            "tools/call": McpServer._tools_call,
+            "prompts/get": McpServer._prompts_get,
+            "resources/read": McpServer._resources_read,
+            "completion/complete": McpServer._complete,
+            "server/discover": McpServer._discover,
+        }
+
+    def knows(self, method: str) -> bool:
+        return method in self._handlers
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        return {
+            "tools": {"listChanged": True},
+            "resources": {"subscribe": True, "listChanged": True},
+            "prompts": {"listChanged": True},
+            "completions": {},
+            "logging": {},
+        }
+
+    async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Serve one request; return the result shaped for ``ctx.era`` or raise CatalystError."""
+        handler = self._handlers.get(method)
+        if handler is None or (method == "server/discover" and ctx.era != "modern"):
+            raise MethodNotFound(f"Method not found: {method}")
+        result = await handler(self, params, ctx)
+        if ctx.era == "modern":
+            result.setdefault("resultType", "complete")
+            if method in CACHEABLE and result["resultType"] == "complete":
+                result.setdefault("ttlMs", 0)
+                result.setdefault("cacheScope", "private")
+            meta = result.get("_meta")
+            result["_meta"] = (
+                {SERVER_INFO_KEY: SERVER_INFO}
+                if not meta
+                else {
+                    **meta,
+                    SERVER_INFO_KEY: SERVER_INFO,
+                }
+            )
+        else:
+            for key in LEGACY_STRIP:
+                result.pop(key, None)
+        return result
+
+    # ---- lists -------------------------------------------------------------------------------
+
+    async def _list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        kind = LIST_METHODS[ctx.method]
+        for provider in self.registry.providers:
+            await provider.refresh()
+        items = self.registry.items(kind)
+        start = _decode_cursor(params.get("cursor"))
+        page = items[start : start + PAGE_SIZE]
+        result: dict[str, Any] = {kind: page}
+        if start + PAGE_SIZE < len(items):
+            result["nextCursor"] = _encode_cursor(start + PAGE_SIZE)
+        return result
+
+    # ---- calls -------------------------------------------------------------------------------
+
+    async def _tools_call(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise InvalidParams('tools/call needs a string "name"')
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise InvalidParams('"arguments" must be an object')
+        provider, original = self.registry.resolve("tools", name)
+        try:
+            return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
+        except UpstreamRejected:
+            raise
+        except UpstreamError as exc:
+            # A server that is down is a tool error the model can read, not a protocol failure.
+            return {"content": [{"type": "text", "text": exc.message}], "isError": True}
+
+    async def _prompts_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise InvalidParams('prompts/get needs a string "name"')
+        provider, original = self.registry.resolve("prompts", name)
+        return await self._relay(provider, "prompts/get", {**params, "name": original}, ctx)
+
+    async def _resources_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            raise InvalidParams('resources/read needs a string "uri"')
+        provider, original = self.registry.resolve_uri(uri)
+        result = await self._relay(provider, "resources/read", {**params, "uri": original}, ctx)
+        if ctx.era == "legacy" and "contents" not in result:
+            raise CatalystError(f"{provider.name} returned no contents for {uri}")
+        return result
+
+    async def _complete(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        ref = params.get("ref")
+        if not isinstance(ref, dict):
+            raise InvalidParams('completion/complete needs a "ref" object')
+        if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
+            provider, original = self.registry.resolve("prompts", ref["name"])
+            ref = {**ref, "name": original}
+        elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
+            provider, original = self.registry.resolve_uri(ref["uri"])
+            ref = {**ref, "uri": original}
+        else:
+            raise InvalidParams('"ref" must be a ref/prompt with "name" or ref/resource with "uri"')
+        if "completions" not in provider.capabilities:
+            return {"completion": {"values": [], "hasMore": False}}
+        return await provider.call("completion/complete", {**params, "ref": ref}, ctx)
+
+    async def _relay(
+        self, provider: Provider, method: str, params: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
+        """Call a provider, bridging client input across eras, and give URIs public names."""
+
+        async def once(call_ctx: CallContext) -> dict[str, Any]:
+            result = await provider.call(method, params, call_ctx)
+            if ctx.era == "legacy" and result.get("resultType") == "input_required":
+                result = await satisfy_for_legacy(
+                    result, params, call_ctx, lambda p: provider.call(method, p, call_ctx)
+                )
+            return result
+
+        if ctx.era == "modern" and (provider.may_ask or self.bridge.owns(params)):
+            result = await self.bridge.run(ctx, params, once)
+        else:
+            result = await once(ctx)
+        return self.registry.rewrite_content(provider, result)
+
+    # ---- discovery ---------------------------------------------------------------------------
+
+    async def _discover(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "supportedVersions": list(SUPPORTED_VERSIONS),
+            "capabilities": self.capabilities,
+        }
+        if self.instructions:
+            result["instructions"] = self.instructions
+        return result
+
+    def initialize_result(self, version: str) -> dict[str, Any]:
+        """The legacy ``InitializeResult`` for a negotiated ``version``."""
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": self.capabilities,
+            "serverInfo": SERVER_INFO,
+        }
+        if self.instructions:
+            result["instructions"] = self.instructions
+        return result
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> int:
+    if cursor is None:
+        return 0
+    if isinstance(cursor, str):
+        try:
+            text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            text = ""
+        if text.startswith("o:") and text[2:].isdigit():
+            return int(text[2:])
+    raise InvalidParams("Invalid cursor: use the nextCursor of a previous page")

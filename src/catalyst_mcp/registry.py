@@ -1,0 +1,232 @@
+"""All providers' tools, resources, templates and prompts under one namespace scheme.
+
+Naming (see docs/namespacing.md):
+
+* tools and prompts: ``<namespace>__<name>`` — ``__`` never occurs in a namespace and a namespace
+  never ends in ``_``, so the first ``__`` always splits a name unambiguously;
+* resource URIs and templates: ``catalyst://<namespace>/<original URI>``;
+* a provider with the empty namespace exposes its names unchanged; when two such providers
+  offer the same name, the first in order wins and the collision is reported by ``/ready``.
+
+Order is deterministic: providers by name, then each provider's own order.
+Views are rebuilt when a provider reports a change, never on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from catalyst_mcp.errors import NotFound, ResourceNotFound
+from catalyst_mcp.providers import LIST_KINDS, ListKind, Provider
+from catalyst_mcp.settings import NAMESPACE_SEPARATOR
+
+__all__ = ["URI_PREFIX", "Registry"]
+
+log = logging.getLogger("catalyst.registry")
+
+URI_PREFIX = "catalyst://"
+NAME_FIELD: dict[ListKind, str] = {
+    "tools": "name",
+    "prompts": "name",
+    "resources": "uri",
+    "resourceTemplates": "uriTemplate",
+}
+
+ChangeListener = Callable[[set[ListKind]], None]
+UpdateListener = Callable[[str], Awaitable[None]]
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._providers: dict[str, Provider] = {}
+        self._by_namespace: dict[str, Provider] = {}
+        self._views: dict[ListKind, list[dict[str, Any]]] = {k: [] for k in LIST_KINDS}
+        self._names: dict[ListKind, dict[str, tuple[Provider, str]]] = {k: {} for k in LIST_KINDS}
+        # kind -> public name -> providers offering it (the first one wins)
+        self.collisions: dict[ListKind, dict[str, list[str]]] = {}
+        self.change_listeners: list[ChangeListener] = []
+        self.update_listeners: list[UpdateListener] = []
+        self._subscribers: dict[str, int] = {}
+
+    # ---- providers ---------------------------------------------------------------------------
+
+    def add(self, provider: Provider) -> None:
+        if provider.name in self._providers:
+            raise ValueError(f"duplicate provider {provider.name!r}")
+        if provider.namespace and provider.namespace in self._by_namespace:
+            raise ValueError(f"namespace {provider.namespace!r} is already used")
+        self._providers = dict(sorted({**self._providers, provider.name: provider}.items()))
+        if provider.namespace:
+            self._by_namespace[provider.namespace] = provider
+        provider.on_change = self._changed
+        provider.on_resource_updated = self._resource_updated
+        self._rebuild(set(LIST_KINDS))
+
+    @property
+    def providers(self) -> list[Provider]:
+        return list(self._providers.values())
+
+    def provider(self, name: str) -> Provider | None:
+        return self._providers.get(name)
+
+    def _changed(self, provider: Provider, kinds: set[ListKind]) -> None:
+        self._rebuild(kinds)
+        for listener in self.change_listeners:
+            listener(kinds)
+
+    async def _resource_updated(self, provider: Provider, uri: str) -> None:
+        public = self.public_uri(provider, uri)
+        for listener in self.update_listeners:
+            await listener(public)
+
+    # ---- names -------------------------------------------------------------------------------
+
+    @staticmethod
+    def public_name(provider: Provider, name: str) -> str:
+        return f"{provider.namespace}{NAMESPACE_SEPARATOR}{name}" if provider.namespace else name
+
+    @staticmethod
+    def public_uri(provider: Provider, uri: str) -> str:
+        return f"{URI_PREFIX}{provider.namespace}/{uri}" if provider.namespace else uri
+
+    def _rebuild(self, kinds: set[ListKind]) -> None:
+        for kind in kinds:
+            field = NAME_FIELD[kind]
+            public_of = self.public_uri if kind.startswith("resource") else self.public_name
+            view: list[dict[str, Any]] = []
+            names: dict[str, tuple[Provider, str]] = {}
+            collisions: dict[str, list[str]] = {}
+            for provider in self._providers.values():
+                for item in provider.items(kind):
+                    original = item[field]
+                    public = public_of(provider, original)
+                    if public in names:
+                        owner = names[public][0].name
+                        collisions.setdefault(public, [owner]).append(provider.name)
+                        log.warning(
+                            "%s %r of %s hidden: %s has the same name",
+                            kind,
+                            public,
+                            provider.name,
+                            owner,
+                        )
+                        continue
+                    names[public] = (provider, original)
+                    view.append(item if public == original else {**item, field: public})
+            self._views[kind] = view
+            self._names[kind] = names
+            if collisions:
+                self.collisions[kind] = collisions
+            else:
+                self.collisions.pop(kind, None)
+
+    def items(self, kind: ListKind) -> list[dict[str, Any]]:
+        return self._views[kind]
+
+    def resolve(self, kind: ListKind, name: str) -> tuple[Provider, str]:
+        """The provider of a public tool or prompt name, and its own name for it."""
+        found = self._names[kind].get(name)
+        if found is not None:
+            return found
+        head, sep, rest = name.partition(NAMESPACE_SEPARATOR)
+        if sep and head in self._by_namespace:
+            provider = self._by_namespace[head]
+            return provider, rest
+        label = "tool" if kind == "tools" else "prompt"
+        raise NotFound(f"Unknown {label}: {name}")
+
+    def resolve_uri(self, uri: str) -> tuple[Provider, str]:
+        """The provider of a public resource URI and its own URI (templates included)."""
+        if uri.startswith(URI_PREFIX):
+            namespace, sep, original = uri[len(URI_PREFIX) :].partition("/")
+            provider = self._by_namespace.get(namespace)
+            if provider is not None and sep and original:
+                return provider, original
+            raise ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
+        found = self._names["resources"].get(uri)
+        if found is not None:
+            return found
+        unprefixed = [p for p in self._providers.values() if not p.namespace]
+        if len(unprefixed) == 1:
+            return unprefixed[0], uri
+        for provider in unprefixed:  # a templated URI: the first provider with a matching scheme
+            for template in provider.items("resourceTemplates"):
+                if _same_scheme(template["uriTemplate"], uri):
+                    return provider, uri
+        raise ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
+
+    # ---- results -----------------------------------------------------------------------------
+
+    def rewrite_content(self, provider: Provider, result: dict[str, Any]) -> dict[str, Any]:
+        """Give resource links and embedded resources in a result their public URIs."""
+        if not provider.namespace:
+            return result
+        for key in ("content", "contents", "messages"):
+            blocks = result.get(key)
+            if isinstance(blocks, list):
+                for i, block in enumerate(blocks):
+                    if isinstance(block, dict):
+                        blocks[i] = self._rewrite_block(provider, block)
+        return result
+
+    def _rewrite_block(self, provider: Provider, block: dict[str, Any]) -> dict[str, Any]:
+        kind = block.get("type")
+        if kind == "resource_link" or ("uri" in block and kind is None):
+            uri = block.get("uri")
+            if isinstance(uri, str):
+                return {**block, "uri": self.public_uri(provider, uri)}
+        elif kind == "resource" and isinstance(block.get("resource"), dict):
+            inner = block["resource"]
+            if isinstance(inner.get("uri"), str):
+                return {
+                    **block,
+                    "resource": {**inner, "uri": self.public_uri(provider, inner["uri"])},
+                }
+        elif isinstance(block.get("content"), dict):  # a prompt message
+            return {**block, "content": self._rewrite_block(provider, block["content"])}
+        return block
+
+    # ---- subscriptions -----------------------------------------------------------------------
+
+    async def subscribe(self, uri: str) -> None:
+        provider, original = self.resolve_uri(uri)
+        self._subscribers[uri] = self._subscribers.get(uri, 0) + 1
+        if self._subscribers[uri] == 1:
+            await provider.subscribe(original)
+
+    async def unsubscribe(self, uri: str) -> None:
+        count = self._subscribers.get(uri, 0)
+        if count <= 0:
+            return
+        if count == 1:
+            del self._subscribers[uri]
+            with contextlib.suppress(NotFound):
+                provider, original = self.resolve_uri(uri)
+                await provider.unsubscribe(original)
+        else:
+            self._subscribers[uri] = count - 1
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, settle_timeout: float) -> None:
+        for provider in self._providers.values():
+            await provider.start()
+        waits = [
+            wait(settle_timeout)
+            for provider in self._providers.values()
+            if (wait := getattr(provider, "wait_settled", None)) is not None
+        ]
+        if waits:
+            await asyncio.gather(*waits)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self._providers.values()), return_exceptions=True)
+
+
+def _same_scheme(template: str, uri: str) -> bool:
+    scheme = template.split(":", 1)[0]
+    return bool(scheme) and "{" not in scheme and uri.startswith(scheme + ":")

@@ -1,0 +1,257 @@
+"""Typed settings: a ``catalyst.yaml`` file plus ``CATALYST_*`` environment overrides.
+
+The ``servers:`` section takes the de-facto ``mcpServers`` entries of Claude Desktop, Cursor and
+VS Code unchanged (``command``/``args``/``env``/``cwd`` for stdio, ``url``/``headers``/``transport``
+or ``type`` for remote servers); a pasted top-level ``mcpServers:`` key is accepted as well.
+
+Environment overrides name a setting by its path, upper-cased, sections joined by ``__``:
+``CATALYST_GATEWAY__PORT=9000``, ``CATALYST_GATEWAY__HOST=0.0.0.0``. Values are read as YAML
+scalars (``true``, ``12``, ``[a, b]``). Nothing here is built at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from catalyst_mcp.errors import ConfigError, ConfigProblem
+from catalyst_mcp.yamlsource import LocatedYaml, load_yaml, read_yaml
+
+__all__ = [
+    "ENV_PREFIX",
+    "NAMESPACE_SEPARATOR",
+    "GatewaySettings",
+    "ServerConfig",
+    "Settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "CATALYST_"
+NAMESPACE_SEPARATOR = "__"
+# Segments of letters and digits joined by single '-' or '_': never contains the separator and
+# never ends in '_', so "<server>__<tool>" splits unambiguously at the first "__".
+SERVER_NAME = re.compile(r"^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*$")
+# Keys other MCP clients put in mcpServers entries; accepted and ignored so configs paste as-is.
+FOREIGN_SERVER_KEYS = frozenset(
+    {"alwaysAllow", "autoApprove", "description", "envFile", "disabledTools", "note"}
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GatewaySettings(_Model):
+    """How the gateway listens and how it treats clients."""
+
+    host: str = Field("127.0.0.1", description="Address to bind. Loopback by default.")
+    port: int = Field(8765, ge=0, le=65535, description="TCP port of the HTTP endpoint.")
+    mcp_path: str = Field(
+        "/mcp", pattern=r"^/", description="Path of the Streamable HTTP endpoint."
+    )
+    legacy_sse: bool = Field(
+        True, description="Also serve the deprecated HTTP+SSE transport at /sse and /messages."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed besides loopback ones (exact match, e.g. "
+        "'https://app.example.com'). Requests with any other Origin get 403.",
+    )
+    allow_non_loopback: bool = Field(
+        False,
+        description="Permit binding a non-loopback address. Off by default: there is no "
+        "authentication yet, so exposing the gateway beyond this machine must be explicit.",
+    )
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Largest request body accepted; larger gets 413."
+    )
+    call_timeout_seconds: float = Field(
+        60.0, gt=0, description="Default time limit for one call to an upstream server."
+    )
+    session_idle_seconds: float = Field(
+        3600.0, gt=0, description="Legacy-era sessions unused this long are closed."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity of the gateway process (logs go to stderr)."
+    )
+
+
+class ServerConfig(_Model):
+    """One upstream MCP server, in the de-facto ``mcpServers`` entry format plus a few extras."""
+
+    command: str | None = Field(None, description="stdio: program to start.")
+    args: list[str] = Field(default_factory=list, description="stdio: its arguments.")
+    env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment.")
+    cwd: str | None = Field(None, description="stdio: working directory.")
+    url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
+    headers: dict[str, str] = Field(default_factory=dict, description="remote: extra headers.")
+    transport: Literal["streamable-http", "http", "sse", "stdio"] | None = Field(
+        None,
+        alias="type",
+        description="remote: 'streamable-http' (alias 'http') or legacy 'sse'. Inferred when "
+        "omitted: 'stdio' with command, else 'streamable-http' (or 'sse' for URLs ending /sse).",
+    )
+    era: Literal["auto", "modern", "legacy"] = Field(
+        "auto",
+        description="Protocol era to speak: 'auto' probes with server/discover and falls back to "
+        "initialize; 'modern' or 'legacy' skip the probe.",
+    )
+    namespace: str | None = Field(
+        None,
+        description="Prefix of this server's tools, prompts and resource URIs. Defaults to the "
+        "server's name; '' exposes names unprefixed (collisions are then reported).",
+    )
+    enabled: bool = Field(True, description="Set false (or disabled: true) to keep but not run it.")
+    disabled: bool = Field(
+        False, description="Claude-Desktop style switch; the opposite of enabled."
+    )
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="Per-call time limit; defaults to gateway.call_timeout_seconds."
+    )
+    connect_timeout_seconds: float = Field(
+        30.0, gt=0, description="Time allowed to start and handshake with the server."
+    )
+    restart_initial_seconds: float = Field(
+        0.5, gt=0, description="First delay before reconnecting a failed server; doubles each try."
+    )
+    restart_max_seconds: float = Field(30.0, gt=0, description="Longest delay between retries.")
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failed calls that open the circuit breaker."
+    )
+    breaker_reset_seconds: float = Field(
+        30.0, gt=0, description="How long an open breaker rejects calls before trying one."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_foreign_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in FOREIGN_SERVER_KEYS}
+        return data
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> ServerConfig:
+        if self.command and self.url:
+            raise ValueError("give either 'command' (stdio) or 'url' (remote), not both")
+        if not self.command and not self.url:
+            raise ValueError("needs 'command' (a stdio server) or 'url' (a remote server)")
+        if self.url and not re.match(r"^https?://", self.url):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        if self.command and self.transport not in (None, "stdio"):
+            raise ValueError(f"transport {self.transport!r} needs a 'url', not a 'command'")
+        if self.url and self.transport == "stdio":
+            raise ValueError("transport 'stdio' needs a 'command', not a 'url'")
+        if self.namespace and not SERVER_NAME.match(self.namespace):
+            raise ValueError(
+                f"namespace {self.namespace!r} must be letters and digits joined by single "
+                "'-' or '_'"
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["stdio", "streamable-http", "sse"]:
+        if self.command:
+            return "stdio"
+        if self.transport == "sse" or (
+            self.transport is None and (self.url or "").rstrip("/").endswith("/sse")
+        ):
+            return "sse"
+        return "streamable-http"
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and not self.disabled
+
+
+class Settings(_Model):
+    """The whole gateway configuration."""
+
+    gateway: GatewaySettings = Field(
+        default_factory=lambda: GatewaySettings(), description="The gateway's own listener."
+    )
+    servers: dict[str, ServerConfig] = Field(
+        default_factory=dict, description="Upstream MCP servers by name (mcpServers format)."
+    )
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Settings:
+        for name in self.servers:
+            if not SERVER_NAME.match(name):
+                raise ValueError(
+                    f"server name {name!r} must be letters and digits joined by single '-' or "
+                    "'_' (it becomes the namespace prefix)"
+                )
+        return self
+
+    def namespace_of(self, name: str) -> str:
+        ns = self.servers[name].namespace
+        return name if ns is None else ns
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any, str]]:
+    out = []
+    for key, raw in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        path = tuple(p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p)
+        if len(path) < 2 or path[0] not in ("gateway",):
+            continue
+        try:
+            value = load_yaml(raw, key).data if raw.strip() else ""
+        except ConfigError:
+            value = raw
+        out.append((path, value, key))
+    return out
+
+
+def _problems_from(exc: ValidationError, source: LocatedYaml) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling; `catalyst config init` lists them all)"
+        problems.append(source.problem(loc, f"{where}: {msg}"))
+    return problems
+
+
+def parse_settings(source: LocatedYaml, environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate a located YAML document (plus env overrides) into :class:`Settings`."""
+    data = source.data if source.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([source.problem((), "the top level must be a mapping of sections")])
+    data = dict(data)
+    if "mcpServers" in data:
+        if "servers" in data:
+            raise ConfigError([source.problem(("mcpServers",), "give 'servers' or 'mcpServers'")])
+        data["servers"] = data.pop("mcpServers")
+        source.lines.update(
+            {("servers", *k[1:]): v for k, v in source.lines.items() if k[:1] == ("mcpServers",)}
+        )
+    for path, value, _key in _env_overrides(os.environ if environ is None else environ):
+        section = data.setdefault(path[0], {})
+        if not isinstance(section, dict):
+            continue
+        section[path[1]] = value
+        source.lines.pop(path, None)
+        source.lines[path] = 0  # marks "from the environment" in messages below
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems_from(exc, source)
+        fixed = [
+            ConfigProblem("environment", None, p.message) if p.line == 0 else p for p in problems
+        ]
+        raise ConfigError(fixed) from exc
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load settings from ``path`` (or defaults when ``None``) and the environment."""
+    source = read_yaml(path) if path is not None else LocatedYaml("<defaults>", {})
+    return parse_settings(source, environ)

@@ -1,0 +1,361 @@
+"""The Streamable HTTP endpoint (``/mcp``), both eras on one URL.
+
+Era detection follows the spec's rules for a dual-era server: ``initialize`` starts a legacy
+session; a request whose ``_meta`` (or ``MCP-Protocol-Version`` header) names a modern version is
+served statelessly after its headers are checked against its body; anything else belongs to a
+legacy session named by ``Mcp-Session-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from typing import Any
+
+from catalyst_mcp.errors import (
+    CatalystError,
+    HeaderMismatch,
+    InvalidRequest,
+    MethodNotFound,
+    ProtocolError,
+)
+from catalyst_mcp.protocol.dispatch import Dispatcher, check_modern_meta, modern_meta
+from catalyst_mcp.protocol.hub import Listener, accepted_filter
+from catalyst_mcp.protocol.jsonrpc import Message, decode, error_response, validate
+from catalyst_mcp.protocol.legacy import LegacySession
+from catalyst_mcp.protocol.versions import (
+    LEGACY_VERSIONS,
+    MODERN_VERSIONS,
+    SUBSCRIPTION_ID_KEY,
+)
+from catalyst_mcp.settings import GatewaySettings
+from catalyst_mcp.transports.asgi import (
+    BodyTooLarge,
+    ClientGone,
+    EventStream,
+    OriginPolicy,
+    Receive,
+    Scope,
+    Send,
+    header_map,
+    read_body,
+    send_bytes,
+    send_json,
+    watch_disconnect,
+)
+
+__all__ = ["StreamableHttpEndpoint"]
+
+log = logging.getLogger("catalyst.http")
+
+KEEPALIVE_SECONDS = 15.0
+# A call still running after this long gets a watcher that cancels it if the client leaves.
+WATCH_AFTER_SECONDS = 0.05
+NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+def _decode_header_value(raw: bytes) -> str:
+    text = raw.decode("latin-1")
+    if text.startswith("=?base64?") and text.endswith("?="):
+        try:
+            return base64.b64decode(text[9:-2], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise HeaderMismatch("Header mismatch: invalid base64 header value") from exc
+    return text
+
+
+class StreamableHttpEndpoint:
+    def __init__(self, dispatcher: Dispatcher, settings: GatewaySettings) -> None:
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.origins = OriginPolicy(settings.allowed_origins)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = header_map(scope)
+        if not self.origins.allows(headers.get(b"origin")):
+            await send_json(
+                send, 403, error_response(None, InvalidRequest("Forbidden: Origin not allowed"))
+            )
+            return
+        method = scope["method"]
+        if method == "POST":
+            await self._post(headers, receive, send)
+        elif method == "GET":
+            await self._get(headers, receive, send)
+        elif method == "DELETE":
+            await self._delete(headers, send)
+        else:
+            await send_bytes(send, 405, b"", None, [(b"allow", b"GET, POST, DELETE")])
+
+    # ---- POST ------------------------------------------------------------------------------
+
+    async def _post(self, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            exc = InvalidRequest("Unsupported Media Type: Content-Type must be application/json")
+            await send_json(send, 415, error_response(None, exc))
+            return
+        accept = headers.get(b"accept")
+        if accept is not None and not (
+            b"application/json" in accept or b"*/*" in accept or b"application/*" in accept
+        ):
+            exc = InvalidRequest("Not Acceptable: Accept must include application/json")
+            await send_json(send, 406, error_response(None, exc))
+            return
+        try:
+            body = await read_body(
+                receive, self.settings.max_request_bytes, headers.get(b"content-length")
+            )
+        except BodyTooLarge:
+            limit = self.settings.max_request_bytes
+            exc = InvalidRequest(f"Payload Too Large: the limit is {limit} bytes")
+            await send_json(send, 413, error_response(None, exc))
+            return
+        except ClientGone:
+            return
+        try:
+            message = validate(self._decode(body))
+        except ProtocolError as exc:
+            await send_json(send, 400, error_response(None, exc))
+            return
+        if message.get("method") == "initialize" and "id" in message:
+            await self._initialize(message, send)
+        elif (meta := modern_meta(message)) is not None or self._modern_header(headers):
+            await self._modern(message, meta, headers, receive, send)
+        else:
+            await self._legacy(message, headers, send)
+
+    @staticmethod
+    def _decode(body: bytes) -> Any:
+        data = decode(body)
+        if isinstance(data, list):
+            raise InvalidRequest("Invalid Request: JSON-RPC batches are not supported")
+        return data
+
+    @staticmethod
+    def _modern_header(headers: dict[bytes, bytes]) -> bool:
+        version = headers.get(b"mcp-protocol-version")
+        return version is not None and version.decode("latin-1") >= MODERN_VERSIONS[0]
+
+    async def _initialize(self, message: Message, send: Send) -> None:
+        try:
+            session, response = self.dispatcher.initialize(message)
+        except CatalystError as exc:
+            await send_json(send, 400, error_response(message["id"], exc))
+            return
+        await send_json(send, 200, response, [(b"mcp-session-id", session.id.encode())])
+
+    # ---- modern ----------------------------------------------------------------------------
+
+    def _check_headers(self, message: Message, meta: Any, headers: dict[bytes, bytes]) -> None:
+        version = headers.get(b"mcp-protocol-version")
+        if version is None:
+            raise HeaderMismatch("Header mismatch: MCP-Protocol-Version header is required")
+        check_modern_meta(meta, version.decode("latin-1"))
+        if "id" not in message:
+            return  # header rules for notifications are not defined by the spec
+        method = message["method"]
+        header_method = headers.get(b"mcp-method")
+        if header_method is None:
+            raise HeaderMismatch("Header mismatch: Mcp-Method header is required")
+        if header_method.decode("latin-1") != method:
+            raise HeaderMismatch(
+                f"Header mismatch: Mcp-Method header value does not match body method {method!r}"
+            )
+        field = NAMED_METHODS.get(method)
+        if field is not None:
+            raw = headers.get(b"mcp-name")
+            if raw is None:
+                raise HeaderMismatch("Header mismatch: Mcp-Name header is required")
+            value = (message.get("params") or {}).get(field)
+            if _decode_header_value(raw) != value:
+                raise HeaderMismatch(
+                    f"Header mismatch: Mcp-Name header value does not match body {field}"
+                )
+
+    async def _modern(
+        self,
+        message: Message,
+        meta: Any,
+        headers: dict[bytes, bytes],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        request_id = message.get("id")
+        try:
+            if "method" not in message:
+                raise InvalidRequest("Invalid Request: modern clients do not send responses")
+            self._check_headers(message, meta, headers)
+        except CatalystError as exc:
+            await send_json(
+                send,
+                exc.http_status if exc.http_status != 200 else 400,
+                error_response(request_id, exc),
+            )
+            return
+        if request_id is None:
+            await send_bytes(send, 202, b"", None)
+            return
+        method = message["method"]
+        if method == "subscriptions/listen":
+            await self._listen(message, receive, send)
+            return
+        if not self.dispatcher.server.knows(method):
+            unknown = MethodNotFound(f"Method not found: {method}")
+            await send_json(send, 404, error_response(request_id, unknown))
+            return
+        stream = EventStream(send)
+        task = asyncio.current_task()
+        watcher: asyncio.Task[None] | None = None
+
+        def start_watching() -> None:
+            nonlocal watcher
+            if task is not None:
+                watcher = watch_disconnect(receive, task.cancel)
+
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, start_watching)
+        try:
+            response = await self.dispatcher.modern(message, meta, stream.event)
+        except asyncio.CancelledError:
+            if watcher is not None and watcher.done() and task is not None:
+                task.uncancel()  # the client went away: that is the cancellation
+                return
+            raise
+        finally:
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
+        status = 200
+        if response is not None and "error" in response:
+            status = _status_for(response["error"])
+        await stream.finish(response, status)
+
+    async def _listen(self, message: Message, receive: Receive, send: Send) -> None:
+        params = message.get("params") or {}
+        listener = Listener(message["id"], accepted_filter(params.get("notifications")))
+        hub = self.dispatcher.hub
+        await hub.add(listener)
+        stream = EventStream(send)
+        gone = asyncio.Event()
+        watcher = watch_disconnect(receive, gone.set)
+        try:
+            await stream.event(
+                listener.tagged(
+                    "notifications/subscriptions/acknowledged", {"notifications": listener.filter}
+                )
+            )
+            while not gone.is_set():
+                getter = asyncio.ensure_future(listener.queue.get())
+                waiter = asyncio.ensure_future(gone.wait())
+                done, _ = await asyncio.wait(
+                    {getter, waiter}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiter.cancel()
+                if getter in done:
+                    await stream.event(getter.result())
+                else:
+                    getter.cancel()
+                    if not gone.is_set():
+                        await stream.raw(b": keep-alive\n\n")
+        finally:
+            watcher.cancel()
+            await hub.remove(listener)
+            if not gone.is_set():
+                result = {"resultType": "complete", "_meta": {SUBSCRIPTION_ID_KEY: message["id"]}}
+                await stream.finish({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+    # ---- legacy ----------------------------------------------------------------------------
+
+    def _session(self, headers: dict[bytes, bytes]) -> tuple[LegacySession | None, int, str]:
+        raw = headers.get(b"mcp-session-id")
+        if raw is None:
+            return (
+                None,
+                400,
+                "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+            )
+        session = self.dispatcher.sessions.get(raw.decode("latin-1"))
+        if session is None:
+            return None, 404, "Session not found: initialize a new session"
+        version = headers.get(b"mcp-protocol-version")
+        if version is not None and version.decode("latin-1") not in LEGACY_VERSIONS:
+            return None, 400, "Bad Request: unsupported MCP-Protocol-Version"
+        return session, 200, ""
+
+    async def _legacy(self, message: Message, headers: dict[bytes, bytes], send: Send) -> None:
+        session, status, why = self._session(headers)
+        if session is None:
+            await send_json(send, status, error_response(message.get("id"), InvalidRequest(why)))
+            return
+        if "id" not in message or "method" not in message:
+            await self.dispatcher.legacy(session, message, _no_stream)
+            await send_bytes(send, 202, b"", None)
+            return
+        stream = EventStream(send, [(b"mcp-session-id", session.id.encode())])
+        response = await self.dispatcher.legacy(session, message, stream.event)
+        await stream.finish(response)
+
+    async def _get(self, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+        if b"mcp-session-id" not in headers:
+            await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
+            return
+        if b"text/event-stream" not in headers.get(b"accept", b"text/event-stream"):
+            exc = InvalidRequest("Not Acceptable: Accept must include text/event-stream")
+            await send_json(send, 406, error_response(None, exc))
+            return
+        session, status, why = self._session(headers)
+        if session is None:
+            await send_json(send, status, error_response(None, InvalidRequest(why)))
+            return
+        await drain_outbox(
+            session, receive, EventStream(send, [(b"mcp-session-id", session.id.encode())])
+        )
+
+    async def _delete(self, headers: dict[bytes, bytes], send: Send) -> None:
+        raw = headers.get(b"mcp-session-id")
+        if raw is None:
+            await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
+            return
+        found = self.dispatcher.close_session(raw.decode("latin-1"))
+        await send_bytes(send, 200 if found else 404, b"", None)
+
+
+async def drain_outbox(session: LegacySession, receive: Receive, stream: EventStream) -> None:
+    """Relay a session's queued messages on an SSE stream until the client leaves."""
+    gone = asyncio.Event()
+    watcher = watch_disconnect(receive, gone.set)
+    try:
+        await stream.start()
+        while not gone.is_set() and not session.closed:
+            getter = asyncio.ensure_future(session.next_message(KEEPALIVE_SECONDS))
+            waiter = asyncio.ensure_future(gone.wait())
+            done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if getter not in done:
+                getter.cancel()
+                break
+            message = getter.result()
+            if message is None:
+                await stream.raw(b": keep-alive\n\n")
+            else:
+                await stream.event(message)
+    finally:
+        watcher.cancel()
+        if not gone.is_set():
+            await stream.finish(None)
+
+
+async def _no_stream(message: Message) -> None:
+    return None
+
+
+def _status_for(error: dict[str, Any]) -> int:
+    code = error.get("code")
+    if code in (-32020, -32021, -32022):
+        return 400
+    if code == -32601:
+        return 404
+    return 200

@@ -1,0 +1,330 @@
+"""Streamable HTTP upstream (both eras) and the deprecated HTTP+SSE upstream (2024-11-05).
+
+Streamable HTTP: every message is a POST; a request's answer is either one JSON document or an
+SSE stream that carries related notifications and server→client requests before the response.
+In the legacy era the server may mint an ``Mcp-Session-Id`` and offer a GET stream for
+unrelated messages; in the modern era there is neither. HTTP+SSE: one long GET stream carries
+everything the server sends; messages are POSTed to the URL its first ``endpoint`` event names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import urljoin
+
+import orjson
+
+from catalyst_mcp.errors import UpstreamProtocolError, UpstreamUnavailable
+from catalyst_mcp.protocol.jsonrpc import Message
+from catalyst_mcp.protocol.sse import SseDecoder, iter_events
+from catalyst_mcp.upstreams.base import MessageHandler, PendingRequests, UpstreamTransport
+from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, HttpResponse, split_url
+
+__all__ = ["HttpStatusError", "SseTransport", "StreamableHttpTransport"]
+
+log = logging.getLogger("catalyst.upstream")
+
+JSON = "application/json"
+ACCEPT_BOTH = "application/json, text/event-stream"
+MAX_ERROR_BODY = 64 * 1024
+
+
+class HttpStatusError(UpstreamProtocolError):
+    """The upstream answered with an HTTP status that carries no JSON-RPC response."""
+
+    def __init__(self, server: str, status: int, body: Any) -> None:
+        super().__init__(server, f"{server} answered HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+def encode_header_value(value: str) -> str:
+    """Mcp-Name / Mcp-Param-* value encoding: base64 sentinel unless plain visible ASCII."""
+    plain = (
+        value
+        and value == value.strip()
+        and all(0x20 <= ord(c) <= 0x7E or c == "\t" for c in value)
+        and not (value.startswith("=?base64?") and value.endswith("?="))
+    )
+    if plain:
+        return value
+    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
+
+
+class StreamableHttpTransport(UpstreamTransport):
+    def __init__(self, server: str, url: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(server)
+        self.url = url
+        self.extra_headers = dict(headers or {})
+        self.client = HttpClient(url)
+        self.session_id: str | None = None
+        self._get_task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        return None  # connections open lazily; the handshake is the session's business
+
+    def _headers(self, message: Message | None, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = {"Content-Type": JSON, "Accept": ACCEPT_BOTH, **self.extra_headers}
+        if self.protocol_version is not None:
+            headers["MCP-Protocol-Version"] = self.protocol_version
+        if self.session_id is not None:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.modern and message is not None and "method" in message:
+            method = message["method"]
+            headers["Mcp-Method"] = method
+            params = message.get("params") or {}
+            name = params.get("uri") if method == "resources/read" else params.get("name")
+            if method in ("tools/call", "prompts/get", "resources/read") and isinstance(name, str):
+                headers["Mcp-Name"] = encode_header_value(name)
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def _post(self, message: Message, extra: dict[str, str] | None = None) -> HttpResponse:
+        body = orjson.dumps(message)
+        try:
+            return await self.client.request("POST", self._headers(message, extra), body)
+        except HttpError as exc:
+            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+
+    async def request(
+        self,
+        message: Message,
+        on_related: MessageHandler | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Message:
+        response = await self._post(message, headers)
+        try:
+            if message.get("method") == "initialize" and "mcp-session-id" in response.headers:
+                self.session_id = response.headers["mcp-session-id"]
+            return await self._answer(message, response, on_related)
+        except HttpError as exc:
+            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+        finally:
+            response.aclose_nowait()
+
+    async def _answer(
+        self, message: Message, response: HttpResponse, on_related: MessageHandler | None
+    ) -> Message:
+        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if response.status == 200 and ctype == "text/event-stream":
+            decoder = SseDecoder()
+            async for chunk in response.iter_chunks():
+                for event in decoder.feed(chunk):
+                    if event.event != "message" or not event.data:
+                        continue
+                    incoming = self._decode(event.data.encode())
+                    if "method" not in incoming and incoming.get("id") == message["id"]:
+                        return incoming
+                    await (on_related or self.on_message)(incoming)
+            raise UpstreamProtocolError(
+                self.server, f"{self.server} closed the stream before answering"
+            )
+        body = await response.read()
+        if response.status == 404 and self.session_id is not None:
+            self.session_id = None
+            raise UpstreamUnavailable(self.server, f"{self.server} ended the session")
+        if ctype == JSON and body:
+            answer = self._decode(body)
+            is_response = "method" not in answer and ("result" in answer or "error" in answer)
+            if response.status != 200:
+                raise HttpStatusError(self.server, response.status, answer)
+            if is_response:
+                return answer
+            raise UpstreamProtocolError(self.server, f"{self.server} answered a non-response")
+        if response.status == 200:
+            raise UpstreamProtocolError(
+                self.server, f"{self.server} answered {ctype or 'no content type'}, not JSON"
+            )
+        raise HttpStatusError(self.server, response.status, body[:MAX_ERROR_BODY])
+
+    def _decode(self, data: bytes) -> Message:
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamProtocolError(self.server, f"{self.server} sent invalid JSON") from exc
+        if not isinstance(message, dict):
+            raise UpstreamProtocolError(self.server, f"{self.server} sent a non-object message")
+        return message
+
+    async def send(self, message: Message) -> None:
+        response = await self._post(message)
+        try:
+            await response.read()
+        except HttpError as exc:
+            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+        if response.status >= 400:
+            log.warning("%s: HTTP %s for a %s", self.server, response.status, message.get("method"))
+
+    def start_listening(self) -> None:
+        """Legacy era: open the GET stream for messages unrelated to any request."""
+        if self._get_task is None:
+            self._get_task = asyncio.create_task(self._listen(), name=f"{self.server}-get")
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            headers = {k: v for k, v in self._headers(None, None).items() if k != "Content-Type"}
+            headers["Accept"] = "text/event-stream"
+            try:
+                response = await self.client.request("GET", headers)
+            except HttpError as exc:
+                log.debug("%s: GET stream failed: %s", self.server, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            try:
+                if response.status != 200:
+                    return  # 405: the server offers no GET stream
+                delay = 0.5
+                async for event in iter_events(response.iter_chunks()):
+                    if event.event == "message" and event.data:
+                        with contextlib.suppress(UpstreamProtocolError):
+                            await self.on_message(self._decode(event.data.encode()))
+            except HttpError:
+                pass
+            finally:
+                response.aclose_nowait()
+            await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        if self._get_task is not None:
+            self._get_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._get_task
+            self._get_task = None
+        if self.session_id is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    response = await self.client.request("DELETE", self._headers(None, None))
+                    await response.read()
+            self.session_id = None
+        await self.client.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        target = split_url(self.url)
+        return {"transport": "streamable-http", "url": f"{target.scheme}://{target.host_header}"}
+
+
+class SseTransport(UpstreamTransport):
+    """The deprecated HTTP+SSE transport: GET stream in, POSTs out."""
+
+    def __init__(self, server: str, url: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(server)
+        self.url = url
+        self.extra_headers = dict(headers or {})
+        self.client = HttpClient(url)
+        self.post_client: HttpClient | None = None
+        self.post_path = ""
+        self._pending = PendingRequests(server)
+        self._stream: HttpResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        headers = {"Accept": "text/event-stream", **self.extra_headers}
+        try:
+            self._stream = await self.client.request("GET", headers)
+        except HttpError as exc:
+            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+        if self._stream.status != 200:
+            self._stream.aclose_nowait()
+            raise UpstreamUnavailable(
+                self.server, f"{self.server}: SSE endpoint answered HTTP {self._stream.status}"
+            )
+        endpoint: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read(endpoint), name=f"{self.server}-sse")
+        try:
+            async with asyncio.timeout(30):
+                post_url = urljoin(self.url, await endpoint)
+        except TimeoutError as exc:
+            await self.close()
+            raise UpstreamUnavailable(self.server, f"{self.server} sent no endpoint event") from exc
+        target = split_url(post_url)
+        mine = split_url(self.url)
+        same = (target.scheme, target.host, target.port) == (mine.scheme, mine.host, mine.port)
+        if not same:
+            await self.close()
+            raise UpstreamProtocolError(self.server, f"{self.server} named a foreign POST endpoint")
+        self.post_client = HttpClient(post_url)
+        self.post_path = target.path
+
+    async def _read(self, endpoint: asyncio.Future[str]) -> None:
+        assert self._stream is not None
+        reason = "closed its event stream"
+        try:
+            async for event in iter_events(self._stream.iter_chunks()):
+                if event.event == "endpoint":
+                    if not endpoint.done():
+                        endpoint.set_result(event.data.strip())
+                    continue
+                if event.event != "message" or not event.data:
+                    continue
+                try:
+                    message = orjson.loads(event.data)
+                except orjson.JSONDecodeError:
+                    log.warning("%s: ignoring non-JSON event", self.server)
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                if "method" not in message and "id" in message:
+                    self._pending.resolve(message)
+                else:
+                    await self.on_message(message)
+        except HttpError as exc:
+            reason = str(exc)
+        self._pending.fail_all(f"{self.server} {reason}; it will be reconnected")
+        if not endpoint.done():
+            endpoint.set_exception(UpstreamUnavailable(self.server, f"{self.server} {reason}"))
+        self.on_closed(f"{self.server} {reason}")
+
+    async def _post(self, message: Message) -> None:
+        if self.post_client is None:
+            raise UpstreamUnavailable(self.server, f"{self.server} is not connected")
+        headers = {"Content-Type": JSON, **self.extra_headers}
+        try:
+            response = await self.post_client.request(
+                "POST", headers, orjson.dumps(message), path=self.post_path
+            )
+            await response.read()
+        except HttpError as exc:
+            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+        if response.status >= 400:
+            raise HttpStatusError(self.server, response.status, b"")
+
+    async def request(
+        self,
+        message: Message,
+        on_related: MessageHandler | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Message:
+        future = self._pending.add(message["id"])
+        try:
+            await self._post(message)
+            return await future
+        finally:
+            self._pending.discard(message["id"])
+
+    async def send(self, message: Message) -> None:
+        await self._post(message)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._stream is not None:
+            self._stream.aclose_nowait()
+            self._stream = None
+        await self.client.aclose()
+        if self.post_client is not None:
+            await self.post_client.aclose()
+        self._pending.fail_all(f"{self.server} was stopped")
+
+    def describe(self) -> dict[str, Any]:
+        target = split_url(self.url)
+        return {"transport": "sse", "url": f"{target.scheme}://{target.host_header}"}

@@ -1,0 +1,324 @@
+"""A lean HTTP/1.1 client with a keep-alive connection pool, for talking to upstream servers.
+
+Why not httpx or aiohttp: a gateway call crosses this client twice per request, and general
+clients spend 0.1-0.3 ms of Python per request on features we do not use (cookies, redirects,
+auth flows, HTTP/2 negotiation). This one writes the request line and headers in one buffer,
+parses responses with ``httptools`` (llhttp, the parser uvicorn uses) and streams bodies, which
+Server-Sent Events need. See docs/decisions/001-lean-protocol-core.md for the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["HttpClient", "HttpError", "HttpResponse"]
+
+
+class HttpError(Exception):
+    """The connection failed or the peer sent something that is not HTTP/1.1."""
+
+
+@dataclass(slots=True)
+class _Target:
+    scheme: str
+    host: str
+    port: int
+    path: str
+    host_header: str
+
+
+def split_url(url: str) -> _Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpError(f"not an http(s) URL: {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return _Target(parts.scheme, parts.hostname, port, path, host_header)
+
+
+class HttpResponse:
+    """A response whose body is read as it arrives; call :meth:`aclose` (or read it all)."""
+
+    __slots__ = ("_conn", "_done", "_error", "_waiter", "chunks", "headers", "status")
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: deque[bytes] = deque()
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            while self.chunks:
+                yield self.chunks.popleft()
+            if self._error is not None:
+                raise HttpError(str(self._error)) from self._error
+            if self._done:
+                self._conn.release()
+                return
+            await self._wait()
+
+    async def read(self) -> bytes:
+        parts = [chunk async for chunk in self.iter_chunks()]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def aclose_nowait(self) -> None:
+        """Abandon the body: the connection is closed unless the response was complete."""
+        if self._done and not self.chunks:
+            self._conn.release()
+        else:
+            self._conn.discard()
+
+    async def aclose(self) -> None:
+        self.aclose_nowait()
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, pool: HttpClient) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.response: HttpResponse | None = None
+        self.headers_ready: asyncio.Future[None] | None = None
+        self.closed = False
+        self.uses = 0
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(HttpError(f"malformed HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.response is not None and not self.response._done:
+            self._fail(HttpError("connection closed before the response was complete"))
+
+    def _fail(self, exc: BaseException) -> None:
+        self.closed = True
+        if self.headers_ready is not None and not self.headers_ready.done():
+            self.headers_ready.set_exception(exc)
+        if self.response is not None:
+            self.response._error = exc
+            self.response._wake()
+        if self.transport is not None:
+            self.transport.close()
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.response is not None
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        old = self.response.headers.get(key)
+        self.response.headers[key] = text if old is None else f"{old}, {text}"
+
+    def on_headers_complete(self) -> None:
+        assert self.response is not None and self.headers_ready is not None
+        self.response.status = self.parser.get_status_code()
+        if not self.headers_ready.done():
+            self.headers_ready.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        assert self.response is not None
+        self.response.chunks.append(body)
+        self.response._wake()
+
+    def on_message_complete(self) -> None:
+        assert self.response is not None
+        if not self.parser.should_keep_alive():
+            self.closed = True
+        self.response._done = True
+        self.response._wake()
+
+    # pool interface
+    def send(self, head: bytes, body: bytes) -> HttpResponse:
+        assert self.transport is not None
+        self.uses += 1
+        self.response = HttpResponse(self)
+        self.headers_ready = asyncio.get_running_loop().create_future()
+        self.transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.transport.write(body)
+        return self.response
+
+    def release(self) -> None:
+        if self.response is None:
+            return
+        self.response = None
+        self.headers_ready = None
+        if self.closed:
+            self.discard()
+        else:
+            self.pool._put_back(self)
+
+    def discard(self) -> None:
+        self.response = None
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        self.pool._forget(self)
+
+
+class HttpClient:
+    """Pooled keep-alive HTTP/1.1 connections to one origin (scheme, host, port)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 100,
+        connect_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.target = split_url(url)
+        self.max_connections = max_connections
+        self.connect_timeout = connect_timeout
+        self._ssl = ssl_context if self.target.scheme == "https" else None
+        if self.target.scheme == "https" and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        self._idle: deque[_Connection] = deque()
+        self._open = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    def _forget(self, conn: _Connection) -> None:
+        self._open -= 1
+        self._wake_waiter()
+
+    def _put_back(self, conn: _Connection) -> None:
+        if self._closed:
+            conn.discard()
+            return
+        self._idle.append(conn)
+        self._wake_waiter()
+
+    def _wake_waiter(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _acquire(self) -> _Connection:
+        while True:
+            while self._idle:
+                conn = self._idle.pop()
+                alive = conn.transport is not None and not conn.transport.is_closing()
+                if alive and not conn.closed:
+                    return conn
+                conn.discard()
+            if self._closed:
+                raise HttpError("client is closed")
+            if self._open < self.max_connections:
+                self._open += 1
+                try:
+                    return await self._connect()
+                except BaseException:
+                    self._open -= 1
+                    raise
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, protocol = await loop.create_connection(
+                    lambda: _Connection(self),
+                    self.target.host,
+                    self.target.port,
+                    ssl=self._ssl,
+                    server_hostname=self.target.host if self._ssl else None,
+                )
+        except TimeoutError as exc:
+            raise HttpError(f"timed out connecting to {self.target.host_header}") from exc
+        except OSError as exc:
+            raise HttpError(f"cannot connect to {self.target.host_header}: {exc.strerror}") from exc
+        return protocol
+
+    def _head(self, method: str, path: str, headers: dict[str, str], length: int | None) -> bytes:
+        lines = [f"{method} {path} HTTP/1.1\r\nHost: {self.target.host_header}\r\n"]
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+                raise HttpError(f"header {name!r} contains a line break")
+            lines.append(f"{name}: {value}\r\n")
+        if length is not None:
+            lines.append(f"Content-Length: {length}\r\n")
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1")
+
+    async def request(
+        self,
+        method: str,
+        headers: dict[str, str],
+        body: bytes = b"",
+        *,
+        path: str | None = None,
+    ) -> HttpResponse:
+        """Send a request and return once the response headers have arrived.
+
+        A connection from the pool that turns out to be dead (the server closed it while idle)
+        is retried once on a fresh one; anything else is reported as :class:`HttpError`.
+        """
+        head = self._head(
+            method,
+            path or self.target.path,
+            headers,
+            len(body) if body or method != "GET" else None,
+        )
+        for attempt in (0, 1):
+            conn = await self._acquire()
+            response = conn.send(head, body)
+            reused = conn.uses > 1
+            assert conn.headers_ready is not None
+            try:
+                await conn.headers_ready
+            except HttpError:
+                conn.discard()
+                if attempt == 0 and reused and not response.status and not response.chunks:
+                    continue
+                raise
+            except BaseException:
+                conn.discard()
+                raise
+            return response
+        raise HttpError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().discard()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(HttpError("client is closed"))

@@ -1,0 +1,492 @@
+"""One configured upstream MCP server: connect, supervise, cache its lists, relay calls.
+
+The connection is long-lived and shared by every client (no per-call handshake). A supervisor
+task reconnects with exponential backoff when the process dies or the server stops answering;
+while it is down, calls fail fast with a clear error and ``/ready`` says why. A circuit breaker
+stops hammering a server whose calls keep failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from typing import Any
+
+from catalyst_mcp.context import CallContext
+from catalyst_mcp.errors import (
+    CatalystError,
+    MethodNotFound,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from catalyst_mcp.protocol.jsonrpc import Message
+from catalyst_mcp.protocol.versions import LOG_LEVEL_KEY, log_level_allows
+from catalyst_mcp.providers import LIST_KINDS, ListKind, Provider
+from catalyst_mcp.settings import ServerConfig
+from catalyst_mcp.upstreams.base import UpstreamTransport
+from catalyst_mcp.upstreams.breaker import CircuitBreaker
+from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport, encode_header_value
+from catalyst_mcp.upstreams.session import UpstreamSession, open_session
+from catalyst_mcp.upstreams.stdio import StdioTransport
+
+__all__ = ["Upstream"]
+
+log = logging.getLogger("catalyst.upstream")
+
+LIST_METHODS: dict[ListKind, str] = {
+    "tools": "tools/list",
+    "resources": "resources/list",
+    "resourceTemplates": "resources/templates/list",
+    "prompts": "prompts/list",
+}
+CAPABILITY_OF: dict[ListKind, str] = {
+    "tools": "tools",
+    "resources": "resources",
+    "resourceTemplates": "resources",
+    "prompts": "prompts",
+}
+CHANGED: dict[str, tuple[ListKind, ...]] = {
+    "notifications/tools/list_changed": ("tools",),
+    "notifications/resources/list_changed": ("resources", "resourceTemplates"),
+    "notifications/prompts/list_changed": ("prompts",),
+}
+IDENTITY_FIELD: dict[ListKind, str] = {
+    "tools": "name",
+    "resources": "uri",
+    "resourceTemplates": "uriTemplate",
+    "prompts": "name",
+}
+MAX_PAGES = 1000
+
+
+def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
+    if config.kind == "stdio":
+        assert config.command is not None
+        return StdioTransport(name, config.command, list(config.args), dict(config.env), config.cwd)
+    assert config.url is not None
+    if config.kind == "sse":
+        return SseTransport(name, config.url, dict(config.headers))
+    return StreamableHttpTransport(name, config.url, dict(config.headers))
+
+
+class Upstream(Provider):
+    def __init__(
+        self, name: str, namespace: str, config: ServerConfig, call_timeout: float
+    ) -> None:
+        super().__init__(name, namespace)
+        self.config = config
+        self.call_timeout = config.timeout_seconds or call_timeout
+        self.session: UpstreamSession | None = None
+        self.status = "starting"
+        self.last_error: str | None = None
+        self.connected_at: float | None = None
+        self.restarts = 0
+        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds)
+        self._lists: dict[ListKind, list[dict[str, Any]]] = {k: [] for k in LIST_KINDS}
+        self._expires: dict[ListKind, float] = {}
+        self._param_headers: dict[str, list[tuple[str, str]]] = {}
+        self._inflight: dict[int, CallContext] = {}
+        self._tokens = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._stopping = False
+        self._settled = asyncio.Event()
+        self._refreshing: dict[ListKind, asyncio.Task[None]] = {}
+        self._subscriptions: set[str] = set()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name=f"upstream-{self.name}")
+
+    async def wait_settled(self, timeout: float) -> None:
+        """Wait until the first connection attempt has succeeded or failed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._settled.wait()
+
+    async def _supervise(self) -> None:
+        delay = self.config.restart_initial_seconds
+        while not self._stopping:
+            self._lost.clear()
+            transport = build_transport(self.name, self.config)
+            transport.on_closed = self._connection_lost
+            session: UpstreamSession | None = None
+            try:
+                session = await open_session(
+                    transport,
+                    era=self.config.era,
+                    handshake_timeout=self.config.connect_timeout_seconds,
+                )
+                session.on_notification = self._notification
+                session.on_server_request = self._unrelated_request
+                self.session = session
+                await self._fetch_all(session)
+                self.status = "ready"
+                self.last_error = None
+                self.connected_at = time.time()
+                self.breaker.reset()
+                delay = self.config.restart_initial_seconds
+                self._settled.set()
+                self.on_change(self, set(LIST_KINDS))
+                for uri in self._subscriptions:
+                    await self._send_subscribe(uri)
+                await self._lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except (CatalystError, OSError, TimeoutError) as exc:
+                self.last_error = _describe(exc)
+                log.warning("%s: %s", self.name, self.last_error)
+            except Exception as exc:
+                self.last_error = f"internal error: {type(exc).__name__}"
+                log.exception("%s: unexpected failure", self.name)
+            finally:
+                self.session = None
+                with contextlib.suppress(Exception):
+                    await (session.close() if session is not None else transport.close())
+            if self._stopped():
+                break
+            had_items = any(self._lists.values())
+            self._lists = {k: [] for k in LIST_KINDS}
+            if had_items:
+                self.on_change(self, set(LIST_KINDS))
+            self.status = "failed"
+            self._settled.set()
+            self.restarts += 1
+            log.info("%s: reconnecting in %.1fs", self.name, delay)
+            self._retry_at = time.monotonic() + delay
+            await asyncio.sleep(delay)
+            self.status = "starting"
+            delay = min(delay * 2, self.config.restart_max_seconds)
+
+    def _stopped(self) -> bool:
+        return self._stopping
+
+    def _connection_lost(self, reason: str) -> None:
+        if not self._stopping:
+            self.last_error = reason
+            self._lost.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._lost.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for task in self._refreshing.values():
+            task.cancel()
+        self.status = "stopped"
+
+    # ---- lists -----------------------------------------------------------------------------
+
+    async def _fetch_all(self, session: UpstreamSession) -> None:
+        for kind in LIST_KINDS:
+            if CAPABILITY_OF[kind] in session.capabilities:
+                await self._fetch(session, kind)
+
+    async def _fetch(self, session: UpstreamSession, kind: ListKind) -> None:
+        items: list[dict[str, Any]] = []
+        cursor: Any = None
+        ttl: Any = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {} if cursor is None else {"cursor": cursor}
+            if session.era == "modern":
+                params["_meta"] = session.meta()
+            try:
+                result = await session.request(
+                    LIST_METHODS[kind], params, timeout=self.config.connect_timeout_seconds
+                )
+            except UpstreamRejected as exc:
+                if exc.code == -32601:  # declared but not implemented: treat as empty
+                    break
+                raise
+            key = IDENTITY_FIELD[kind]
+            for item in result.get(kind) or []:
+                if isinstance(item, dict) and isinstance(item.get(key), str):
+                    items.append(item)
+                else:
+                    log.warning("%s: ignoring a malformed entry in %s", self.name, kind)
+            ttl = result.get("ttlMs")
+            cursor = result.get("nextCursor")
+            if not isinstance(cursor, str):
+                break
+        self._lists[kind] = items
+        if isinstance(ttl, int | float) and ttl > 0:
+            self._expires[kind] = time.monotonic() + ttl / 1000
+        elif session.era == "modern" and "listChanged" not in session.capabilities.get(
+            CAPABILITY_OF[kind], {}
+        ):
+            self._expires[kind] = time.monotonic()  # no hint, no notifications: ask again
+        else:
+            self._expires.pop(kind, None)
+        if kind == "tools":
+            self._param_headers = {
+                tool["name"]: headers for tool in items if (headers := _param_headers(tool))
+            }
+
+    def items(self, kind: ListKind) -> list[dict[str, Any]]:
+        return self._lists[kind]
+
+    async def refresh(self) -> None:
+        session = self.session
+        if session is None or not self._expires:
+            return
+        now = time.monotonic()
+        stale = [k for k, at in self._expires.items() if at <= now]
+        for kind in stale:
+            with contextlib.suppress(UpstreamError):
+                await self._fetch(session, kind)
+
+    def _refetch(self, kind: ListKind) -> None:
+        running = self._refreshing.get(kind)
+        if running is not None and not running.done():
+            running.add_done_callback(lambda _: self._refetch(kind))
+            return
+        self._refreshing[kind] = asyncio.create_task(self._refetch_now(kind))
+
+    async def _refetch_now(self, kind: ListKind) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            await self._fetch(session, kind)
+        except UpstreamError as exc:
+            log.warning("%s: could not refresh %s: %s", self.name, kind, exc)
+            return
+        self.on_change(self, {kind})
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    async def call(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        session = self.session
+        if session is None:
+            raise UpstreamUnavailable(self.name, self._unavailable_reason())
+        if not self.breaker.allow():
+            raise UpstreamUnavailable(
+                self.name,
+                f"{self.name} is failing repeatedly (circuit open); "
+                f"retry in {self.breaker.retry_after():.0f}s",
+            )
+        token = next(self._tokens)
+        params = dict(params)
+        params["_meta"] = self._meta(session, ctx, token)
+        headers = None
+        if method == "tools/call" and session.era == "modern":
+            headers = self._headers_for(params)
+        self._inflight[token] = ctx
+        try:
+            result = await session.request(
+                method,
+                params,
+                timeout=self.call_timeout,
+                on_related=lambda message: self._related(message, ctx, token),
+                headers=headers,
+            )
+        except UpstreamRejected:
+            self.breaker.success()
+            raise
+        except (UpstreamUnavailable, UpstreamTimeout, UpstreamProtocolError) as exc:
+            self.breaker.failure()
+            if isinstance(exc, UpstreamUnavailable) and self.config.kind != "stdio":
+                self._connection_lost(str(exc))
+            raise
+        finally:
+            del self._inflight[token]
+        self.breaker.success()
+        return result
+
+    def _meta(self, session: UpstreamSession, ctx: CallContext, token: int) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if ctx.progress_token is not None:
+            extra["progressToken"] = token
+        if session.era == "legacy":
+            return extra
+        if ctx.log_level is not None:
+            extra[LOG_LEVEL_KEY] = ctx.log_level
+        return session.meta(extra, _modern_capabilities(ctx.client_capabilities))
+
+    def _headers_for(self, params: dict[str, Any]) -> dict[str, str] | None:
+        wanted = self._param_headers.get(params.get("name", ""))
+        if not wanted:
+            return None
+        arguments = params.get("arguments") or {}
+        headers = {}
+        for header, arg in wanted:
+            value = arguments.get(arg)
+            if value is None:
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            headers[f"Mcp-Param-{header}"] = encode_header_value(text)
+        return headers
+
+    def _unavailable_reason(self) -> str:
+        why = f": {self.last_error}" if self.last_error else ""
+        retry = getattr(self, "_retry_at", None)
+        when = ""
+        if retry is not None and self.status == "failed":
+            when = f"; retrying in {max(0.0, retry - time.monotonic()):.0f}s"
+        return f"{self.name} is unavailable ({self.status}){why}{when}"
+
+    # ---- what the server sends ---------------------------------------------------------------
+
+    async def _related(self, message: Message, ctx: CallContext, token: int) -> None:
+        """A message the server sent on one call's own response stream."""
+        if "id" in message:
+            session = self.session
+            if session is not None:
+                await session.answer(message, lambda m: self._ask(ctx, m))
+            return
+        await self._notification(message, ctx)
+
+    async def _notification(self, message: Message, ctx: CallContext | None = None) -> None:
+        method = message.get("method")
+        params = message.get("params") or {}
+        if method == "notifications/progress":
+            target = self._inflight.get(params.get("progressToken"))  # type: ignore[arg-type]
+            if target is not None and target.progress_token is not None:
+                await target.emit(
+                    {**message, "params": {**params, "progressToken": target.progress_token}}
+                )
+        elif method == "notifications/message":
+            target = ctx or self._only_caller()
+            if target is not None and log_level_allows(target.log_level, params.get("level")):
+                await target.emit(message)
+            else:
+                log.info("%s[log]: %s", self.name, str(params.get("data"))[:500])
+        elif method in CHANGED:
+            for kind in CHANGED[method]:
+                self._refetch(kind)
+        elif method == "notifications/resources/updated":
+            uri = params.get("uri")
+            if isinstance(uri, str):
+                await self.on_resource_updated(self, uri)
+
+    def _only_caller(self) -> CallContext | None:
+        """A message with no request attached: attribute it when only one call is in flight."""
+        if len(self._inflight) == 1:
+            return next(iter(self._inflight.values()))
+        return None
+
+    async def _unrelated_request(self, message: Message) -> dict[str, Any]:
+        ctx = self._only_caller()
+        if ctx is not None:
+            return await self._ask(ctx, message)
+        if message.get("method") == "roots/list":
+            return {"roots": []}
+        raise MethodNotFound(f"{message.get('method')} is not available outside a client request")
+
+    async def _ask(self, ctx: CallContext, message: Message) -> dict[str, Any]:
+        method = message.get("method", "")
+        capability = method.split("/")[0] if "/" in method else method
+        if capability == "sampling" and method != "sampling/createMessage":
+            raise MethodNotFound(f"unknown method {method}")
+        if ctx.ask is None or not ctx.can(capability):
+            if method == "roots/list":
+                return {"roots": []}
+            raise MethodNotFound(f"the calling client does not support {capability}")
+        return await ctx.ask(method, message.get("params") or {})
+
+    # ---- subscriptions -----------------------------------------------------------------------
+
+    async def subscribe(self, uri: str) -> None:
+        self._subscriptions.add(uri)
+        await self._send_subscribe(uri)
+
+    async def unsubscribe(self, uri: str) -> None:
+        self._subscriptions.discard(uri)
+        session = self.session
+        if session is not None and session.era == "legacy" and self._can_subscribe(session):
+            with contextlib.suppress(UpstreamError):
+                await session.request(
+                    "resources/unsubscribe", {"uri": uri}, timeout=self.call_timeout
+                )
+
+    def _can_subscribe(self, session: UpstreamSession) -> bool:
+        return bool(session.capabilities.get("resources", {}).get("subscribe"))
+
+    async def _send_subscribe(self, uri: str) -> None:
+        session = self.session
+        if session is None or not self._can_subscribe(session):
+            return
+        if session.era == "legacy":
+            with contextlib.suppress(UpstreamError):
+                await session.request(
+                    "resources/subscribe", {"uri": uri}, timeout=self.call_timeout
+                )
+
+    # ---- reports -----------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        session = self.session
+        return session.capabilities if session is not None else {}
+
+    @property
+    def instructions(self) -> str | None:
+        session = self.session
+        return session.instructions if session is not None else None
+
+    @property
+    def may_ask(self) -> bool:
+        session = self.session
+        return session is not None and session.era == "legacy"
+
+    def health(self) -> dict[str, Any]:
+        session = self.session
+        report: dict[str, Any] = {
+            "name": self.name,
+            "kind": "server",
+            "status": self.status,
+            "transport": self.config.kind,
+            "circuit": self.breaker.state,
+            "restarts": self.restarts,
+            "tools": len(self._lists["tools"]),
+            "resources": len(self._lists["resources"]),
+            "prompts": len(self._lists["prompts"]),
+        }
+        if session is not None:
+            report["era"] = session.era
+            report["protocolVersion"] = session.protocol_version
+            report["serverInfo"] = session.server_info
+        if self.last_error:
+            report["error"] = self.last_error
+        return report
+
+
+MODERN_CAPABILITY_KEYS = ("sampling", "elicitation", "roots", "experimental", "extensions")
+
+
+def _modern_capabilities(capabilities: dict[str, Any]) -> dict[str, Any]:
+    """A client's capabilities in the modern shape (legacy ``roots.listChanged`` dropped)."""
+    out = {k: v for k, v in capabilities.items() if k in MODERN_CAPABILITY_KEYS}
+    if isinstance(out.get("roots"), dict) and "listChanged" in out["roots"]:
+        out["roots"] = {k: v for k, v in out["roots"].items() if k != "listChanged"}
+    return out
+
+
+def _param_headers(tool: dict[str, Any]) -> list[tuple[str, str]]:
+    """Top-level tool arguments the upstream wants mirrored as ``Mcp-Param-*`` headers."""
+    schema = tool.get("inputSchema")
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return []
+    return [
+        (spec["x-mcp-header"], name)
+        for name, spec in props.items()
+        if isinstance(spec, dict) and isinstance(spec.get("x-mcp-header"), str)
+    ]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out connecting"
+    if isinstance(exc, UpstreamRejected):
+        return f"refused the handshake: {exc.message}"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,85 @@
+"""Load YAML while remembering where every value came from, so errors can say ``file:line``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from catalyst_mcp.errors import ConfigError, ConfigProblem
+
+__all__ = ["LocatedYaml", "load_yaml"]
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(slots=True)
+class LocatedYaml:
+    """A parsed YAML document plus the 1-based line of every mapping key and sequence item."""
+
+    file: str
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path_) -> int | None:
+        """The line of ``path``, or of its nearest located ancestor."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+    def problem(self, path: Path_, message: str) -> ConfigProblem:
+        return ConfigProblem(self.file, self.line_of(path), message)
+
+
+_CONSTRUCTOR = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.Node) -> Any:
+    return _CONSTRUCTOR.construct_object(node, deep=True)
+
+
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if key in out:
+                raise ConfigError(
+                    [ConfigProblem(file, key_node.start_mark.line + 1, f"duplicate key {key!r}")]
+                )
+            child = (*path, key if isinstance(key, int | str) else str(key))
+            lines[child] = key_node.start_mark.line + 1
+            out[key] = _walk(value_node, child, lines, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def load_yaml(text: str, file: str) -> LocatedYaml:
+    """Parse one YAML document from ``file``; syntax errors become :class:`ConfigError`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigProblem(file, line, f"YAML syntax: {exc.problem}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(file, None, f"YAML syntax: {exc}")]) from exc
+    located = LocatedYaml(file, None)
+    if node is not None:
+        located.data = _walk(node, (), located.lines, file)
+    return located
+
+
+def read_yaml(path: Path) -> LocatedYaml:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
+    return load_yaml(text, str(path))

