@@ -62,6 +62,11 @@ class GatewaySettings(_Model):
         description="Browser origins allowed besides loopback ones (exact match, e.g. "
         "'https://app.example.com'). Requests with any other Origin get 403.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values accepted besides loopback names (e.g. 'mcp.example.com'"
+        "). While bound to loopback, any other Host is refused with 403 (DNS rebinding).",
+    )
     allow_non_loopback: bool = Field(
         False,
         description="Permit binding a non-loopback address. Off by default: there is no "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,26 +55,68 @@ def header_map(scope: Scope) -> dict[bytes, bytes]:
 
 
 class OriginPolicy:
-    """Which browser ``Origin`` values may call us: loopback ones plus a configured list."""
+    """DNS-rebinding protection: which ``Origin`` and ``Host`` values may reach the gateway.
 
-    def __init__(self, allowed: list[str]) -> None:
+    Browsers send ``Origin``; a rebinding attack also shows up as a foreign ``Host``. Loopback
+    origins are always allowed, others only when listed. When the gateway listens on loopback,
+    the ``Host`` must name a loopback host (or one listed in ``allowed_hosts``).
+    """
+
+    def __init__(
+        self, allowed: list[str], *, check_host: bool = False, allowed_hosts: Sequence[str] = ()
+    ) -> None:
         self.allowed = frozenset(o.rstrip("/") for o in allowed)
-        self._cache: dict[bytes, bool] = {}
+        self.check_host = check_host
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self._cache: dict[tuple[bytes | None, bytes | None], str | None] = {}
 
-    def allows(self, origin: bytes | None) -> bool:
-        if origin is None:
-            return True  # not a browser: Origin is how DNS rebinding shows itself
-        known = self._cache.get(origin)
-        if known is None:
-            text = origin.decode("latin-1").rstrip("/")
-            try:
-                host = urlsplit(text).hostname
-            except ValueError:
-                host = None
-            known = text in self.allowed or (host in LOOPBACK_HOSTS and text != "null")
-            if len(self._cache) < 1024:
-                self._cache[origin] = known
-        return known
+    def allows(self, origin: bytes | None, host: bytes | None = None) -> bool:
+        return self.refusal(origin, host) is None
+
+    def refusal(self, origin: bytes | None, host: bytes | None) -> str | None:
+        """Why a request with these headers is refused, or None when it may pass."""
+        key = (origin, host)
+        if key in self._cache:
+            return self._cache[key]
+        reason = None
+        if origin is not None and not self._origin_ok(origin.decode("latin-1").rstrip("/")):
+            reason = "Forbidden: Origin not allowed"
+        elif self.check_host and host is not None and not self._host_ok(host.decode("latin-1")):
+            reason = "Forbidden: Host not allowed"
+        if len(self._cache) < 1024:
+            self._cache[key] = reason
+        return reason
+
+    def _origin_ok(self, origin: str) -> bool:
+        if origin in self.allowed:
+            return True
+        try:
+            hostname = urlsplit(origin).hostname
+        except ValueError:
+            return False
+        return hostname in LOOPBACK_HOSTS
+
+    def _host_ok(self, host: str) -> bool:
+        try:
+            hostname = urlsplit(f"//{host}").hostname
+        except ValueError:
+            return False
+        return (
+            hostname in LOOPBACK_HOSTS
+            or hostname in self.allowed_hosts
+            or (host.lower() in self.allowed_hosts)
+        )
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> OriginPolicy:
+        loopback = settings.host in ("127.0.0.1", "localhost", "::1") or settings.host.startswith(
+            "127."
+        )
+        return cls(
+            settings.allowed_origins,
+            check_host=loopback or bool(settings.allowed_hosts),
+            allowed_hosts=settings.allowed_hosts,
+        )
 
 
 async def read_body(receive: Receive, limit: int, declared: bytes | None) -> bytes:

@@ -70,15 +70,14 @@ class StreamableHttpEndpoint:
     def __init__(self, dispatcher: Dispatcher, settings: GatewaySettings) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
-        self.origins = OriginPolicy(settings.allowed_origins)
+        self.origins = OriginPolicy.for_settings(settings)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
-        if not self.origins.allows(headers.get(b"origin")):
-            await send_json(
-                send, 403, error_response(None, InvalidRequest("Forbidden: Origin not allowed"))
-            )
+        refusal = self.origins.refusal(headers.get(b"origin"), headers.get(b"host"))
+        if refusal is not None:
+            await send_json(send, 403, error_response(None, InvalidRequest(refusal)))
             return
         method = scope["method"]
         if method == "POST":

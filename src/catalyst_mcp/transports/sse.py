@@ -44,12 +44,13 @@ class LegacySseEndpoints:
     def __init__(self, dispatcher: Dispatcher, settings: GatewaySettings) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
-        self.origins = OriginPolicy(settings.allowed_origins)
+        self.origins = OriginPolicy.for_settings(settings)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """GET /sse: open a session and relay everything it is sent."""
-        if not self.origins.allows(header_map(scope).get(b"origin")):
+        headers = header_map(scope)
+        if not self.origins.allows(headers.get(b"origin"), headers.get(b"host")):
             await send_json(
                 send, 403, error_response(None, InvalidRequest("Forbidden: Origin not allowed"))
             )
@@ -71,7 +72,7 @@ class LegacySseEndpoints:
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /messages?session_id=...: accept one message; its answer goes on the stream."""
         headers = header_map(scope)
-        if not self.origins.allows(headers.get(b"origin")):
+        if not self.origins.allows(headers.get(b"origin"), headers.get(b"host")):
             await send_json(
                 send, 403, error_response(None, InvalidRequest("Forbidden: Origin not allowed"))
             )

@@ -196,11 +196,11 @@ class UpstreamSession:
         method: str,
         params: dict[str, Any],
         *,
-        timeout: float,
+        timeout: float | None,
         on_related: MessageHandler | None = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Send one request; return its result or raise the mapped error."""
+        """Send one request; return its result or raise the mapped error (None: no time limit)."""
         request_id = next(self._ids)
         message = request(request_id, method, params)
         try:
@@ -209,7 +209,7 @@ class UpstreamSession:
         except TimeoutError as exc:
             await self._cancel(request_id, "timed out")
             raise UpstreamTimeout(
-                self.server, f"{self.server} did not answer {method} within {timeout:g}s"
+                self.server, f"{self.server} did not answer {method} within {timeout or 0:g}s"
             ) from exc
         except asyncio.CancelledError:
             await self._cancel(request_id, "cancelled by the client")

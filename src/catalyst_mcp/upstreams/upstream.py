@@ -63,6 +63,11 @@ IDENTITY_FIELD: dict[ListKind, str] = {
     "prompts": "name",
 }
 MAX_PAGES = 1000
+LISTEN_FLAGS = {
+    "toolsListChanged": "tools",
+    "promptsListChanged": "prompts",
+    "resourcesListChanged": "resources",
+}
 
 
 def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
@@ -99,6 +104,8 @@ class Upstream(Provider):
         self._settled = asyncio.Event()
         self._refreshing: dict[ListKind, asyncio.Task[None]] = {}
         self._subscriptions: set[str] = set()
+        self._listen_task: asyncio.Task[None] | None = None
+        self._listen_changed = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -135,6 +142,8 @@ class Upstream(Provider):
                 delay = self.config.restart_initial_seconds
                 self._settled.set()
                 self.on_change(self, set(LIST_KINDS))
+                if session.era == "modern":
+                    self._listen_task = asyncio.create_task(self._listen(session))
                 for uri in self._subscriptions:
                     await self._send_subscribe(uri)
                 await self._lost.wait()
@@ -148,6 +157,9 @@ class Upstream(Provider):
                 log.exception("%s: unexpected failure", self.name)
             finally:
                 self.session = None
+                if self._listen_task is not None:
+                    self._listen_task.cancel()
+                    self._listen_task = None
                 with contextlib.suppress(Exception):
                     await (session.close() if session is not None else transport.close())
             if self._stopped():
@@ -395,12 +407,59 @@ class Upstream(Provider):
 
     # ---- subscriptions -----------------------------------------------------------------------
 
+    def _listen_filter(self, session: UpstreamSession) -> dict[str, Any]:
+        caps = session.capabilities
+        wanted: dict[str, Any] = {}
+        for flag, capability in LISTEN_FLAGS.items():
+            if (caps.get(capability) or {}).get("listChanged"):
+                wanted[flag] = True
+        if self._subscriptions and self._can_subscribe(session):
+            wanted["resourceSubscriptions"] = sorted(self._subscriptions)
+        return wanted
+
+    async def _listen(self, session: UpstreamSession) -> None:
+        """Modern upstreams: keep one subscriptions/listen open for changes and updates."""
+        delay = self.config.restart_initial_seconds
+        while self.session is session:
+            wanted = self._listen_filter(session)
+            if not wanted:
+                return
+            self._listen_changed.clear()
+            params = {"_meta": session.meta(), "notifications": wanted}
+            call = asyncio.create_task(
+                session.request(
+                    "subscriptions/listen",
+                    params,
+                    timeout=None,
+                    on_related=lambda message: self._notification(message),
+                )
+            )
+            changed = asyncio.create_task(self._listen_changed.wait())
+            try:
+                await asyncio.wait({call, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+            if not call.done():
+                call.cancel()  # the subscription set changed: listen again with the new one
+                with contextlib.suppress(asyncio.CancelledError, UpstreamError):
+                    await call
+                continue
+            error = call.exception()
+            if isinstance(error, UpstreamRejected) and error.code == -32601:
+                return  # the server does not offer subscriptions after all
+            if error is not None:
+                log.debug("%s: listen ended: %s", self.name, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.restart_max_seconds)
+
     async def subscribe(self, uri: str) -> None:
         self._subscriptions.add(uri)
+        self._listen_changed.set()
         await self._send_subscribe(uri)
 
     async def unsubscribe(self, uri: str) -> None:
         self._subscriptions.discard(uri)
+        self._listen_changed.set()
         session = self.session
         if session is not None and session.era == "legacy" and self._can_subscribe(session):
             with contextlib.suppress(UpstreamError):
