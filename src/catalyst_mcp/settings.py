@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.yamlsource import LocatedYaml, load_yaml, read_yaml
@@ -37,6 +44,9 @@ NAMESPACE_SEPARATOR = "__"
 # never ends in '_', so "<server>__<tool>" splits unambiguously at the first "__".
 SERVER_NAME = re.compile(r"^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*$")
 # Keys other MCP clients put in mcpServers entries; accepted and ignored so configs paste as-is.
+# Values of these server keys may reference environment variables as ${NAME}.
+EXPANDED_KEYS = ("command", "args", "env", "cwd", "url", "headers")
+ENV_REFERENCE = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FOREIGN_SERVER_KEYS = frozenset(
     {"alwaysAllow", "autoApprove", "description", "envFile", "disabledTools", "note"}
 )
@@ -134,9 +144,14 @@ class ServerConfig(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_foreign_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in FOREIGN_SERVER_KEYS}
+    def _prepare(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if k not in FOREIGN_SERVER_KEYS}
+        environ = (info.context or {}).get("environ", os.environ)
+        for key in EXPANDED_KEYS:
+            if key in data:
+                data[key] = _expand(data[key], environ)
         return data
 
     @model_validator(mode="after")
@@ -198,6 +213,28 @@ class Settings(_Model):
         return name if ns is None else ns
 
 
+def _expand(value: Any, environ: Mapping[str, str]) -> Any:
+    """Replace ``${NAME}`` with the environment variable NAME (``$${`` keeps a literal ``${``)."""
+    if isinstance(value, str):
+
+        def one(match: re.Match[str]) -> str:
+            if match.group(0).startswith("$$"):
+                return match.group(0)[1:]
+            name = match.group(1)
+            if name not in environ:
+                raise ValueError(
+                    f"environment variable {name} is not set (referenced as ${{{name}}})"
+                )
+            return environ[name]
+
+        return ENV_REFERENCE.sub(one, value)
+    if isinstance(value, list):
+        return [_expand(v, environ) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, environ) for k, v in value.items()}
+    return value
+
+
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any, str]]:
     out = []
     for key, raw in sorted(environ.items()):
@@ -246,8 +283,9 @@ def parse_settings(source: LocatedYaml, environ: Mapping[str, str] | None = None
         section[path[1]] = value
         source.lines.pop(path, None)
         source.lines[path] = 0  # marks "from the environment" in messages below
+    env = os.environ if environ is None else environ
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, context={"environ": env})
     except ValidationError as exc:
         problems = _problems_from(exc, source)
         fixed = [
