@@ -434,13 +434,15 @@ class Upstream(Provider):
                     on_related=lambda message: self._notification(message),
                 )
             )
+            call.add_done_callback(_retrieve)
             changed = asyncio.create_task(self._listen_changed.wait())
             try:
                 await asyncio.wait({call, changed}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 changed.cancel()
-            if not call.done():
-                call.cancel()  # the subscription set changed: listen again with the new one
+                if not call.done():
+                    call.cancel()  # stopping, or the subscription set changed
+            if not call.done() or call.cancelled():
                 with contextlib.suppress(asyncio.CancelledError, UpstreamError):
                     await call
                 continue
@@ -517,6 +519,12 @@ class Upstream(Provider):
         if self.last_error:
             report["error"] = self.last_error
         return report
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a background task's exception as seen (the owner decides what it means)."""
+    if not task.cancelled():
+        task.exception()
 
 
 MODERN_CAPABILITY_KEYS = ("sampling", "elicitation", "roots", "experimental", "extensions")
