@@ -101,7 +101,11 @@ class ServerConfig(_Model):
 
     command: str | None = Field(None, description="stdio: program to start.")
     args: list[str] = Field(default_factory=list, description="stdio: its arguments.")
-    env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="stdio: environment of the process. It inherits only PATH, HOME, locale, "
+        "temp-dir and proxy variables from the gateway; give everything else here.",
+    )
     cwd: str | None = Field(None, description="stdio: working directory.")
     url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
     headers: dict[str, str] = Field(default_factory=dict, description="remote: extra headers.")

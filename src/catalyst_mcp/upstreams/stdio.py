@@ -28,6 +28,43 @@ log = logging.getLogger("catalyst.upstream")
 
 # Lines longer than this (64 MiB) are a protocol violation, not a big result.
 LINE_LIMIT = 64 * 1024 * 1024
+# What a server process inherits from the gateway's environment; everything else it needs comes
+# from its `env:` setting. The gateway's own secrets (keys, tokens) never leak into upstreams.
+INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SYSTEMROOT",
+    "APPDATA",
+    "LOCALAPPDATA",
+    "PROGRAMFILES",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+)
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of an upstream process: an allow-list of ours plus its own settings."""
+    base = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    return {**base, **extra}
 
 
 class StdioTransport(UpstreamTransport):
@@ -54,7 +91,7 @@ class StdioTransport(UpstreamTransport):
         self._closing = False
 
     async def open(self) -> None:
-        env = {**os.environ, **self.env}
+        env = child_environment(self.env)
         try:
             self.process = await asyncio.create_subprocess_exec(
                 self.command,
