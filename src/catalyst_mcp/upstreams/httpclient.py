@@ -85,8 +85,16 @@ class HttpResponse:
             await self._wait()
 
     async def read(self) -> bytes:
-        parts = [chunk async for chunk in self.iter_chunks()]
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        """The whole body (waits for the end of the response)."""
+        while not self._done:
+            if self._error is not None:
+                raise HttpError(str(self._error)) from self._error
+            await self._wait()
+        chunks = self.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._conn.release()
+        return body
 
     def aclose_nowait(self) -> None:
         """Abandon the body: the connection is closed unless the response was complete."""
