@@ -104,6 +104,7 @@ class McpServer:
         else:
             for key in LEGACY_STRIP:
                 result.pop(key, None)
+            _drop_upstream_server_info(result)
         return result
 
     # ---- lists -------------------------------------------------------------------------------
@@ -211,6 +212,17 @@ class McpServer:
         if self.instructions:
             result["instructions"] = self.instructions
         return result
+
+
+def _drop_upstream_server_info(result: dict[str, Any]) -> None:
+    """Legacy results: a modern upstream's ``_meta`` serverInfo names it, not the gateway."""
+    meta = result.get("_meta")
+    if isinstance(meta, dict) and SERVER_INFO_KEY in meta:
+        rest = {k: v for k, v in meta.items() if k != SERVER_INFO_KEY}
+        if rest:
+            result["_meta"] = rest
+        else:
+            del result["_meta"]
 
 
 def _encode_cursor(offset: int) -> str:

@@ -120,9 +120,12 @@ class StreamableHttpEndpoint:
         except ProtocolError as exc:
             await send_json(send, 400, error_response(None, exc))
             return
-        if message.get("method") == "initialize" and "id" in message:
+        meta = modern_meta(message)
+        # ``initialize`` starts a legacy session, unless its _meta makes it a modern request:
+        # then it is a removed method (404 + -32601) like any other unknown one.
+        if message.get("method") == "initialize" and "id" in message and meta is None:
             await self._initialize(message, send)
-        elif (meta := modern_meta(message)) is not None or self._modern_header(headers):
+        elif meta is not None or self._modern_header(headers):
             await self._modern(message, meta, headers, receive, send)
         else:
             await self._legacy(message, headers, send)

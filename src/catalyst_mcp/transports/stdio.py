@@ -81,7 +81,9 @@ class StdioConnection:
     async def _handle(self, message: Message) -> None:
         dispatcher = self.gateway.dispatcher
         method = message.get("method")
-        if method == "initialize" and "id" in message:
+        meta = modern_meta(message)
+        # A modern initialize (with _meta) is served below as the removed method it is (-32601).
+        if method == "initialize" and "id" in message and meta is None:
             try:
                 self.session, response = dispatcher.initialize(message)
             except CatalystError as exc:
@@ -90,7 +92,6 @@ class StdioConnection:
                 self._outbox_task = asyncio.create_task(self._drain(self.session))
             await self.write(response)
             return
-        meta = modern_meta(message)
         if meta is not None:
             await self._modern(message, meta)
             return

@@ -1,0 +1,81 @@
+"""Serve the conformance fixture as a standalone MCP server, on Catalyst's own transports.
+
+    python conformance/server.py --stdio       # JSON lines on stdin/stdout (catalyst.yaml)
+    python conformance/server.py --port 8931   # Streamable HTTP at http://127.0.0.1:8931/mcp
+
+It is a Catalyst gateway with no configured servers and one in-process provider, the fixture
+(namespace ``""``, so its names are unprefixed). Both eras are served, like any gateway; the
+conformance gateway (conformance/catalyst.yaml) reaches it in the modern era.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fixture import ConformanceFixture
+
+from catalyst_mcp.app import Gateway
+from catalyst_mcp.settings import GatewaySettings, Settings
+from catalyst_mcp.transports.stdio import LINE_LIMIT, StdioConnection
+
+
+def build_gateway(port: int = 0) -> Gateway:
+    settings = Settings(gateway=GatewaySettings(host="127.0.0.1", port=port))
+    return Gateway(settings, providers=[ConformanceFixture()])
+
+
+async def serve_stdio() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, sys.stdout.buffer
+    )
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    gateway = build_gateway()
+    await gateway.start()
+    try:
+        await StdioConnection(gateway, writer).run(reader)
+    finally:
+        await gateway.stop()
+
+
+async def serve_http(port: int) -> None:
+    import uvicorn
+
+    gateway = build_gateway(port)
+    config = uvicorn.Config(
+        gateway.asgi,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        loop="none",
+        interface="asgi3",
+    )
+    print(f"conformance fixture: serving MCP at http://127.0.0.1:{port}/mcp", file=sys.stderr)
+    await uvicorn.Server(config).serve()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--stdio", action="store_true", help="serve one client on stdin/stdout")
+    mode.add_argument("--port", type=int, help="serve Streamable HTTP on 127.0.0.1:PORT")
+    options = parser.parse_args()
+    # stdout carries protocol messages in --stdio mode: logs go to stderr, warnings only.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_stdio() if options.stdio else serve_http(options.port))
+
+
+if __name__ == "__main__":
+    main()
