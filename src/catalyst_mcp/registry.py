@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from catalyst_mcp.errors import NotFound, ResourceNotFound
+from catalyst_mcp.protocol.headers import param_headers
 from catalyst_mcp.providers import LIST_KINDS, ListKind, Provider
 from catalyst_mcp.settings import NAMESPACE_SEPARATOR
 
@@ -51,6 +52,8 @@ class Registry:
         self.change_listeners: list[ChangeListener] = []
         self.update_listeners: list[UpdateListener] = []
         self._subscribers: dict[str, int] = {}
+        # public tool name -> (header, argument) pairs its schema marks x-mcp-header
+        self.param_headers: dict[str, list[tuple[str, str]]] = {}
 
     # ---- providers ---------------------------------------------------------------------------
 
@@ -119,6 +122,10 @@ class Registry:
                     view.append(item if public == original else {**item, field: public})
             self._views[kind] = view
             self._names[kind] = names
+            if kind == "tools":
+                self.param_headers = {
+                    tool["name"]: pairs for tool in view if (pairs := param_headers(tool))
+                }
             if collisions:
                 self.collisions[kind] = collisions
             else:

@@ -15,9 +15,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -192,25 +193,27 @@ class ServerConfig(_Model):
         return self.enabled and not self.disabled
 
 
+def _check_server_name(name: str) -> str:
+    if not SERVER_NAME.match(name):
+        raise ValueError(
+            f"server name {name!r} must be letters and digits joined by single '-' or '_' "
+            "(it becomes the namespace prefix)"
+        )
+    return name
+
+
+ServerName = Annotated[str, AfterValidator(_check_server_name)]
+
+
 class Settings(_Model):
     """The whole gateway configuration."""
 
     gateway: GatewaySettings = Field(
         default_factory=lambda: GatewaySettings(), description="The gateway's own listener."
     )
-    servers: dict[str, ServerConfig] = Field(
+    servers: dict[ServerName, ServerConfig] = Field(
         default_factory=dict, description="Upstream MCP servers by name (mcpServers format)."
     )
-
-    @model_validator(mode="after")
-    def _check_names(self) -> Settings:
-        for name in self.servers:
-            if not SERVER_NAME.match(name):
-                raise ValueError(
-                    f"server name {name!r} must be letters and digits joined by single '-' or "
-                    "'_' (it becomes the namespace prefix)"
-                )
-        return self
 
     def namespace_of(self, name: str) -> str:
         ns = self.servers[name].namespace

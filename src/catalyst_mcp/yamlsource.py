@@ -38,8 +38,14 @@ class LocatedYaml:
 _CONSTRUCTOR = yaml.SafeLoader("")
 
 
-def _scalar(node: yaml.Node) -> Any:
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+def _scalar(node: yaml.Node, file: str) -> Any:
+    try:
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            [ConfigProblem(file, node.start_mark.line + 1, f"unsupported YAML value: {problem}")]
+        ) from exc
 
 
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> Any:
@@ -47,7 +53,7 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> A
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = _scalar(key_node, file)
             if key in out:
                 raise ConfigError(
                     [ConfigProblem(file, key_node.start_mark.line + 1, f"duplicate key {key!r}")]
@@ -58,7 +64,7 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> A
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
-    return _scalar(node)
+    return _scalar(node, file)
 
 
 def load_yaml(text: str, file: str) -> LocatedYaml:

@@ -9,8 +9,6 @@ legacy session named by ``Mcp-Session-Id``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from typing import Any
 
@@ -22,6 +20,7 @@ from catalyst_mcp.errors import (
     ProtocolError,
 )
 from catalyst_mcp.protocol.dispatch import Dispatcher, check_modern_meta, modern_meta
+from catalyst_mcp.protocol.headers import decode_header_value, header_text
 from catalyst_mcp.protocol.hub import Listener, accepted_filter
 from catalyst_mcp.protocol.jsonrpc import Message, decode, error_response, validate
 from catalyst_mcp.protocol.legacy import LegacySession
@@ -54,16 +53,6 @@ KEEPALIVE_SECONDS = 15.0
 # A call still running after this long gets a watcher that cancels it if the client leaves.
 WATCH_AFTER_SECONDS = 0.05
 NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-
-
-def _decode_header_value(raw: bytes) -> str:
-    text = raw.decode("latin-1")
-    if text.startswith("=?base64?") and text.endswith("?="):
-        try:
-            return base64.b64decode(text[9:-2], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise HeaderMismatch("Header mismatch: invalid base64 header value") from exc
-    return text
 
 
 class StreamableHttpEndpoint:
@@ -156,26 +145,50 @@ class StreamableHttpEndpoint:
         version = headers.get(b"mcp-protocol-version")
         if version is None:
             raise HeaderMismatch("Header mismatch: MCP-Protocol-Version header is required")
-        check_modern_meta(meta, version.decode("latin-1"))
+        check_modern_meta(meta, decode_header_value(version))
         if "id" not in message:
             return  # header rules for notifications are not defined by the spec
         method = message["method"]
         header_method = headers.get(b"mcp-method")
         if header_method is None:
             raise HeaderMismatch("Header mismatch: Mcp-Method header is required")
-        if header_method.decode("latin-1") != method:
+        if decode_header_value(header_method) != method:
             raise HeaderMismatch(
                 f"Header mismatch: Mcp-Method header value does not match body method {method!r}"
             )
         field = NAMED_METHODS.get(method)
-        if field is not None:
-            raw = headers.get(b"mcp-name")
+        if field is None:
+            return
+        params = message.get("params") or {}
+        raw = headers.get(b"mcp-name")
+        if raw is None:
+            raise HeaderMismatch("Header mismatch: Mcp-Name header is required")
+        if decode_header_value(raw) != params.get(field):
+            raise HeaderMismatch(
+                f"Header mismatch: Mcp-Name header value does not match body {field}"
+            )
+        if method == "tools/call":
+            self._check_param_headers(params, headers)
+
+    def _check_param_headers(self, params: dict[str, Any], headers: dict[bytes, bytes]) -> None:
+        """Arguments the tool marks ``x-mcp-header`` must be mirrored, unchanged, in headers."""
+        wanted = self.dispatcher.server.registry.param_headers.get(params.get("name", ""))
+        if not wanted:
+            return
+        arguments = params.get("arguments")
+        if not isinstance(arguments, dict):
+            return
+        for header, argument in wanted:
+            value = arguments.get(argument)
+            if value is None:
+                continue
+            raw = headers.get(f"mcp-param-{header.lower()}".encode("latin-1"))
             if raw is None:
-                raise HeaderMismatch("Header mismatch: Mcp-Name header is required")
-            value = (message.get("params") or {}).get(field)
-            if _decode_header_value(raw) != value:
+                raise HeaderMismatch(f"Header mismatch: Mcp-Param-{header} header is required")
+            if not _same_value(decode_header_value(raw), value):
                 raise HeaderMismatch(
-                    f"Header mismatch: Mcp-Name header value does not match body {field}"
+                    f"Header mismatch: Mcp-Param-{header} header value does not match "
+                    f"argument {argument!r}"
                 )
 
     async def _modern(
@@ -352,6 +365,16 @@ async def drain_outbox(session: LegacySession, receive: Receive, stream: EventSt
 
 async def _no_stream(message: Message) -> None:
     return None
+
+
+def _same_value(text: str, value: Any) -> bool:
+    """Header text against an argument value (numbers compared as numbers: 42.0 == 42)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return text == header_text(value)
 
 
 def _status_for(error: dict[str, Any]) -> int:

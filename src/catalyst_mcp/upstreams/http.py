@@ -10,7 +10,6 @@ everything the server sends; messages are POSTed to the URL its first ``endpoint
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from typing import Any
@@ -19,12 +18,14 @@ from urllib.parse import urljoin
 import orjson
 
 from catalyst_mcp.errors import UpstreamProtocolError, UpstreamUnavailable
+from catalyst_mcp.protocol.headers import encode_header_value
 from catalyst_mcp.protocol.jsonrpc import Message
 from catalyst_mcp.protocol.sse import SseDecoder, iter_events
 from catalyst_mcp.upstreams.base import MessageHandler, PendingRequests, UpstreamTransport
 from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, HttpResponse, split_url
 
 __all__ = ["HttpStatusError", "SseTransport", "StreamableHttpTransport"]
+
 
 log = logging.getLogger("catalyst.upstream")
 
@@ -40,19 +41,6 @@ class HttpStatusError(UpstreamProtocolError):
         super().__init__(server, f"{server} answered HTTP {status}")
         self.status = status
         self.body = body
-
-
-def encode_header_value(value: str) -> str:
-    """Mcp-Name / Mcp-Param-* value encoding: base64 sentinel unless plain visible ASCII."""
-    plain = (
-        value
-        and value == value.strip()
-        and all(0x20 <= ord(c) <= 0x7E or c == "\t" for c in value)
-        and not (value.startswith("=?base64?") and value.endswith("?="))
-    )
-    if plain:
-        return value
-    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
 
 
 class StreamableHttpTransport(UpstreamTransport):

@@ -25,13 +25,14 @@ from catalyst_mcp.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from catalyst_mcp.protocol.headers import encode_header_value, header_text, param_headers
 from catalyst_mcp.protocol.jsonrpc import Message
 from catalyst_mcp.protocol.versions import LOG_LEVEL_KEY, log_level_allows
 from catalyst_mcp.providers import LIST_KINDS, ListKind, Provider
 from catalyst_mcp.settings import ServerConfig
 from catalyst_mcp.upstreams.base import UpstreamTransport
 from catalyst_mcp.upstreams.breaker import CircuitBreaker
-from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport, encode_header_value
+from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
 
@@ -240,7 +241,7 @@ class Upstream(Provider):
             self._expires.pop(kind, None)
         if kind == "tools":
             self._param_headers = {
-                tool["name"]: headers for tool in items if (headers := _param_headers(tool))
+                tool["name"]: headers for tool in items if (headers := param_headers(tool))
             }
 
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
@@ -334,8 +335,7 @@ class Upstream(Provider):
             value = arguments.get(arg)
             if value is None:
                 continue
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            headers[f"Mcp-Param-{header}"] = encode_header_value(text)
+            headers[f"Mcp-Param-{header}"] = encode_header_value(header_text(value))
         return headers
 
     def _unavailable_reason(self) -> str:
@@ -536,19 +536,6 @@ def _modern_capabilities(capabilities: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("roots"), dict) and "listChanged" in out["roots"]:
         out["roots"] = {k: v for k, v in out["roots"].items() if k != "listChanged"}
     return out
-
-
-def _param_headers(tool: dict[str, Any]) -> list[tuple[str, str]]:
-    """Top-level tool arguments the upstream wants mirrored as ``Mcp-Param-*`` headers."""
-    schema = tool.get("inputSchema")
-    props = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(props, dict):
-        return []
-    return [
-        (spec["x-mcp-header"], name)
-        for name, spec in props.items()
-        if isinstance(spec, dict) and isinstance(spec.get("x-mcp-header"), str)
-    ]
 
 
 def _describe(exc: BaseException) -> str:
