@@ -166,7 +166,8 @@ class ServerConfig(_Model):
         if not self.command and not self.url:
             raise ValueError("needs 'command' (a stdio server) or 'url' (a remote server)")
         if self.url and not re.match(r"^https?://", self.url):
-            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+            # The value is not shown: it may come from ${NAME} and carry a secret.
+            raise ValueError("url must start with http:// or https://")
         if self.command and self.transport not in (None, "stdio"):
             raise ValueError(f"transport {self.transport!r} needs a 'url', not a 'command'")
         if self.url and self.transport == "stdio":
@@ -214,6 +215,18 @@ class Settings(_Model):
     servers: dict[ServerName, ServerConfig] = Field(
         default_factory=dict, description="Upstream MCP servers by name (mcpServers format)."
     )
+
+    def namespace_clashes(self) -> list[tuple[str, str]]:
+        """(server, namespace) pairs whose namespace an earlier active server already uses."""
+        owners: dict[str, str] = {}
+        clashes = []
+        for name, server in self.servers.items():
+            namespace = self.namespace_of(name)
+            if server.active and namespace:
+                if namespace in owners:
+                    clashes.append((name, namespace))
+                owners.setdefault(namespace, name)
+        return clashes
 
     def namespace_of(self, name: str) -> str:
         ns = self.servers[name].namespace
@@ -283,6 +296,20 @@ def parse_settings(source: LocatedYaml, environ: Mapping[str, str] | None = None
         source.lines.update(
             {("servers", *k[1:]): v for k, v in source.lines.items() if k[:1] == ("mcpServers",)}
         )
+    servers = data.get("servers")
+    if isinstance(servers, dict):
+        odd = [k for k in servers if not isinstance(k, str)]
+        if odd:
+            raise ConfigError(
+                [
+                    source.problem(
+                        ("servers", k),
+                        f"server name {k!r} is not a string (YAML reads on/off/yes/no and "
+                        "numbers as other types): quote it",
+                    )
+                    for k in odd
+                ]
+            )
     for path, value, _key in _env_overrides(os.environ if environ is None else environ):
         section = data.setdefault(path[0], {})
         if not isinstance(section, dict):
@@ -292,13 +319,26 @@ def parse_settings(source: LocatedYaml, environ: Mapping[str, str] | None = None
         source.lines[path] = 0  # marks "from the environment" in messages below
     env = os.environ if environ is None else environ
     try:
-        return Settings.model_validate(data, context={"environ": env})
+        settings = Settings.model_validate(data, context={"environ": env})
     except ValidationError as exc:
         problems = _problems_from(exc, source)
         fixed = [
             ConfigProblem("environment", None, p.message) if p.line == 0 else p for p in problems
         ]
         raise ConfigError(fixed) from exc
+    clashes = settings.namespace_clashes()
+    if clashes:
+        raise ConfigError(
+            [
+                source.problem(
+                    ("servers", name, "namespace"),
+                    f"servers.{name}: namespace {namespace!r} is already used by another "
+                    "server; give one of them another `namespace:`",
+                )
+                for name, namespace in clashes
+            ]
+        )
+    return settings
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:

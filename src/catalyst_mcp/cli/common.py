@@ -1,46 +1,67 @@
 """What every CLI command shares: finding the config, output format, errors and exit codes.
 
-Exit codes (one place, documented in docs/cli.md):
+Exit codes (one place; docs/cli.md lists them per command):
 
-====  ==========================================================
+====  ==========================================================================================
 0     success
-1     the operation failed (a server is down, a tool call errored)
-2     usage error (bad option or argument; click's own code)
-3     configuration error (the config file is invalid)
-4     could not connect to the server or gateway
-====  ==========================================================
+1     the operation failed: a server is down or not ready, a tool call returned ``isError``,
+      a server answered with a JSON-RPC error, a file exists and ``--force`` was not given
+2     usage error: a bad option or argument (click's own code), e.g. ``--args`` that is not JSON
+3     configuration error: the config file (or a file to import) is invalid
+4     could not connect: the server or gateway is unreachable, or the MCP handshake failed
+====  ==========================================================================================
+
+Errors are raised as :class:`CliError` with one of these codes and shown as one ``error:`` line
+on stderr (never a stack trace). Catalyst errors from the layers below are mapped by
+:func:`run_async`. Tables go to stdout for people; ``--json`` gives scripts the same data.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import orjson
 
-from catalyst_mcp.errors import ConfigError
+from catalyst_mcp.errors import CatalystError, ConfigError, ProtocolError, UpstreamRejected
 from catalyst_mcp.settings import Settings, load_settings
 
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_CONNECT",
     "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "CliError",
+    "cli_logging",
+    "config_option",
+    "describe_error",
     "find_config",
+    "json_option",
     "load_config",
     "print_json",
     "print_table",
+    "run_async",
     "setup_logging",
+    "truncate",
 ]
 
+EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_CONNECT = 4
 DEFAULT_CONFIG = "catalyst.yaml"
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CliError(click.ClickException):
@@ -72,6 +93,25 @@ def load_config(path: Path | None) -> Settings:
         raise CliError(f"invalid configuration:\n{exc}", EXIT_CONFIG) from exc
 
 
+def config_option(func: F) -> F:
+    """``--config PATH``, passed to the command as ``config_path``."""
+    option = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="catalyst.yaml to use (default: $CATALYST_CONFIG, else ./catalyst.yaml if present).",
+    )
+    return option(func)
+
+
+def json_option(func: F) -> F:
+    """``--json``, passed to the command as ``json_output``."""
+    option = click.option(
+        "--json", "json_output", is_flag=True, help="Print JSON for scripts instead of a table."
+    )
+    return option(func)
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -80,8 +120,67 @@ def setup_logging(level: str) -> None:
     )
 
 
+@contextlib.contextmanager
+def cli_logging(verbose: bool) -> Iterator[None]:
+    """While a command runs, show the gateway's log on stderr (``verbose``) or nothing at all.
+
+    Without this, Python's last-resort handler would print warnings (and tracebacks of
+    unexpected upstream failures) that the command already reports as one clear line.
+    """
+    logger = logging.getLogger("catalyst")
+    handler: logging.Handler
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s"))
+    else:
+        handler = logging.NullHandler()
+    level = logger.level
+    if verbose:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def describe_error(exc: CatalystError) -> str:
+    """One line for a Catalyst error; JSON-RPC errors keep their code."""
+    if isinstance(exc, UpstreamRejected | ProtocolError):
+        return f"{exc.message} (JSON-RPC error {exc.code})"
+    return exc.message
+
+
+def run_async(main: Coroutine[Any, Any, T], *, verbose: bool = False) -> T:
+    """Run a command's coroutine; Catalyst errors become :class:`CliError` (exit 1).
+
+    Anything unexpected is reported as one line too: a user never sees a stack trace (run with
+    ``--verbose`` to see the log of what happened).
+    """
+    with cli_logging(verbose):
+        try:
+            return asyncio.run(main)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ConfigError as exc:
+            raise CliError(f"invalid configuration:\n{exc}", EXIT_CONFIG) from exc
+        except CatalystError as exc:
+            raise CliError(describe_error(exc)) from exc
+        except Exception as exc:
+            logging.getLogger("catalyst.cli").warning("unexpected failure", exc_info=True)
+            raise CliError(f"internal error: {type(exc).__name__}: {exc}") from exc
+
+
 def print_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def truncate(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in ``...`` when cut."""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 3)].rstrip() + "..."
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

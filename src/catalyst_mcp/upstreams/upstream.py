@@ -151,10 +151,10 @@ class Upstream(Provider):
             except asyncio.CancelledError:
                 raise
             except (CatalystError, OSError, TimeoutError) as exc:
-                self.last_error = _describe(exc)
+                self._failed(_describe(exc))
                 log.warning("%s: %s", self.name, self.last_error)
             except Exception as exc:
-                self.last_error = f"internal error: {type(exc).__name__}"
+                self._failed(f"internal error: {type(exc).__name__}")
                 log.exception("%s: unexpected failure", self.name)
             finally:
                 self.session = None
@@ -177,6 +177,12 @@ class Upstream(Provider):
             await asyncio.sleep(delay)
             self.status = "starting"
             delay = min(delay * 2, self.config.restart_max_seconds)
+
+    def _failed(self, reason: str) -> None:
+        """Report a failed connection at once (closing the transport may take seconds)."""
+        self.last_error = reason
+        self.status = "failed"
+        self._settled.set()
 
     def _stopped(self) -> bool:
         return self._stopping
