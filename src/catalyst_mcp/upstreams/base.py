@@ -17,7 +17,7 @@ from typing import Any
 from catalyst_mcp.errors import UpstreamProtocolError, UpstreamUnavailable
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId
 
-__all__ = ["MessageHandler", "PendingRequests", "UpstreamTransport"]
+__all__ = ["MessageHandler", "PendingRequests", "StreamTransport", "UpstreamTransport"]
 
 MessageHandler = Callable[[Message], Awaitable[None]]
 
@@ -99,3 +99,42 @@ class PendingRequests:
 
     def __len__(self) -> int:
         return len(self._futures)
+
+
+class StreamTransport(UpstreamTransport):
+    """A transport over one message stream each way (stdio pipes, an SSE stream + POSTs).
+
+    Requests are matched to responses by id here; subclasses only write messages out and feed
+    what they read to :meth:`received`.
+    """
+
+    def __init__(self, server: str) -> None:
+        super().__init__(server)
+        self._pending = PendingRequests(server)
+
+    @abstractmethod
+    async def _write(self, message: Message) -> None:
+        """Send one message to the server."""
+
+    async def received(self, message: Message) -> None:
+        """Route one message read from the server: a response, or anything else."""
+        if "method" not in message and "id" in message:
+            self._pending.resolve(message)
+        else:
+            await self.on_message(message)
+
+    async def request(
+        self,
+        message: Message,
+        on_related: MessageHandler | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Message:
+        future = self._pending.add(message["id"])
+        try:
+            await self._write(message)
+            return await future
+        finally:
+            self._pending.discard(message["id"])
+
+    async def send(self, message: Message) -> None:
+        await self._write(message)

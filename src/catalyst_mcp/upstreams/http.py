@@ -21,7 +21,7 @@ from catalyst_mcp.errors import UpstreamProtocolError, UpstreamUnavailable
 from catalyst_mcp.protocol.headers import encode_header_value
 from catalyst_mcp.protocol.jsonrpc import Message
 from catalyst_mcp.protocol.sse import SseDecoder, iter_events
-from catalyst_mcp.upstreams.base import MessageHandler, PendingRequests, UpstreamTransport
+from catalyst_mcp.upstreams.base import MessageHandler, StreamTransport, UpstreamTransport
 from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, HttpResponse, split_url
 
 __all__ = ["HttpStatusError", "SseTransport", "StreamableHttpTransport"]
@@ -107,7 +107,7 @@ class StreamableHttpTransport(UpstreamTransport):
                         continue
                     incoming = self._decode(event.data.encode())
                     if "method" not in incoming and incoming.get("id") == message["id"]:
-                        return incoming
+                        return self._checked(incoming)
                     await (on_related or self.on_message)(incoming)
             raise UpstreamProtocolError(
                 self.server, f"{self.server} closed the stream before answering"
@@ -122,13 +122,18 @@ class StreamableHttpTransport(UpstreamTransport):
             if response.status != 200:
                 raise HttpStatusError(self.server, response.status, answer)
             if is_response:
-                return answer
+                return self._checked(answer)
             raise UpstreamProtocolError(self.server, f"{self.server} answered a non-response")
         if response.status == 200:
             raise UpstreamProtocolError(
                 self.server, f"{self.server} answered {ctype or 'no content type'}, not JSON"
             )
         raise HttpStatusError(self.server, response.status, body[:MAX_ERROR_BODY])
+
+    def _checked(self, answer: Message) -> Message:
+        if "result" in answer and not isinstance(answer["result"], dict):
+            raise UpstreamProtocolError(self.server, f"{self.server} answered a non-object result")
+        return answer
 
     def _decode(self, data: bytes) -> Message:
         try:
@@ -198,7 +203,7 @@ class StreamableHttpTransport(UpstreamTransport):
         return {"transport": "streamable-http", "url": f"{target.scheme}://{target.host_header}"}
 
 
-class SseTransport(UpstreamTransport):
+class SseTransport(StreamTransport):
     """The deprecated HTTP+SSE transport: GET stream in, POSTs out."""
 
     def __init__(self, server: str, url: str, headers: dict[str, str] | None = None) -> None:
@@ -208,7 +213,6 @@ class SseTransport(UpstreamTransport):
         self.client = HttpClient(url)
         self.post_client: HttpClient | None = None
         self.post_path = ""
-        self._pending = PendingRequests(server)
         self._stream: HttpResponse | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -256,12 +260,8 @@ class SseTransport(UpstreamTransport):
                 except orjson.JSONDecodeError:
                     log.warning("%s: ignoring non-JSON event", self.server)
                     continue
-                if not isinstance(message, dict):
-                    continue
-                if "method" not in message and "id" in message:
-                    self._pending.resolve(message)
-                else:
-                    await self.on_message(message)
+                if isinstance(message, dict):
+                    await self.received(message)
         except HttpError as exc:
             reason = str(exc)
         self._pending.fail_all(f"{self.server} {reason}; it will be reconnected")
@@ -269,7 +269,7 @@ class SseTransport(UpstreamTransport):
             endpoint.set_exception(UpstreamUnavailable(self.server, f"{self.server} {reason}"))
         self.on_closed(f"{self.server} {reason}")
 
-    async def _post(self, message: Message) -> None:
+    async def _write(self, message: Message) -> None:
         if self.post_client is None:
             raise UpstreamUnavailable(self.server, f"{self.server} is not connected")
         headers = {"Content-Type": JSON, **self.extra_headers}
@@ -282,22 +282,6 @@ class SseTransport(UpstreamTransport):
             raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
         if response.status >= 400:
             raise HttpStatusError(self.server, response.status, b"")
-
-    async def request(
-        self,
-        message: Message,
-        on_related: MessageHandler | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Message:
-        future = self._pending.add(message["id"])
-        try:
-            await self._post(message)
-            return await future
-        finally:
-            self._pending.discard(message["id"])
-
-    async def send(self, message: Message) -> None:
-        await self._post(message)
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -20,7 +20,7 @@ import orjson
 
 from catalyst_mcp.errors import UpstreamUnavailable
 from catalyst_mcp.protocol.jsonrpc import Message
-from catalyst_mcp.upstreams.base import MessageHandler, PendingRequests, UpstreamTransport
+from catalyst_mcp.upstreams.base import StreamTransport
 
 __all__ = ["StdioTransport"]
 
@@ -67,7 +67,7 @@ def child_environment(extra: dict[str, str]) -> dict[str, str]:
     return {**base, **extra}
 
 
-class StdioTransport(UpstreamTransport):
+class StdioTransport(StreamTransport):
     def __init__(
         self,
         server: str,
@@ -85,7 +85,6 @@ class StdioTransport(UpstreamTransport):
         self.stop_timeout = stop_timeout
         self.process: asyncio.subprocess.Process | None = None
         self.stderr_tail: deque[str] = deque(maxlen=20)
-        self._pending = PendingRequests(server)
         self._tasks: list[asyncio.Task[None]] = []
         self._write_lock = asyncio.Lock()
         self._closing = False
@@ -136,11 +135,7 @@ class StdioTransport(UpstreamTransport):
                 if not isinstance(message, dict):
                     log.warning("%s: ignoring non-object message", self.server)
                     continue
-                if "method" not in message and "id" in message:
-                    if not self._pending.resolve(message):
-                        log.debug("%s: response to unknown id %r", self.server, message.get("id"))
-                    continue
-                await self.on_message(message)
+                await self.received(message)
         except Exception:  # a bug in a handler must not kill the reader silently
             log.exception("%s: error handling upstream output", self.server)
             reason = "caused an internal error"
@@ -180,22 +175,6 @@ class StdioTransport(UpstreamTransport):
                     await process.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
             raise UpstreamUnavailable(self.server, f"{self.server} closed its input") from exc
-
-    async def request(
-        self,
-        message: Message,
-        on_related: MessageHandler | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Message:
-        future = self._pending.add(message["id"])
-        try:
-            await self._write(message)
-            return await future
-        finally:
-            self._pending.discard(message["id"])
-
-    async def send(self, message: Message) -> None:
-        await self._write(message)
 
     async def close(self) -> None:
         self._closing = True
