@@ -11,8 +11,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from catalyst_mcp.app import Gateway
+    from tests.asgiclient import AsgiClient
+    from tests.fakes import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -105,3 +111,51 @@ def require_or_skip(condition: bool, reason: str) -> None:
 
 def have(command: str) -> bool:
     return shutil.which(command) is not None
+
+
+# ---- the gateway suite: an in-process gateway, SDK fixture servers as upstreams ---------------
+
+EXTRA_UPSTREAM = FIXTURES / "extra_server.py"
+
+
+@pytest.fixture
+def fake_provider() -> FakeProvider:
+    """An in-process provider named ``fake`` (tools ``fake__echo``, ``fake__link``, ...)."""
+    from tests.fakes import FakeProvider
+
+    return FakeProvider("fake")
+
+
+@pytest.fixture
+def inproc_gateway(fake_provider: FakeProvider) -> Gateway:
+    """A Gateway with default settings over :func:`fake_provider`, bound to no socket."""
+    from catalyst_mcp.app import Gateway
+    from catalyst_mcp.settings import Settings
+
+    return Gateway(Settings(), providers=[fake_provider])
+
+
+@pytest.fixture
+def asgi_client(inproc_gateway: Gateway) -> AsgiClient:
+    """An in-process ASGI client for :func:`inproc_gateway`."""
+    from tests.asgiclient import AsgiClient
+
+    return AsgiClient(inproc_gateway.asgi)
+
+
+def stdio_upstream(script: Path = UPSTREAM, **extra: Any) -> dict[str, Any]:
+    """A ``servers:`` entry that runs an SDK fixture server over stdio."""
+    return {"command": PYTHON, "args": [str(script), "stdio"], **extra}
+
+
+@pytest.fixture(scope="module")
+def extra_upstream_http() -> Iterator[str]:
+    """``extra_server.py`` (the SDK upstream plus ``logs``, ``touch`` and ``sleep_marked``)
+    over Streamable HTTP, shared by a module's tests; yields its MCP URL."""
+    port = free_port()
+    proc = Process([PYTHON, str(EXTRA_UPSTREAM), "http", str(port)])
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.stop()

@@ -109,7 +109,10 @@ def test_kind_is_inferred(entry: dict[str, Any], kind: str) -> None:
 
 def test_namespace_defaults_to_the_server_name() -> None:
     settings = parse(
-        "servers:\n  a: {command: x}\n  b: {command: x, namespace: ''}\n  c: {command: x, namespace: cc}\n"
+        "servers:\n"
+        "  a: {command: x}\n"
+        "  b: {command: x, namespace: ''}\n"
+        "  c: {command: x, namespace: cc}\n"
     )
     assert [settings.namespace_of(n) for n in ("a", "b", "c")] == ["a", "", "cc"]
 
@@ -141,7 +144,8 @@ def test_env_override_errors_name_the_environment() -> None:
     assert found[0].startswith("environment: gateway.port:")
     found = problems("", {"CATALYST_GATEWAY__NOPE": "1"})
     assert found == [
-        "environment: gateway.nope: unknown setting (check the spelling; `catalyst config init` lists them all)"
+        "environment: gateway.nope: unknown setting (check the spelling; "
+        "`catalyst config init` lists them all)"
     ]
 
 

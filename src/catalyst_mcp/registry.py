@@ -169,15 +169,22 @@ class Registry:
     # ---- results -----------------------------------------------------------------------------
 
     def rewrite_content(self, provider: Provider, result: dict[str, Any]) -> dict[str, Any]:
-        """Give resource links and embedded resources in a result their public URIs."""
+        """Give resource links and embedded resources in a result their public URIs.
+
+        Returns a new result when something changes: providers may hand out cached objects.
+        """
         if not provider.namespace:
             return result
         for key in ("content", "contents", "messages"):
             blocks = result.get(key)
             if isinstance(blocks, list):
-                for i, block in enumerate(blocks):
-                    if isinstance(block, dict):
-                        blocks[i] = self._rewrite_block(provider, block)
+                result = {
+                    **result,
+                    key: [
+                        self._rewrite_block(provider, b) if isinstance(b, dict) else b
+                        for b in blocks
+                    ],
+                }
         return result
 
     def _rewrite_block(self, provider: Provider, block: dict[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,12 @@ class ServerConfig(_Model):
     timeout_seconds: float | None = Field(
         None, gt=0, description="Per-call time limit; defaults to gateway.call_timeout_seconds."
     )
+    serialize_calls: bool = Field(
+        False,
+        description="Run one call at a time on this server. For legacy-era stdio servers that "
+        "ask the client for input (sampling, elicitation, roots) mid-call: stdio cannot say which "
+        "of several concurrent calls asked, so without this only a lone call can be answered.",
+    )
     connect_timeout_seconds: float = Field(
         30.0, gt=0, description="Time allowed to start and handshake with the server."
     )

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalyst_mcp.errors import NotFound
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId, notification
 from catalyst_mcp.protocol.legacy import SessionStore
 from catalyst_mcp.protocol.versions import SUBSCRIPTION_ID_KEY
@@ -92,9 +93,18 @@ class NotificationHub:
                 listener.offer(listener.tagged("notifications/resources/updated", {"uri": uri}))
 
     async def add(self, listener: Listener) -> None:
+        """Register a listener; resource URIs nobody serves are dropped from its filter."""
+        uris = listener.filter.get("resourceSubscriptions")
+        if uris is not None:
+            kept = []
+            for uri in uris:
+                try:
+                    await self.registry.subscribe(uri)
+                except NotFound:
+                    continue
+                kept.append(uri)
+            listener.filter["resourceSubscriptions"] = kept
         self.listeners.add(listener)
-        for uri in listener.filter.get("resourceSubscriptions", ()):
-            await self.registry.subscribe(uri)
 
     async def remove(self, listener: Listener) -> None:
         self.listeners.discard(listener)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalyst_mcp.context import Asker, CallContext
-from catalyst_mcp.errors import CatalystError, InvalidParams
+from catalyst_mcp.errors import CatalystError, InvalidParams, MissingCapability
 
 __all__ = ["InputBridge", "satisfy_for_legacy"]
 
@@ -40,7 +40,19 @@ class _Parked:
     expires: float = 0.0
     keys: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
+    refusal: MissingCapability | None = None
+
     async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        capability = method.split("/")[0]
+        if not self.ctx.can(capability):
+            # The client could never answer: fail its request, as a modern server would.
+            self.refusal = MissingCapability(
+                f"the upstream needs the client's {capability} capability, which the request "
+                "did not declare",
+                data={"requiredCapabilities": {capability: {}}},
+            )
+            self.changed.set()
+            raise self.refusal
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.asks[f"input-{next(self.keys)}"] = (method, params, future)
         self.changed.set()
@@ -96,6 +108,9 @@ class InputBridge:
                 raise
             finally:
                 waiter.cancel()
+            if parked.refusal is not None:
+                parked.task.cancel()
+                raise parked.refusal
             if parked.task.done():
                 return parked.task.result()
         await asyncio.sleep(0)  # let concurrent asks of the same call join this round

@@ -86,7 +86,7 @@ class McpServer:
         handler = self._handlers.get(method)
         if handler is None or (method == "server/discover" and ctx.era != "modern"):
             raise MethodNotFound(f"Method not found: {method}")
-        result = await handler(self, params, ctx)
+        result = dict(await handler(self, params, ctx))  # shaped below: never touch the original
         if ctx.era == "modern":
             result.setdefault("resultType", "complete")
             if method in CACHEABLE and result["resultType"] == "complete":

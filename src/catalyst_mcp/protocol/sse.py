@@ -33,22 +33,24 @@ class SseDecoder:
         self._buffer = b""
         self._event = SseEvent()
         self._data: list[str] = []
+        self._after_cr = False  # the last chunk ended in CR: a following LF belongs to it
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = False
         self._buffer += chunk
         events: list[SseEvent] = []
         while True:
-            cut = -1
-            for sep in (b"\n", b"\r"):
-                pos = self._buffer.find(sep)
-                if pos != -1 and (cut == -1 or pos < cut):
-                    cut = pos
+            lf = self._buffer.find(b"\n")
+            cr = self._buffer.find(b"\r")
+            cut = lf if cr == -1 else cr if lf == -1 else min(lf, cr)
             if cut == -1:
                 return events
             line = self._buffer[:cut]
             step = 2 if self._buffer[cut : cut + 2] == b"\r\n" else 1
             if self._buffer[cut : cut + 1] == b"\r" and cut + 1 == len(self._buffer):
-                return events  # wait: this may be the first half of "\r\n"
+                self._after_cr = True  # end the line now; drop the LF if it comes next
             self._buffer = self._buffer[cut + step :]
             event = self._line(line.decode("utf-8", errors="replace"))
             if event is not None:

@@ -84,6 +84,10 @@ class StdioConnection:
         meta = modern_meta(message)
         # A modern initialize (with _meta) is served below as the removed method it is (-32601).
         if method == "initialize" and "id" in message and meta is None:
+            if self.session is not None:
+                again = ProtocolError("Invalid Request: this connection is already initialized")
+                await self.write(error_response(message["id"], again))
+                return
             try:
                 self.session, response = dispatcher.initialize(message)
             except CatalystError as exc:

@@ -64,6 +64,7 @@ IDENTITY_FIELD: dict[ListKind, str] = {
     "prompts": "name",
 }
 MAX_PAGES = 1000
+CLIENT_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 LISTEN_FLAGS = {
     "toolsListChanged": "tools",
     "promptsListChanged": "prompts",
@@ -100,11 +101,13 @@ class Upstream(Provider):
         self._inflight: dict[int, CallContext] = {}
         self._tokens = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._transport: UpstreamTransport | None = None
         self._lost = asyncio.Event()
         self._stopping = False
         self._settled = asyncio.Event()
         self._refreshing: dict[ListKind, asyncio.Task[None]] = {}
         self._subscriptions: set[str] = set()
+        self._serial = asyncio.Lock() if config.serialize_calls else None
         self._listen_task: asyncio.Task[None] | None = None
         self._listen_changed = asyncio.Event()
 
@@ -125,6 +128,7 @@ class Upstream(Provider):
             self._lost.clear()
             transport = build_transport(self.name, self.config)
             transport.on_closed = self._connection_lost
+            self._transport = transport
             session: UpstreamSession | None = None
             try:
                 session = await open_session(
@@ -199,6 +203,11 @@ class Upstream(Provider):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._transport is not None:
+            # The supervisor may have been cancelled half-way through closing it: finish the
+            # job, so no child process outlives the gateway (close is idempotent).
+            with contextlib.suppress(Exception):
+                await self._transport.close()
         for task in self._refreshing.values():
             task.cancel()
         self.status = "stopped"
@@ -284,6 +293,12 @@ class Upstream(Provider):
     # ---- calls -----------------------------------------------------------------------------
 
     async def call(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        if self._serial is None:
+            return await self._call(method, params, ctx)
+        async with self._serial:  # one at a time: see ServerConfig.serialize_calls
+            return await self._call(method, params, ctx)
+
+    async def _call(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         session = self.session
         if session is None:
             raise UpstreamUnavailable(self.name, self._unavailable_reason())
@@ -396,19 +411,27 @@ class Upstream(Provider):
         ctx = self._only_caller()
         if ctx is not None:
             return await self._ask(ctx, message)
-        if message.get("method") == "roots/list":
+        method = message.get("method")
+        if method == "roots/list":
             return {"roots": []}
-        raise MethodNotFound(f"{message.get('method')} is not available outside a client request")
+        if self._inflight:
+            raise MethodNotFound(
+                f"{method} arrived while several calls were in flight and this transport cannot "
+                f"say which one asked; set `serialize_calls: true` for {self.name}"
+            )
+        raise MethodNotFound(f"{method} is not available outside a client request")
 
     async def _ask(self, ctx: CallContext, message: Message) -> dict[str, Any]:
+        """Forward a server→client request to the calling client, in its era's way."""
         method = message.get("method", "")
-        capability = method.split("/")[0] if "/" in method else method
-        if capability == "sampling" and method != "sampling/createMessage":
+        if method not in CLIENT_REQUESTS:
             raise MethodNotFound(f"unknown method {method}")
-        if ctx.ask is None or not ctx.can(capability):
-            if method == "roots/list":
-                return {"roots": []}
+        capability = method.split("/")[0]
+        if method == "roots/list" and not ctx.can("roots"):
+            return {"roots": []}
+        if ctx.ask is None or (ctx.era == "legacy" and not ctx.can(capability)):
             raise MethodNotFound(f"the calling client does not support {capability}")
+        # Modern clients: the input bridge refuses an undeclared capability with -32021.
         return await ctx.ask(method, message.get("params") or {})
 
     # ---- subscriptions -----------------------------------------------------------------------

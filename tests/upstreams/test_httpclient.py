@@ -1,0 +1,229 @@
+"""The lean HTTP/1.1 client, against a raw asyncio server on a loopback socket that answers
+with hand-written bytes (so every odd response can be produced exactly)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, split_url
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.network
+
+Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
+
+
+def response(body: bytes, status: str = "200 OK", *extra: str) -> bytes:
+    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class RawServer:
+    """Reads one request head (+ Content-Length body) at a time and lets ``handler`` answer;
+    the handler returns False to close the connection afterwards."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                keep = await self.handler(head + body, writer)
+                await writer.drain()
+                if not keep:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RawServer]:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        try:
+            yield self
+        finally:
+            self._server.close()
+            await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp?x=1"
+
+
+async def ok(request: bytes, writer: asyncio.StreamWriter) -> bool:
+    writer.write(response(b'{"ok": true}', "200 OK", "Content-Type: application/json"))
+    return True
+
+
+async def test_request_line_headers_and_body() -> None:
+    async with RawServer(ok).running() as server:
+        client = HttpClient(server.url)
+        answer = await client.request("POST", {"Content-Type": "application/json"}, b'{"a":1}')
+        assert answer.status == 200
+        assert answer.headers["content-type"] == "application/json"
+        assert await answer.read() == b'{"ok": true}'
+        await client.aclose()
+    sent = server.requests[0]
+    assert sent.startswith(b"POST /mcp?x=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nContent-Type: application/json\r\n" in sent
+    assert b"\r\nContent-Length: 7\r\n" in sent
+    assert sent.endswith(b'\r\n\r\n{"a":1}')
+
+
+async def test_keep_alive_reuses_one_connection() -> None:
+    async with RawServer(ok).running() as server:
+        client = HttpClient(server.url)
+        for _ in range(5):
+            await (await client.request("POST", {}, b"{}")).read()
+        await client.aclose()
+    assert server.connections == 1
+    assert len(server.requests) == 5
+
+
+async def test_connection_close_is_not_reused() -> None:
+    async def closing(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(b"{}", "200 OK", "Connection: close"))
+        return False
+
+    async with RawServer(closing).running() as server:
+        client = HttpClient(server.url)
+        for _ in range(3):
+            await (await client.request("GET", {})).read()
+        await client.aclose()
+    assert server.connections == 3
+
+
+async def test_connection_closed_by_the_server_after_an_answer_is_replaced() -> None:
+    """Whether the close arrives before the next request (the pooled connection is dropped)
+    or after it was written (the request is retried once on a fresh connection), the
+    caller just gets its answer."""
+
+    async def close_after_answer(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(b"{}"))  # claims keep-alive, then closes anyway
+        return False
+
+    async with RawServer(close_after_answer).running() as server:
+        client = HttpClient(server.url)
+        await (await client.request("POST", {}, b"1")).read()
+        second = await client.request("POST", {}, b"2")
+        assert await second.read() == b"{}"
+        await client.aclose()
+    assert server.connections == 2
+
+
+async def test_chunked_body_streams() -> None:
+    async def chunked(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for part in (b"data: one\n\n", b"data: two\n\n"):
+            writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    async with RawServer(chunked).running() as server:
+        client = HttpClient(server.url)
+        answer = await client.request("GET", {"Accept": "text/event-stream"})
+        chunks = [chunk async for chunk in answer.iter_chunks()]
+        assert b"".join(chunks) == b"data: one\n\ndata: two\n\n"
+        await (await client.request("GET", {})).read()  # the connection went back to the pool
+        await client.aclose()
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+    ],
+    ids=["garbage", "bad-status", "bad-length"],
+)
+async def test_malformed_response_is_http_error(raw: bytes) -> None:
+    async def bad(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        return True
+
+    async with RawServer(bad).running() as server:
+        client = HttpClient(server.url)
+        with pytest.raises(HttpError, match="malformed HTTP response"):
+            await (await client.request("GET", {})).read()
+        await client.aclose()
+
+
+async def test_connection_closed_mid_body_is_http_error() -> None:
+    async def truncated(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial')
+        return False
+
+    async with RawServer(truncated).running() as server:
+        client = HttpClient(server.url)
+        answer = await client.request("GET", {})
+        with pytest.raises(HttpError, match="closed before the response was complete"):
+            await answer.read()
+        await client.aclose()
+
+
+async def test_connection_refused_is_http_error() -> None:
+    client = HttpClient(f"http://127.0.0.1:{free_port()}/mcp")
+    with pytest.raises(HttpError, match=r"cannot connect to 127\.0\.0\.1"):
+        await client.request("GET", {})
+    await client.aclose()
+
+
+async def test_header_injection_is_refused() -> None:
+    client = HttpClient("http://127.0.0.1:9/mcp")
+    with pytest.raises(HttpError, match="line break"):
+        await client.request("GET", {"X-Evil": "a\r\nInjected: yes"})
+    await client.aclose()
+
+
+async def test_closed_client_refuses_requests() -> None:
+    client = HttpClient("http://127.0.0.1:9/mcp")
+    await client.aclose()
+    with pytest.raises(HttpError, match="client is closed"):
+        await client.request("GET", {})
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "path", "host_header"),
+    [
+        ("http://example.com", "example.com", 80, "/", "example.com"),
+        ("https://example.com/a/b?c=d", "example.com", 443, "/a/b?c=d", "example.com"),
+        ("http://user:pw@127.0.0.1:8080/mcp", "127.0.0.1", 8080, "/mcp", "127.0.0.1:8080"),
+        ("http://[::1]:9000/x", "::1", 9000, "/x", "[::1]:9000"),
+    ],
+)
+def test_split_url(url: str, host: str, port: int, path: str, host_header: str) -> None:
+    target = split_url(url)
+    assert (target.host, target.port, target.path, target.host_header) == (
+        host,
+        port,
+        path,
+        host_header,
+    )
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com", "http://", "example.com", ""])
+def test_split_url_refuses_other_urls(url: str) -> None:
+    with pytest.raises(HttpError, match="not an http"):
+        split_url(url)
