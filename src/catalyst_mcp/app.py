@@ -7,6 +7,7 @@ ASGI lifespan events. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -65,6 +66,15 @@ class Gateway:
         ready = sum(1 for p in self.registry.providers if p.health()["status"] == "ready")
         log.info("gateway started: %d/%d servers ready", ready, len(self.registry.providers))
 
+    @staticmethod
+    def settle_memory() -> None:
+        """After start-up: what exists now lives as long as the process, so move it out of the
+        cyclic collector's sight and let young objects pile up longer between collections
+        (measured: about 7% less CPU per call; docs/decisions/001-lean-protocol-core.md)."""
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
+
     async def stop(self) -> None:
         self.stopping = True
         self.server.bridge.close()
@@ -119,6 +129,7 @@ class Gateway:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self.settle_memory()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.stop()

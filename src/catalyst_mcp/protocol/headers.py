@@ -25,7 +25,10 @@ def encode_header_value(value: str) -> str:
     plain = (
         value
         and value == value.strip()
-        and all(0x20 <= ord(c) <= 0x7E or c == "\t" for c in value)
+        and (
+            (value.isascii() and value.isprintable())  # the common case, in C
+            or all(0x20 <= ord(c) <= 0x7E or c == "\t" for c in value)
+        )
         and not (value.startswith(SENTINEL_START) and value.endswith(SENTINEL_END))
     )
     if plain:

@@ -177,7 +177,7 @@ class EventStream:
         self.extra_headers = extra_headers or []
         self.started = False
         self.closed = False
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None  # most responses never stream: made on demand
 
     async def start(self) -> None:
         if not self.started:
@@ -196,6 +196,8 @@ class EventStream:
     async def raw(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
         async with self._lock:
             await self.start()
             await self.send({"type": "http.response.body", "body": data, "more_body": True})
@@ -206,6 +208,8 @@ class EventStream:
             return
         self.closed = True
         if self.started:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
             async with self._lock:
                 body = encode_event(orjson.dumps(message)) if message is not None else b""
                 await self.send({"type": "http.response.body", "body": body})

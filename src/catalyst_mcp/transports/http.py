@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from catalyst_mcp.deadlines import deadlines
 from catalyst_mcp.errors import (
     CatalystError,
     HeaderMismatch,
@@ -231,7 +232,7 @@ class StreamableHttpEndpoint:
             if task is not None:
                 watcher = watch_disconnect(receive, task.cancel)
 
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, start_watching)
+        deadlines.add(stream, WATCH_AFTER_SECONDS, start_watching)
         try:
             response = await self.dispatcher.modern(message, meta, stream.event)
         except asyncio.CancelledError:
@@ -240,7 +241,7 @@ class StreamableHttpEndpoint:
                 return
             raise
         finally:
-            timer.cancel()
+            deadlines.discard(stream)
             if watcher is not None:
                 watcher.cancel()
         status = 200

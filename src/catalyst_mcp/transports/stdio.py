@@ -187,6 +187,7 @@ async def serve_stdio(settings: Settings) -> None:
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     gateway = Gateway(settings)
     await gateway.start()
+    gateway.settle_memory()
     try:
         await StdioConnection(gateway, writer).run(reader)
     finally:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from catalyst_mcp import __version__
+from catalyst_mcp.deadlines import deadlines
 from catalyst_mcp.errors import (
     CatalystError,
     UpstreamError,
@@ -203,21 +204,32 @@ class UpstreamSession:
         """Send one request; return its result or raise the mapped error (None: no time limit)."""
         request_id = next(self._ids)
         message = request(request_id, method, params)
+        task = asyncio.current_task()
+        expired = False
+        if timeout is not None and task is not None:
+
+            def expire() -> None:
+                nonlocal expired
+                expired = True
+                task.cancel()
+
+            deadlines.add((self, request_id), timeout, expire)
         try:
-            async with asyncio.timeout(timeout):
-                answer = await self.transport.request(message, on_related, headers)
-        except TimeoutError as exc:
-            await self._cancel(request_id, "timed out")
-            raise UpstreamTimeout(
-                self.server, f"{self.server} did not answer {method} within {timeout or 0:g}s"
-            ) from exc
-        except asyncio.CancelledError:
+            answer = await self.transport.request(message, on_related, headers)
+        except asyncio.CancelledError as exc:
+            if expired and task is not None and task.uncancel() == 0:
+                await self._cancel(request_id, "timed out")
+                raise UpstreamTimeout(
+                    self.server, f"{self.server} did not answer {method} within {timeout or 0:g}s"
+                ) from exc
             await self._cancel(request_id, "cancelled by the client")
             raise
         except HttpStatusError as exc:
             if isinstance(exc.body, dict) and isinstance(exc.body.get("error"), dict):
                 raise UpstreamRejected(self.server, exc.body["error"]) from exc
             raise
+        finally:
+            deadlines.discard((self, request_id))
         if "error" in answer:
             error = answer["error"]
             raise UpstreamRejected(self.server, error if isinstance(error, dict) else {})
