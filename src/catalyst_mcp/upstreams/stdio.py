@@ -67,6 +67,38 @@ def child_environment(extra: dict[str, str]) -> dict[str, str]:
     return {**base, **extra}
 
 
+class _LineReader(asyncio.Protocol):
+    """Splits the server's stdout into lines and hands each to the transport at once."""
+
+    def __init__(self, owner: StdioTransport) -> None:
+        self.owner = owner
+        self.partial = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end == -1:
+                self.partial += data[start:]
+                if len(self.partial) > LINE_LIMIT:
+                    self.partial.clear()
+                    self.owner._stdout_closed("sent a line over the 64 MiB limit")
+                return
+            if self.partial:
+                self.partial += data[start:end]
+                line = bytes(self.partial)
+                self.partial.clear()
+            else:
+                line = data[start:end]
+            self.owner._line(line)
+            start = end + 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.partial:
+            self.owner._line(bytes(self.partial))
+        self.owner._stdout_closed("closed its output")
+
+
 class StdioTransport(StreamTransport):
     def __init__(
         self,
@@ -88,57 +120,81 @@ class StdioTransport(StreamTransport):
         self._tasks: list[asyncio.Task[None]] = []
         self._write_lock = asyncio.Lock()
         self._closing = False
+        self._stdout: asyncio.BaseTransport | None = None
+        self._backlog: deque[Message] = deque()
+        self._draining: asyncio.Task[None] | None = None
+        self._finished: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         env = child_environment(self.env)
+        # stdout comes through our own pipe and protocol: a response is matched to its request
+        # straight from the read callback, without a reader task in between (one wake-up less
+        # per call; see docs/decisions/001-lean-protocol-core.md).
+        read_fd, write_fd = os.pipe()
         try:
             self.process = await asyncio.create_subprocess_exec(
                 self.command,
                 *self.args,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=write_fd,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
                 cwd=self.cwd,
                 start_new_session=True,
-                limit=LINE_LIMIT,
             )
         except OSError as exc:
+            os.close(read_fd)
             raise UpstreamUnavailable(
                 self.server, f"cannot start {self.server}: {self.command!r}: {exc.strerror}"
             ) from exc
-        self._tasks = [
-            asyncio.create_task(self._read_stdout(), name=f"{self.server}-stdout"),
-            asyncio.create_task(self._read_stderr(), name=f"{self.server}-stderr"),
-        ]
+        finally:
+            os.close(write_fd)
+        loop = asyncio.get_running_loop()
+        self._stdout, _ = await loop.connect_read_pipe(
+            lambda: _LineReader(self), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        self._tasks = [asyncio.create_task(self._read_stderr(), name=f"{self.server}-stderr")]
 
-    async def _read_stdout(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        reason = "closed its output"
+    def _line(self, line: bytes) -> None:
+        """One line of the server's stdout (called from the pipe's read callback)."""
+        if not line or line.isspace():
+            return
         try:
-            while True:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            log.warning("%s: ignoring non-JSON output: %.200r", self.server, line)
+            return
+        if not isinstance(message, dict):
+            log.warning("%s: ignoring non-object message", self.server)
+            return
+        if not self._backlog and "method" not in message and "id" in message:
+            self._pending.resolve(message)  # the fast path: nothing queued before it
+            return
+        # Notifications and server requests are awaited in order; a response behind them waits
+        # its turn, so progress never arrives after the result it belongs to.
+        self._backlog.append(message)
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._backlog:
+                message = self._backlog.popleft()
                 try:
-                    line = await stdout.readline()
-                except ValueError:
-                    reason = "sent a line over the 64 MiB limit"
-                    break
-                if not line:
-                    break
-                if line.isspace():
-                    continue
-                try:
-                    message = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    log.warning("%s: ignoring non-JSON output: %.200r", self.server, line)
-                    continue
-                if not isinstance(message, dict):
-                    log.warning("%s: ignoring non-object message", self.server)
-                    continue
-                await self.received(message)
-        except Exception:  # a bug in a handler must not kill the reader silently
-            log.exception("%s: error handling upstream output", self.server)
-            reason = "caused an internal error"
+                    await self.received(message)
+                except Exception:  # a bug in a handler must not stop the stream
+                    log.exception("%s: error handling upstream output", self.server)
+        finally:
+            self._draining = None
+
+    def _stdout_closed(self, reason: str) -> None:
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_task(self._finish(reason))
+
+    async def _finish(self, reason: str) -> None:
+        if self._draining is not None:
+            with contextlib.suppress(Exception):
+                await self._draining
         code = await self._exit_code()
         why = f"{self.server} {reason}" + (f" (exit code {code})" if code is not None else "")
         self._pending.fail_all(f"{why}; it will be restarted")
@@ -191,9 +247,12 @@ class StdioTransport(StreamTransport):
         if process is not None:
             # children the server left behind in its group go too
             self._signal(process, signal.SIGKILL)
-        for task in self._tasks:
+        if self._stdout is not None:
+            self._stdout.close()
+        tasks = [*self._tasks, *(t for t in (self._draining, self._finished) if t is not None)]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
