@@ -33,12 +33,12 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from gateway_overhead import (  # noqa: E402
+from measure import Settings, measure_latency, run_wrk  # noqa: E402
+from procs import (  # noqa: E402
     GATEWAY_SERVER,
     UPSTREAMS,
     BenchError,
     Processes,
-    Settings,
     Target,
     children_of,
     cpu_seconds,
@@ -46,9 +46,7 @@ from gateway_overhead import (  # noqa: E402
     gateway_argv,
     gateway_config,
     gateway_ready,
-    measure_latency,
     post_call,
-    run_wrk,
     wait_until,
 )
 
