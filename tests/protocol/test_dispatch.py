@@ -76,4 +76,22 @@ def test_error_for_maps_resource_not_found_per_era() -> None:
     }
     assert error_for(exc, "modern")["code"] == -32602
     rejected = UpstreamRejected("up", {"code": -32002, "message": "gone"})
-    assert error_for(rejected, "modern")["code"] == -32002  # an upstream's own error is relayed
+    # a legacy upstream's not-found reaches modern clients with the modern code
+    assert error_for(rejected, "modern")["code"] == -32602
+    assert error_for(rejected, "legacy")["code"] == -32002
+
+
+@pytest.mark.parametrize("code", [-32020, -32022, -32050])
+def test_upstream_hop_errors_do_not_pose_as_the_clients(code: int) -> None:
+    rejected = UpstreamRejected("up", {"code": code, "message": "hdr", "data": {"x": 1}})
+    assert error_for(rejected, "modern") == {"code": -32603, "message": "up: hdr"}
+
+
+def test_upstream_missing_capability_is_relayed() -> None:
+    data = {"requiredCapabilities": {"sampling": {}}}
+    rejected = UpstreamRejected("up", {"code": -32021, "message": "needs sampling", "data": data})
+    assert error_for(rejected, "modern") == {
+        "code": -32021,
+        "message": "needs sampling",
+        "data": data,
+    }

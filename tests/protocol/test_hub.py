@@ -52,6 +52,8 @@ def build() -> tuple[FakeProvider, NotificationHub, SessionStore]:
 async def test_list_changes_reach_sessions_and_interested_listeners() -> None:
     provider, hub, sessions = build()
     session = sessions.create("2025-11-25", {})
+    quiet = sessions.create("2025-11-25", {})  # no stream open: nothing piles up for it
+    session.listening = True
     tools_only = Listener("t", {"toolsListChanged": True})
     resources_only = Listener("r", {"resourcesListChanged": True})
     await hub.add(tools_only)
@@ -59,6 +61,7 @@ async def test_list_changes_reach_sessions_and_interested_listeners() -> None:
     provider.on_change(provider, {"resources", "resourceTemplates", "tools"})
     methods = sorted(m["method"] for m in session.outbox)
     assert methods == ["notifications/resources/list_changed", "notifications/tools/list_changed"]
+    assert not quiet.outbox
     assert tools_only.queue.qsize() == 1
     assert tools_only.queue.get_nowait()["method"] == "notifications/tools/list_changed"
     assert resources_only.queue.qsize() == 1  # templates and resources: one notification

@@ -14,6 +14,8 @@ from typing import Any
 
 from catalyst_mcp.context import CallContext, Emitter
 from catalyst_mcp.errors import (
+    INTERNAL_ERROR,
+    RESOURCE_NOT_FOUND,
     CatalystError,
     HeaderMismatch,
     InvalidParams,
@@ -21,6 +23,7 @@ from catalyst_mcp.errors import (
     MalformedMeta,
     ResourceNotFound,
     UnsupportedVersion,
+    UpstreamRejected,
 )
 from catalyst_mcp.protocol.hub import NotificationHub
 from catalyst_mcp.protocol.jsonrpc import Message, error_response, result_response
@@ -41,6 +44,7 @@ __all__ = ["Dispatcher", "ModernMeta", "error_for", "modern_meta"]
 log = logging.getLogger("catalyst.protocol")
 
 ModernMeta = dict[str, Any]
+MAX_SUBSCRIPTIONS = 256
 
 
 def modern_meta(message: Message) -> ModernMeta | None:
@@ -83,9 +87,20 @@ def check_modern_meta(meta: Any, header_version: str | None = None) -> tuple[str
 
 
 def error_for(exc: CatalystError, era: str) -> dict[str, Any]:
-    """The JSON-RPC error object for ``exc``, with the code the caller's era expects."""
+    """The JSON-RPC error object for ``exc``, with the code the caller's era expects.
+
+    An upstream's error is relayed with its own code, except codes that would mean something
+    else coming from the gateway: header and version errors (-32020, -32022) and undefined codes
+    of the spec's reserved range are about the upstream hop, not the client's request, so they
+    become -32603; -32021 (a capability the client lacks) is relayed, since modern upstreams see
+    the client's own capabilities; and the legacy resource-not-found code -32002 becomes -32602
+    for modern clients.
+    """
     error = exc.to_jsonrpc()
-    if isinstance(exc, ResourceNotFound) and era == "modern":
+    code = error["code"]
+    if isinstance(exc, UpstreamRejected) and -32099 <= code <= -32020 and code != -32021:
+        return {"code": INTERNAL_ERROR, "message": f"{exc.server}: {exc.message}"}
+    if era == "modern" and (isinstance(exc, ResourceNotFound) or code == RESOURCE_NOT_FOUND):
         error["code"] = InvalidParams.code
     return error
 
@@ -95,6 +110,8 @@ class Dispatcher:
         self.server = server
         self.sessions = sessions
         self.hub = hub
+        sessions.on_remove = self._release
+        self._releasing: set[asyncio.Task[None]] = set()
 
     async def _serve(self, message: Message, ctx: CallContext) -> Message | None:
         request_id = message["id"]
@@ -201,6 +218,10 @@ class Dispatcher:
         if not isinstance(uri, str):
             raise InvalidParams(f'{method} needs a string "uri"')
         if method == "resources/subscribe":
+            if len(session.subscriptions) >= MAX_SUBSCRIPTIONS and uri not in session.subscriptions:
+                raise InvalidParams(
+                    f"a session may subscribe to at most {MAX_SUBSCRIPTIONS} resources"
+                )
             if uri not in session.subscriptions:
                 await self.server.registry.subscribe(uri)
                 session.subscriptions.add(uri)
@@ -210,9 +231,18 @@ class Dispatcher:
         return {}
 
     def close_session(self, session_id: str) -> bool:
-        session = self.sessions.get(session_id)
-        if session is None:
-            return False
-        for uri in session.subscriptions:
-            asyncio.get_running_loop().create_task(self.server.registry.unsubscribe(uri))
         return self.sessions.remove(session_id)
+
+    def _release(self, session: LegacySession) -> None:
+        """A session ended: drop its resource subscriptions upstream."""
+        uris, session.subscriptions = session.subscriptions, set()
+        if not uris:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # shutting down outside the loop: nothing left to tell
+            return
+        for uri in uris:
+            task = loop.create_task(self.server.registry.unsubscribe(uri))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)

@@ -79,7 +79,8 @@ class NotificationHub:
                 continue
             sent.add(method)
             for session in self.sessions:
-                session.post(notification(method))
+                if session.listening:
+                    session.post(notification(method))
             for listener in self.listeners:
                 if listener.filter.get(flag):
                     listener.offer(listener.tagged(method))

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from catalyst_mcp.context import Emitter
@@ -53,6 +54,8 @@ class LegacySession:
         self.outbox: deque[Message] = deque()
         self._outbox_ready = asyncio.Event()
         self.closed = False
+        # True while a GET (or SSE) stream drains the outbox; notifications wait only then.
+        self.listening = False
 
     def adopt(self, version: str, params: dict[str, Any]) -> None:
         """Take the version and client details of an ``initialize``."""
@@ -148,18 +151,25 @@ class LegacySession:
 
 
 class SessionStore:
-    """Sessions by id, in this process. Idle sessions expire."""
+    """Sessions by id, in this process. Idle sessions expire.
+
+    ``on_remove`` runs for every session that ends, however it ends (DELETE, expiry, eviction,
+    shutdown), so what it holds elsewhere (resource subscriptions) is released.
+    """
 
     def __init__(self, idle_seconds: float, limit: int = 10_000) -> None:
         self.idle_seconds = idle_seconds
         self.limit = limit
         self._sessions: dict[str, LegacySession] = {}
+        self.on_remove: Callable[[LegacySession], None] = lambda session: None
 
     def create(self, version: str, params: dict[str, Any]) -> LegacySession:
         self.sweep()
         if len(self._sessions) >= self.limit:
-            oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
-            self.remove(oldest.id)
+            idle = [s for s in self._sessions.values() if not s.inflight]
+            if not idle:
+                raise CatalystError("too many sessions are busy; try again later")
+            self.remove(min(idle, key=lambda s: s.last_seen).id)
         session = LegacySession(secrets.token_hex(16), version, params)
         self._sessions[session.id] = session
         return session
@@ -175,6 +185,7 @@ class SessionStore:
         if session is None:
             return False
         session.close()
+        self.on_remove(session)
         return True
 
     def sweep(self) -> None:

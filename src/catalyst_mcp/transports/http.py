@@ -35,7 +35,6 @@ from catalyst_mcp.transports.asgi import (
     BodyTooLarge,
     ClientGone,
     EventStream,
-    OriginPolicy,
     Receive,
     Scope,
     Send,
@@ -60,15 +59,10 @@ class StreamableHttpEndpoint:
     def __init__(self, dispatcher: Dispatcher, settings: GatewaySettings) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
-        self.origins = OriginPolicy.for_settings(settings)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = header_map(scope)
-        refusal = self.origins.refusal(headers.get(b"origin"), headers.get(b"host"))
-        if refusal is not None:
-            await send_json(send, 403, error_response(None, InvalidRequest(refusal)))
-            return
+        headers = header_map(scope)  # Origin and Host were checked by the app (app.py)
         method = scope["method"]
         if method == "POST":
             await self._post(headers, receive, send)
@@ -343,6 +337,7 @@ async def drain_outbox(session: LegacySession, receive: Receive, stream: EventSt
     """Relay a session's queued messages on an SSE stream until the client leaves."""
     gone = asyncio.Event()
     watcher = watch_disconnect(receive, gone.set)
+    session.listening = True
     try:
         await stream.start()
         while not gone.is_set() and not session.closed:
@@ -359,6 +354,7 @@ async def drain_outbox(session: LegacySession, receive: Receive, stream: EventSt
             else:
                 await stream.event(message)
     finally:
+        session.listening = False
         watcher.cancel()
         if not gone.is_set():
             await stream.finish(None)

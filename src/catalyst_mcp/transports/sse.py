@@ -22,7 +22,6 @@ from catalyst_mcp.transports.asgi import (
     BodyTooLarge,
     ClientGone,
     EventStream,
-    OriginPolicy,
     Receive,
     Scope,
     Send,
@@ -44,17 +43,10 @@ class LegacySseEndpoints:
     def __init__(self, dispatcher: Dispatcher, settings: GatewaySettings) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
-        self.origins = OriginPolicy.for_settings(settings)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """GET /sse: open a session and relay everything it is sent."""
-        headers = header_map(scope)
-        if not self.origins.allows(headers.get(b"origin"), headers.get(b"host")):
-            await send_json(
-                send, 403, error_response(None, InvalidRequest("Forbidden: Origin not allowed"))
-            )
-            return
         if scope["method"] != "GET":
             await send_bytes(send, 405, b"", None, [(b"allow", b"GET")])
             return
@@ -72,11 +64,6 @@ class LegacySseEndpoints:
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /messages?session_id=...: accept one message; its answer goes on the stream."""
         headers = header_map(scope)
-        if not self.origins.allows(headers.get(b"origin"), headers.get(b"host")):
-            await send_json(
-                send, 403, error_response(None, InvalidRequest("Forbidden: Origin not allowed"))
-            )
-            return
         if scope["method"] != "POST":
             await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
             return

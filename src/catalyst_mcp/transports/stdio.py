@@ -165,6 +165,7 @@ class StdioConnection:
             await hub.remove(listener)
 
     async def _drain(self, session: LegacySession) -> None:
+        session.listening = True  # stdout is always open for this session's notifications
         while not session.closed:
             message = await session.next_message(3600)
             if message is not None:

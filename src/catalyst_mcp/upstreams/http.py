@@ -150,6 +150,8 @@ class StreamableHttpTransport(UpstreamTransport):
             await response.read()
         except HttpError as exc:
             raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+        finally:
+            response.aclose_nowait()
         if response.status >= 400:
             log.warning("%s: HTTP %s for a %s", self.server, response.status, message.get("method"))
 
@@ -194,7 +196,10 @@ class StreamableHttpTransport(UpstreamTransport):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
                     response = await self.client.request("DELETE", self._headers(None, None))
-                    await response.read()
+                    try:
+                        await response.read()
+                    finally:
+                        response.aclose_nowait()
             self.session_id = None
         await self.client.aclose()
 
@@ -277,7 +282,10 @@ class SseTransport(StreamTransport):
             response = await self.post_client.request(
                 "POST", headers, orjson.dumps(message), path=self.post_path
             )
-            await response.read()
+            try:
+                await response.read()
+            finally:
+                response.aclose_nowait()
         except HttpError as exc:
             raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
         if response.status >= 400:

@@ -115,6 +115,8 @@ class _Connection(asyncio.Protocol):
         self.response: HttpResponse | None = None
         self.headers_ready: asyncio.Future[None] | None = None
         self.closed = False
+        self.forgotten = False
+        self.interim = False  # parsing a 1xx response, which precedes the real one
         self.uses = 0
 
     # asyncio.Protocol
@@ -129,7 +131,19 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.response is not None and not self.response._done:
+        response = self.response
+        if response is None or response._done:
+            return
+        headers = response.headers
+        delimited_by_close = (
+            response.status >= 200
+            and "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "").lower()
+        )
+        if delimited_by_close and exc is None:
+            response._done = True  # legal HTTP/1.1: the body ends when the connection does
+            response._wake()
+        else:
             self._fail(HttpError("connection closed before the response was complete"))
 
     def _fail(self, exc: BaseException) -> None:
@@ -143,26 +157,44 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        response = self.response
+        if response is None or response._done:
+            # Bytes nobody asked for (a second response): never reuse this connection.
+            self._fail(HttpError("unexpected data after the response"))
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.response is not None
+        if self.response is None or self.interim:
+            return
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         old = self.response.headers.get(key)
         self.response.headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
-        assert self.response is not None and self.headers_ready is not None
-        self.response.status = self.parser.get_status_code()
+        if self.response is None or self.headers_ready is None:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True  # e.g. 103 Early Hints: the real response follows
+            self.response.headers.clear()
+            return
+        self.response.status = status
         if not self.headers_ready.done():
             self.headers_ready.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        assert self.response is not None
+        if self.response is None or self.interim:
+            return
         self.response.chunks.append(body)
         self.response._wake()
 
     def on_message_complete(self) -> None:
-        assert self.response is not None
+        if self.interim:
+            self.interim = False
+            return
+        if self.response is None:
+            return
         if not self.parser.should_keep_alive():
             self.closed = True
         self.response._done = True
@@ -194,7 +226,9 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-        self.pool._forget(self)
+        if not self.forgotten:  # a connection leaves the pool's count once
+            self.forgotten = True
+            self.pool._forget(self)
 
 
 class HttpClient:
@@ -263,9 +297,16 @@ class HttpClient:
                 except BaseException:
                     self._open -= 1
                     raise
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self.loop.create_future()
             self._waiters.append(waiter)
-            await waiter
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await waiter
+            except TimeoutError as exc:
+                raise HttpError(
+                    f"no free connection to {self.target.host_header} within "
+                    f"{self.connect_timeout:g}s ({self.max_connections} in use)"
+                ) from exc
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()

@@ -28,6 +28,8 @@ log = logging.getLogger("catalyst.upstream")
 
 # Lines longer than this (64 MiB) are a protocol violation, not a big result.
 LINE_LIMIT = 64 * 1024 * 1024
+# Longer stderr lines are cut when logged.
+STDERR_LINE_LIMIT = 8192
 # What a server process inherits from the gateway's environment; everything else it needs comes
 # from its `env:` setting. The gateway's own secrets (keys, tokens) never leak into upstreams.
 INHERITED_ENV = (
@@ -211,13 +213,27 @@ class StdioTransport(StreamTransport):
         return None
 
     async def _read_stderr(self) -> None:
+        """Log the server's stderr line by line; never stop draining it (a full pipe would
+        block the server), and cut absurdly long lines."""
         assert self.process is not None and self.process.stderr is not None
-        with contextlib.suppress(ValueError, ConnectionError):
-            async for raw in self.process.stderr:
-                line = raw.decode("utf-8", errors="replace").rstrip()
-                if line:
-                    self.stderr_tail.append(line)
-                    log.info("%s[stderr]: %s", self.server, line)
+        stderr = self.process.stderr
+        partial = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := await stderr.read(65536):
+                *lines, partial = (partial + chunk).split(b"\n")
+                if len(partial) > STDERR_LINE_LIMIT:
+                    lines.append(partial)
+                    partial = b""
+                for raw in lines:
+                    self._log_stderr(raw)
+        if partial:
+            self._log_stderr(partial)
+
+    def _log_stderr(self, raw: bytes) -> None:
+        line = raw[:STDERR_LINE_LIMIT].decode("utf-8", errors="replace").rstrip()
+        if line:
+            self.stderr_tail.append(line)
+            log.info("%s[stderr]: %s", self.server, line)
 
     async def _write(self, message: Message) -> None:
         process = self.process

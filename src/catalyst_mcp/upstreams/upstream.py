@@ -267,10 +267,15 @@ class Upstream(Provider):
         if session is None or not self._expires:
             return
         now = time.monotonic()
-        stale = [k for k, at in self._expires.items() if at <= now]
-        for kind in stale:
+        changed: set[ListKind] = set()
+        for kind in [k for k, at in self._expires.items() if at <= now]:
+            before = self._lists[kind]
             with contextlib.suppress(UpstreamError):
                 await self._fetch(session, kind)
+            if self._lists[kind] != before:
+                changed.add(kind)
+        if changed:
+            self.on_change(self, changed)
 
     def _refetch(self, kind: ListKind) -> None:
         running = self._refreshing.get(kind)
@@ -402,10 +407,17 @@ class Upstream(Provider):
                 await self.on_resource_updated(self, uri)
 
     def _only_caller(self) -> CallContext | None:
-        """A message with no request attached: attribute it when only one call is in flight."""
-        if len(self._inflight) == 1:
-            return next(iter(self._inflight.values()))
-        return None
+        """A message with no request attached: attribute it when only one call is in flight.
+
+        Only on transports that cannot link messages to requests (stdio, legacy SSE). On
+        Streamable HTTP, unrelated messages arrive on the GET stream and belong to no caller:
+        routing them to whoever is calling would show one client another's requests or logs.
+        """
+        session = self.session
+        linked = session is not None and isinstance(session.transport, StreamableHttpTransport)
+        if linked or len(self._inflight) != 1:
+            return None
+        return next(iter(self._inflight.values()))
 
     async def _unrelated_request(self, message: Message) -> dict[str, Any]:
         ctx = self._only_caller()
@@ -528,13 +540,20 @@ class Upstream(Provider):
         session = self.session
         return session is not None and session.era == "legacy"
 
+    def _transport_kind(self) -> str:
+        """What is really in use (a Streamable HTTP URL may have fallen back to legacy SSE)."""
+        session = self.session
+        if session is not None and isinstance(session.transport, SseTransport):
+            return "sse"
+        return self.config.kind
+
     def health(self) -> dict[str, Any]:
         session = self.session
         report: dict[str, Any] = {
             "name": self.name,
             "kind": "server",
             "status": self.status,
-            "transport": self.config.kind,
+            "transport": self._transport_kind(),
             "circuit": self.breaker.state,
             "restarts": self.restarts,
             "tools": len(self._lists["tools"]),
