@@ -6,11 +6,13 @@ import re
 
 import pytest
 
-from catalyst_mcp.settings import GatewaySettings, ServerConfig
+from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("model", [GatewaySettings, ServerConfig], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "model", [GatewaySettings, ServerConfig, PacksSettings], ids=lambda m: m.__name__
+)
 def test_every_setting_is_documented(model: type) -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE))
@@ -21,7 +23,11 @@ def test_every_setting_is_documented(model: type) -> None:
 def test_documented_settings_exist() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE))
-    known = set(GatewaySettings.model_fields) | set(ServerConfig.model_fields)
+    known = (
+        set(GatewaySettings.model_fields)
+        | set(ServerConfig.model_fields)
+        | set(PacksSettings.model_fields)
+    )
     assert documented <= known, f"docs/configuration.md describes unknown {documented - known}"
 
 

@@ -10,16 +10,28 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from catalyst_mcp.errors import ConfigProblem, InvalidRequest
+from catalyst_mcp.packs.loader import load_packs
+from catalyst_mcp.packs.provider import PackProvider
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.hub import NotificationHub
+from catalyst_mcp.protocol.jsonrpc import error_response
 from catalyst_mcp.protocol.legacy import SessionStore
 from catalyst_mcp.protocol.server import SERVER_INFO, McpServer
 from catalyst_mcp.providers import Provider
 from catalyst_mcp.registry import Registry
 from catalyst_mcp.settings import Settings
-from catalyst_mcp.transports.asgi import Receive, Scope, Send, send_bytes, send_json
+from catalyst_mcp.transports.asgi import (
+    OriginPolicy,
+    Receive,
+    Scope,
+    Send,
+    send_bytes,
+    send_json,
+)
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
 from catalyst_mcp.upstreams.upstream import Upstream
@@ -47,14 +59,30 @@ class Gateway:
                     settings.gateway.call_timeout_seconds,
                 )
                 self.registry.add(upstream)
+        self.pack_problems: list[ConfigProblem] = []
+        if settings.packs.path is not None:
+            self._add_packs(settings.packs.path)
         self.server = McpServer(self.registry)
         self.sessions = SessionStore(settings.gateway.session_idle_seconds)
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
+        self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
         self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)
         self.started = False
         self.stopping = False
+
+    def _add_packs(self, path: Path) -> None:
+        """Register one provider per valid pack; problems are logged and shown by /ready."""
+        loaded = load_packs([path])
+        self.pack_problems = loaded.problems
+        for item in loaded.packs:
+            try:
+                self.registry.add(PackProvider(item))
+            except ValueError as exc:  # its namespace is a server's already
+                self.pack_problems.append(ConfigProblem(str(item.file), None, f"not served: {exc}"))
+        for problem in self.pack_problems:
+            log.error("knowledge pack problem: %s", problem)
 
     async def start(self) -> None:
         settle = max(
@@ -87,10 +115,13 @@ class Gateway:
     def readiness(self) -> dict[str, Any]:
         servers = [p.health() for p in self.registry.providers]
         down = [s["name"] for s in servers if s["status"] != "ready"]
-        status = "starting" if not self.started else ("degraded" if down else "ready")
+        degraded = bool(down or self.pack_problems)
+        status = "starting" if not self.started else ("degraded" if degraded else "ready")
         if self.stopping:
             status = "stopping"
         report: dict[str, Any] = {"status": status, "gateway": SERVER_INFO, "servers": servers}
+        if self.pack_problems:
+            report["pack_problems"] = [str(p) for p in self.pack_problems]
         if self.registry.collisions:
             report["collisions"] = self.registry.collisions
         return report
@@ -101,6 +132,11 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
+            headers = dict(scope["headers"])
+            refusal = self.origins.refusal(headers.get(b"origin"), headers.get(b"host"))
+            if refusal is not None:  # DNS rebinding: every path, /ready included
+                await send_json(send, 403, error_response(None, InvalidRequest(refusal)))
+                return
             if path == self.settings.gateway.mcp_path:
                 await self.mcp(scope, receive, send)
             elif path == "/health":

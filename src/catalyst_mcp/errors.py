@@ -21,6 +21,8 @@ client; the cause, a stack trace or a secret never is).
     │   ├── MissingCapability           the client lacks a capability we need     -32021
     │   └── UnsupportedVersion          protocol version not supported            -32022
     ├── RequestCancelled                the caller cancelled the request
+    ├── PackError                       a knowledge pack could not serve a call (bad arguments,
+    │                                   a database failure); tools/call shows it as isError
     └── UpstreamError                   an upstream MCP server failed this call
         ├── UpstreamUnavailable         not connected / crashed / circuit open
         ├── UpstreamTimeout             no answer within the call's timeout
@@ -44,6 +46,7 @@ __all__ = [
     "MethodNotFound",
     "MissingCapability",
     "NotFound",
+    "PackError",
     "ParseError",
     "ProtocolError",
     "RequestCancelled",
@@ -95,9 +98,12 @@ class ConfigProblem:
     file: str
     line: int | None
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        if self.line is not None and self.column is not None:
+            where += f":{self.column}"
         return f"{where}: {self.message}"
 
 
@@ -165,6 +171,11 @@ class UnsupportedVersion(ProtocolError):
 
 class RequestCancelled(CatalystError):
     """The caller cancelled the request; nothing is sent back for it."""
+
+
+class PackError(CatalystError):
+    """A knowledge pack could not serve a call. The message is written for the client: it never
+    carries SQL driver internals, statements, bound values or connection URLs."""
 
 
 class UpstreamError(CatalystError):

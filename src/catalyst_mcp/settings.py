@@ -34,6 +34,7 @@ __all__ = [
     "ENV_PREFIX",
     "NAMESPACE_SEPARATOR",
     "GatewaySettings",
+    "PacksSettings",
     "ServerConfig",
     "Settings",
     "load_settings",
@@ -200,6 +201,16 @@ class ServerConfig(_Model):
         return self.enabled and not self.disabled
 
 
+class PacksSettings(_Model):
+    """Where knowledge packs are loaded from (docs/packs.md)."""
+
+    path: Path | None = Field(
+        None,
+        description="Folder of knowledge packs (*.yaml, one pack per file; *.example skipped), "
+        "relative to the working directory. null loads no packs.",
+    )
+
+
 def _check_server_name(name: str) -> str:
     if not SERVER_NAME.match(name):
         raise ValueError(
@@ -220,6 +231,9 @@ class Settings(_Model):
     )
     servers: dict[ServerName, ServerConfig] = Field(
         default_factory=dict, description="Upstream MCP servers by name (mcpServers format)."
+    )
+    packs: PacksSettings = Field(
+        default_factory=lambda: PacksSettings(), description="Knowledge packs to serve."
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

@@ -10,18 +10,19 @@ import yaml
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 
-__all__ = ["LocatedYaml", "load_yaml"]
+__all__ = ["LocatedYaml", "load_yaml", "read_yaml"]
 
 Path_ = tuple[str | int, ...]
 
 
 @dataclass(slots=True)
 class LocatedYaml:
-    """A parsed YAML document plus the 1-based line of every mapping key and sequence item."""
+    """A parsed YAML document plus the 1-based line (and column) of every key and item."""
 
     file: str
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
+    columns: dict[Path_, int] = field(default_factory=dict)
 
     def line_of(self, path: Path_) -> int | None:
         """The line of ``path``, or of its nearest located ancestor."""
@@ -33,6 +34,14 @@ class LocatedYaml:
 
     def problem(self, path: Path_, message: str) -> ConfigProblem:
         return ConfigProblem(self.file, self.line_of(path), message)
+
+    def problem_at(self, path: Path_, message: str) -> ConfigProblem:
+        """Like :meth:`problem`, located as ``file:line:col`` where the column is known."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return ConfigProblem(self.file, line, message, self.columns.get(path[:end]))
+        return ConfigProblem(self.file, None, message)
 
 
 _CONSTRUCTOR = yaml.SafeLoader("")
@@ -48,8 +57,12 @@ def _scalar(node: yaml.Node, file: str) -> Any:
         ) from exc
 
 
-def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
+def _walk(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str, cols: dict[Path_, int]
+) -> Any:
+    if path not in lines:
+        lines[path] = node.start_mark.line + 1
+        cols[path] = node.start_mark.column + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -60,10 +73,11 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> A
                 )
             child = (*path, key if isinstance(key, int | str) else str(key))
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, child, lines, file)
+            cols[child] = key_node.start_mark.column + 1
+            out[key] = _walk(value_node, child, lines, file, cols)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
+        return [_walk(item, (*path, i), lines, file, cols) for i, item in enumerate(node.value)]
     return _scalar(node, file)
 
 
@@ -79,7 +93,7 @@ def load_yaml(text: str, file: str) -> LocatedYaml:
         raise ConfigError([ConfigProblem(file, None, f"YAML syntax: {exc}")]) from exc
     located = LocatedYaml(file, None)
     if node is not None:
-        located.data = _walk(node, (), located.lines, file)
+        located.data = _walk(node, (), located.lines, file, located.columns)
     return located
 
 

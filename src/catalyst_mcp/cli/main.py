@@ -7,6 +7,7 @@ import click
 from catalyst_mcp import __version__
 from catalyst_mcp.cli.config import config
 from catalyst_mcp.cli.health import health
+from catalyst_mcp.cli.packs import packs
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
 from catalyst_mcp.cli.serve import serve
@@ -31,7 +32,7 @@ def cli() -> None:
     """
 
 
-for command in (serve, config, servers, tools, prompts, resources, health):
+for command in (serve, config, servers, tools, prompts, resources, health, packs):
     cli.add_command(command)
 
 

@@ -1,0 +1,1 @@
+"""Knowledge packs: declarative tools, resources and prompts over business systems."""

@@ -1,0 +1,1 @@
+"""Connectors: how a pack reaches a business system (one module per kind)."""

@@ -1,0 +1,166 @@
+"""The ``sql`` connector: SQLAlchemy 2 async engines, read-only enforced by the database.
+
+* Values are always bound parameters (``text(statement)`` with ``:name`` binds); nothing a
+  caller sends is ever formatted into SQL text.
+* ``read_only`` is enforced by the connection, not by parsing SQL: SQLite connections run
+  ``PRAGMA query_only=ON`` when opened; PostgreSQL sessions start with
+  ``default_transaction_read_only=on`` (every transaction is READ ONLY).
+* Driver errors become :class:`PackError` with a message written for the client: no statement,
+  no bound values, no URL, no driver text. The details go to the gateway log at debug level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import decimal
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, exc, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from catalyst_mcp.errors import PackError
+from catalyst_mcp.packs.schema import SqlConnection
+
+__all__ = ["ASYNC_DRIVERS", "QueryResult", "SqlConnector", "async_url"]
+
+log = logging.getLogger("catalyst.packs.sql")
+
+# backend -> the async driver used when a URL names none (or a sync one)
+ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+READ_ONLY_SQLSTATE = "25006"  # PostgreSQL: read_only_sql_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    rows: list[dict[str, Any]]
+    truncated: bool
+
+
+def async_url(raw: str) -> URL:
+    """``raw`` as a SQLAlchemy URL with an async driver; ValueError says what is wrong."""
+    try:
+        url = make_url(raw)
+    except exc.ArgumentError as error:
+        raise ValueError("not a valid SQLAlchemy URL (dialect://user@host/database)") from error
+    backend = "postgresql" if url.get_backend_name() == "postgres" else url.get_backend_name()
+    driver = ASYNC_DRIVERS.get(backend)
+    if driver is None:
+        raise ValueError(f"database {backend!r} is not supported yet: use sqlite or postgresql")
+    return url.set(drivername=f"{backend}+{driver}")
+
+
+class SqlConnector:
+    """One declared ``sql`` connection: a lazily connecting async engine."""
+
+    def __init__(self, name: str, config: SqlConnection) -> None:
+        self.name = name
+        self.config = config
+        self.url = async_url(config.url)
+        self.backend = self.url.get_backend_name()
+        self._engine: AsyncEngine | None = None
+
+    def _create(self) -> AsyncEngine:
+        kwargs: dict[str, Any] = {}
+        connect_args: dict[str, Any] = {}
+        if self.backend == "postgresql":
+            kwargs["pool_size"] = self.config.pool_size
+            connect_args["timeout"] = self.config.timeout_seconds
+            if self.config.read_only:
+                connect_args["server_settings"] = {"default_transaction_read_only": "on"}
+        engine = create_async_engine(self.url, connect_args=connect_args, **kwargs)
+        if self.backend == "sqlite" and self.config.read_only:
+            event.listen(engine.sync_engine, "connect", _sqlite_query_only)
+        return engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = self._create()
+        return self._engine
+
+    async def query(self, statement: str, values: dict[str, Any], max_rows: int) -> QueryResult:
+        """Run ``statement`` with ``values`` bound; at most ``max_rows`` rows come back."""
+        try:
+            async with asyncio.timeout(self.config.timeout_seconds):
+                async with self.engine.connect() as conn:
+                    result = await conn.execute(text(statement), values)
+                    if not result.returns_rows:
+                        await conn.commit()
+                        return QueryResult([], False)
+                    keys = list(result.keys())
+                    fetched = result.fetchmany(max_rows + 1)
+                    await conn.commit()
+        except TimeoutError as error:
+            raise PackError(
+                f"the query on connection '{self.name}' took longer than "
+                f"{self.config.timeout_seconds:g} s"
+            ) from error
+        except exc.SQLAlchemyError as error:
+            raise self._map(error) from error
+        except OSError as error:
+            log.debug("connection %s: %s", self.name, type(error).__name__)
+            raise PackError(f"cannot reach the database of connection '{self.name}'") from error
+        rows = [{k: _json(v) for k, v in zip(keys, row, strict=True)} for row in fetched]
+        return QueryResult(rows[:max_rows], len(rows) > max_rows)
+
+    def _map(self, error: exc.SQLAlchemyError) -> PackError:
+        orig = getattr(error, "orig", None)
+        log.debug("connection %s: %s (%s)", self.name, type(error).__name__, type(orig).__name__)
+        if self.config.read_only and _is_read_only_violation(orig):
+            return PackError(f"connection '{self.name}' is read-only: the statement tried to write")
+        if isinstance(error, exc.InterfaceError) or (
+            isinstance(error, exc.OperationalError) and _is_connect_failure(orig)
+        ):
+            return PackError(f"cannot reach the database of connection '{self.name}'")
+        return PackError(f"the query on connection '{self.name}' failed (database error)")
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.dispose()
+
+
+def _sqlite_query_only(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _is_read_only_violation(orig: Any) -> bool:
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
+        return True
+    pgcode = getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    message = str(orig).lower()
+    return pgcode == READ_ONLY_SQLSTATE or "readonly" in message or "read-only" in message
+
+
+def _is_connect_failure(orig: Any) -> bool:
+    message = str(orig).lower()
+    return "unable to open" in message or "connect" in message
+
+
+def _json(value: Any) -> Any:
+    """A database value as JSON: numbers, text, booleans and null as they are; others as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    return str(value)

@@ -1,0 +1,136 @@
+"""SQL tools on SQLite and the real PostgreSQL: bound values, read-only, limits, clean errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from catalyst_mcp.context import CallContext
+from catalyst_mcp.packs.loader import load_pack
+from catalyst_mcp.packs.provider import PackProvider
+from tests.packs.conftest import PG_URL, ROWS, people_pack, pg_people_table, write_pack
+
+CTX = CallContext(era="modern", protocol_version="2026-07-28")
+INJECTIONS = [
+    "' OR '1'='1",
+    "'; DROP TABLE people; --",
+    "%' UNION SELECT 99, 'injected' --",
+    "x' ; UPDATE people SET name = 'pwned'; --",
+    "\\'; DELETE FROM people; --",
+    "Ada'--",
+    "' || (SELECT email FROM people LIMIT 1) || '",
+    "1); DROP TABLE people; --",
+    "%",
+    "_",
+    "\x00",
+    'Ada"; DROP TABLE people; --',
+]
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
+async def provider(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PackProvider]:
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            db = request.getfixturevalue("sqlite_db")
+            data = people_pack(f"sqlite:///{db}")
+        else:
+            data = people_pack(PG_URL, await stack.enter_async_context(pg_people_table()))
+        provider = PackProvider(load_pack(write_pack(tmp_path, "p.yaml", data)))
+        stack.push_async_callback(provider.stop)
+        yield provider
+
+
+async def call(provider: PackProvider, tool: str, /, **arguments: Any) -> dict[str, Any]:
+    return await provider.call("tools/call", {"name": tool, "arguments": arguments}, CTX)
+
+
+async def everyone(provider: PackProvider) -> list[dict[str, Any]]:
+    result = await call(provider, "find", name="", limit=100)
+    rows: list[dict[str, Any]] = result["structuredContent"]["rows"]
+    return rows
+
+
+async def test_rows_come_back_structured_and_as_text(provider: PackProvider) -> None:
+    result = await call(provider, "find", name="a", limit=2)
+    assert result["structuredContent"] == {
+        "rows": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Grace"}],
+        "truncated": False,
+    }
+    assert result["content"][0]["text"] == "2 rows:\nid: 1, name: Ada\nid: 2, name: Grace"
+    assert "isError" not in result
+
+
+async def test_max_rows_truncates(provider: PackProvider) -> None:
+    result = await call(provider, "all")
+    assert result["structuredContent"] == {"rows": [{"id": 1}, {"id": 2}], "truncated": True}
+    assert "truncated" in result["content"][0]["text"]
+
+
+async def test_bad_arguments_are_tool_errors(provider: PackProvider) -> None:
+    result = await call(provider, "find", name="a", limit=1000)
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == "invalid arguments: argument 'limit' must be <= 100"
+
+
+@pytest.mark.parametrize("attack", INJECTIONS)
+async def test_injection_corpus_has_no_effect(provider: PackProvider, attack: str) -> None:
+    before = await everyone(provider)
+    result = await call(provider, "find", name=attack, limit=100)
+    if "isError" in result:  # a NUL byte may be refused by the driver: cleanly
+        assert result["content"][0]["text"].startswith("the query on connection 'db' failed")
+    else:
+        rows = result["structuredContent"]["rows"]
+        # Only rows whose name really contains the text, as a literal (LIKE wildcards aside).
+        assert all(row in before for row in rows)
+        if attack not in ("%", "_", "\x00"):  # wildcards; SQLite ends LIKE text at NUL
+            assert rows == [r for r in before if attack in r["name"]]
+    assert await everyone(provider) == before
+    assert (await call(provider, "count"))["structuredContent"]["rows"] == [{"n": len(ROWS)}]
+
+
+async def test_a_write_on_a_read_only_connection_fails(provider: PackProvider) -> None:
+    result = await call(provider, "rename", id=1)
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == (
+        "connection 'db' is read-only: the statement tried to write"
+    )
+    assert (await everyone(provider))[0]["name"] == "Ada"
+
+
+async def test_a_writable_connection_writes(sqlite_db: Path, tmp_path: Path) -> None:
+    data = people_pack(f"sqlite:///{sqlite_db}", read_only=False)
+    provider = PackProvider(load_pack(write_pack(tmp_path, "p.yaml", data)))
+    try:
+        assert "isError" not in await call(provider, "rename", id=1)
+        assert (await everyone(provider))[0]["name"] == "changed"
+    finally:
+        await provider.stop()
+
+
+async def test_database_errors_do_not_leak_details(tmp_path: Path, sqlite_db: Path) -> None:
+    data = people_pack(f"sqlite:///{sqlite_db}", table="no_such_table")
+    provider = PackProvider(load_pack(write_pack(tmp_path, "p.yaml", data)))
+    try:
+        result = await call(provider, "find", name="a")
+    finally:
+        await provider.stop()
+    text = result["content"][0]["text"]
+    assert result["isError"] is True
+    assert text == "the query on connection 'db' failed (database error)"
+
+
+async def test_an_unreachable_database_is_a_clean_tool_error(tmp_path: Path) -> None:
+    url = "postgresql://postgres:s3cret@127.0.0.1:9/test"
+    provider = PackProvider(load_pack(write_pack(tmp_path, "p.yaml", people_pack(url))))
+    try:
+        result = await call(provider, "count")
+    finally:
+        await provider.stop()
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == "cannot reach the database of connection 'db'"
+    assert "s3cret" not in str(result)
