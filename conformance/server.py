@@ -23,7 +23,7 @@ from fixture import ConformanceFixture
 
 from catalyst_mcp.app import Gateway
 from catalyst_mcp.settings import GatewaySettings, Settings
-from catalyst_mcp.transports.stdio import LINE_LIMIT, StdioConnection
+from catalyst_mcp.transports import stdio
 
 
 def build_gateway(port: int = 0) -> Gateway:
@@ -32,19 +32,8 @@ def build_gateway(port: int = 0) -> Gateway:
 
 
 async def serve_stdio() -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, sys.stdout.buffer
-    )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    gateway = build_gateway()
-    await gateway.start()
-    try:
-        await StdioConnection(gateway, writer).run(reader)
-    finally:
-        await gateway.stop()
+    settings = Settings(gateway=GatewaySettings(host="127.0.0.1", port=0))
+    await stdio.serve_stdio(settings, providers=[ConformanceFixture()])
 
 
 async def serve_http(port: int) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from catalyst_mcp.protocol.hub import Listener, accepted_filter
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId, decode, error_response, validate
 from catalyst_mcp.protocol.legacy import LegacySession
 from catalyst_mcp.protocol.versions import SUBSCRIPTION_ID_KEY
+from catalyst_mcp.providers import Provider
 from catalyst_mcp.settings import Settings
 
 __all__ = ["StdioConnection", "serve_stdio"]
@@ -178,7 +180,8 @@ class StdioConnection:
             self.gateway.dispatcher.close_session(self.session.id)
 
 
-async def serve_stdio(settings: Settings) -> None:
+async def serve_stdio(settings: Settings, providers: Sequence[Provider] = ()) -> None:
+    """Serve one client on this process's stdin/stdout (``providers`` as for :class:`Gateway`)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -186,7 +189,7 @@ async def serve_stdio(settings: Settings) -> None:
         asyncio.streams.FlowControlMixin, sys.stdout.buffer
     )
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, providers)
     await gateway.start()
     gateway.settle_memory()
     try:
