@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from catalyst_mcp.errors import ConfigProblem, InvalidRequest
-from catalyst_mcp.packs.loader import load_packs
-from catalyst_mcp.packs.provider import PackProvider
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.hub import NotificationHub
 from catalyst_mcp.protocol.jsonrpc import error_response
@@ -74,6 +72,10 @@ class Gateway:
 
     def _add_packs(self, path: Path) -> None:
         """Register one provider per valid pack; problems are logged and shown by /ready."""
+        # Imported here: the SQL stack costs ~20 MB of memory a gateway without packs never needs.
+        from catalyst_mcp.packs.loader import load_packs
+        from catalyst_mcp.packs.provider import PackProvider
+
         loaded = load_packs([path])
         self.pack_problems = loaded.problems
         for item in loaded.packs:
