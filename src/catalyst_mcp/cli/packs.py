@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,7 +17,9 @@ from catalyst_mcp.cli.common import (
     print_json,
     print_table,
 )
-from catalyst_mcp.packs.loader import LoadResult, load_packs, pack_files
+
+if TYPE_CHECKING:  # the loader pulls in the SQL stack: imported by the commands that need it
+    from catalyst_mcp.packs.loader import LoadResult
 
 __all__ = ["packs"]
 
@@ -62,6 +65,8 @@ def list_packs(config_path: Path | None, json_output: bool) -> None:
 
     Exit code 3 if any pack file is invalid (the valid ones are still listed).
     """
+    from catalyst_mcp.packs.loader import load_packs
+
     result = load_packs([_configured(config_path)])
     if json_output:
         print_json({"packs": _summary(result), "problems": [str(p) for p in result.problems]})
@@ -80,6 +85,8 @@ def validate(paths: tuple[Path, ...], config_path: Path | None) -> None:
     Every problem is shown as file:line:col: what is wrong. Exit code 3 if any is found.
     """
     targets = list(paths) or [_configured(config_path)]
+    from catalyst_mcp.packs.loader import load_packs, pack_files
+
     result = load_packs(targets)
     for item in result.packs:
         pack = item.pack
