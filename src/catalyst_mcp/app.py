@@ -27,6 +27,7 @@ from catalyst_mcp.transports.asgi import (
     Receive,
     Scope,
     Send,
+    header_map,
     send_bytes,
     send_json,
 )
@@ -37,6 +38,8 @@ from catalyst_mcp.upstreams.upstream import Upstream
 __all__ = ["Gateway"]
 
 log = logging.getLogger("catalyst")
+
+SETTLE_MARGIN_SECONDS = 5.0
 
 
 class Gateway:
@@ -87,11 +90,14 @@ class Gateway:
             log.error("knowledge pack problem: %s", problem)
 
     async def start(self) -> None:
+        # Each upstream gives up after its connect timeout and then needs a moment to stop what
+        # it started (a stdio process gets a few seconds) before it reports why: wait for that
+        # too, so start-up ends with every server ready or failed, none still "starting".
         settle = max(
             (c.connect_timeout_seconds for c in self.settings.servers.values() if c.active),
             default=0.0,
         )
-        await self.registry.start(settle)
+        await self.registry.start(settle + SETTLE_MARGIN_SECONDS if settle else 0.0)
         self.started = True
         ready = sum(1 for p in self.registry.providers if p.health()["status"] == "ready")
         log.info("gateway started: %d/%d servers ready", ready, len(self.registry.providers))
@@ -134,13 +140,13 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
-            headers = dict(scope["headers"])
+            headers = header_map(scope)
             refusal = self.origins.refusal(headers.get(b"origin"), headers.get(b"host"))
             if refusal is not None:  # DNS rebinding: every path, /ready included
                 await send_json(send, 403, error_response(None, InvalidRequest(refusal)))
                 return
             if path == self.settings.gateway.mcp_path:
-                await self.mcp(scope, receive, send)
+                await self.mcp(scope, receive, send, headers)
             elif path == "/health":
                 await send_json(send, 200, {"status": "ok"})
             elif path == "/ready":

@@ -74,6 +74,10 @@ class Provider(ABC):
     async def stop(self) -> None:
         return None
 
+    async def wait_settled(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until the first attempt to become ready has ended."""
+        return
+
     @abstractmethod
     def health(self) -> dict[str, Any]:
         """A JSON-able health report; ``status`` is ``ready`` when it can serve calls."""

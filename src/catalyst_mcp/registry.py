@@ -229,13 +229,7 @@ class Registry:
     async def start(self, settle_timeout: float) -> None:
         for provider in self._providers.values():
             await provider.start()
-        waits = [
-            wait(settle_timeout)
-            for provider in self._providers.values()
-            if (wait := getattr(provider, "wait_settled", None)) is not None
-        ]
-        if waits:
-            await asyncio.gather(*waits)
+        await asyncio.gather(*(p.wait_settled(settle_timeout) for p in self._providers.values()))
 
     async def stop(self) -> None:
         await asyncio.gather(*(p.stop() for p in self._providers.values()), return_exceptions=True)

@@ -15,7 +15,6 @@ values reads the environment variable NAME, so a token need not appear in the pr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import ipaddress
@@ -43,8 +42,6 @@ __all__ = ["Target", "TargetSpec", "open_gateway", "open_target", "safe_url", "t
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# How long to wait, after the connect timeout, for a failing server to say why (see _settle).
-SETTLE_GRACE_SECONDS = 5.0
 # Endings of upstream error messages that describe the gateway's retry loop, not the CLI's.
 RETRY_SUFFIXES = ("; it will be restarted", "; it will be reconnected")
 
@@ -353,26 +350,9 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         raise CliError(f"invalid configuration: {exc}", EXIT_CONFIG) from exc
     try:
         await gateway.start()
-        await _settle(gateway)
         yield gateway
     finally:
         await gateway.stop()
-
-
-async def _settle(gateway: Gateway) -> None:
-    """Give servers still "starting" after their connect timeout a moment to report why.
-
-    An upstream that timed out records its failure only after stopping what it started (a
-    stdio process gets a few seconds to exit), so its report would still say "starting".
-    """
-    waits = [
-        wait(SETTLE_GRACE_SECONDS)
-        for provider in gateway.registry.providers
-        if provider.health()["status"] == "starting"
-        and (wait := getattr(provider, "wait_settled", None)) is not None
-    ]
-    if waits:
-        await asyncio.gather(*waits)
 
 
 @contextlib.asynccontextmanager

@@ -43,8 +43,6 @@ LIST_METHODS: dict[str, ListKind] = {
 CACHEABLE = frozenset({*LIST_METHODS, "resources/read", "server/discover"})
 LEGACY_STRIP = ("resultType", "ttlMs", "cacheScope")
 PAGE_SIZE = 1000
-# Calls whose result may be InputRequiredResult (modern) or need client input (legacy).
-INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})
 
 Handler = Callable[["McpServer", dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
 

@@ -179,6 +179,12 @@ class EventStream:
         self.closed = False
         self._lock: asyncio.Lock | None = None  # most responses never stream: made on demand
 
+    def _writing(self) -> asyncio.Lock:
+        """Serialises writes once the response streams (most never do: made on demand)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
     async def start(self) -> None:
         if not self.started:
             self.started = True
@@ -196,9 +202,7 @@ class EventStream:
     async def raw(self, data: bytes) -> None:
         if self.closed:
             return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._writing():
             await self.start()
             await self.send({"type": "http.response.body", "body": data, "more_body": True})
 
@@ -208,9 +212,7 @@ class EventStream:
             return
         self.closed = True
         if self.started:
-            if self._lock is None:
-                self._lock = asyncio.Lock()
-            async with self._lock:
+            async with self._writing():
                 body = encode_event(orjson.dumps(message)) if message is not None else b""
                 await self.send({"type": "http.response.body", "body": body})
         elif message is None:

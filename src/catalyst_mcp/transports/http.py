@@ -61,8 +61,12 @@ class StreamableHttpEndpoint:
         self.settings = settings
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = header_map(scope)  # Origin and Host were checked by the app (app.py)
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes] | None = None
+    ) -> None:
+        """Serve one request; ``headers`` as parsed by the caller, which checked Origin/Host."""
+        if headers is None:
+            headers = header_map(scope)
         method = scope["method"]
         if method == "POST":
             await self._post(headers, receive, send)

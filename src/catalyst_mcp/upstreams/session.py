@@ -246,9 +246,6 @@ class UpstreamSession:
                 self.transport.send(notification("notifications/cancelled", params))
             )
 
-    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        await self.transport.send(notification(method, params))
-
     # ---- messages the server sends us --------------------------------------------------------
 
     async def _incoming(self, message: Message) -> None:

@@ -94,6 +94,7 @@ class Upstream(Provider):
         self.last_error: str | None = None
         self.connected_at: float | None = None
         self.restarts = 0
+        self._retry_at: float | None = None
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds)
         self._lists: dict[ListKind, list[dict[str, Any]]] = {k: [] for k in LIST_KINDS}
         self._expires: dict[ListKind, float] = {}
@@ -366,7 +367,7 @@ class Upstream(Provider):
 
     def _unavailable_reason(self) -> str:
         why = f": {self.last_error}" if self.last_error else ""
-        retry = getattr(self, "_retry_at", None)
+        retry = self._retry_at
         when = ""
         if retry is not None and self.status == "failed":
             when = f"; retrying in {max(0.0, retry - time.monotonic()):.0f}s"
@@ -540,20 +541,13 @@ class Upstream(Provider):
         session = self.session
         return session is not None and session.era == "legacy"
 
-    def _transport_kind(self) -> str:
-        """What is really in use (a Streamable HTTP URL may have fallen back to legacy SSE)."""
-        session = self.session
-        if session is not None and isinstance(session.transport, SseTransport):
-            return "sse"
-        return self.config.kind
-
     def health(self) -> dict[str, Any]:
         session = self.session
         report: dict[str, Any] = {
             "name": self.name,
             "kind": "server",
             "status": self.status,
-            "transport": self._transport_kind(),
+            "transport": self.config.kind,
             "circuit": self.breaker.state,
             "restarts": self.restarts,
             "tools": len(self._lists["tools"]),
@@ -561,6 +555,8 @@ class Upstream(Provider):
             "prompts": len(self._lists["prompts"]),
         }
         if session is not None:
+            # what is really in use: a Streamable HTTP URL may have fallen back to legacy SSE
+            report["transport"] = session.transport.describe().get("transport", self.config.kind)
             report["era"] = session.era
             report["protocolVersion"] = session.protocol_version
             report["serverInfo"] = session.server_info
