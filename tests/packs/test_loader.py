@@ -86,7 +86,7 @@ def test_pack_dir_and_env_references_expand(tmp_path: Path) -> None:
     ("url", "message"),
     [
         ("sqlite:///${env:NOPE}", "environment variable NOPE is not set"),
-        ("postgresql://u:${secret:PG}@h/db", "reserved for the secrets store"),
+        ("postgresql://u:${secret:PG}@h/db", "needs the secrets store"),
         ("sqlite:///${home}/x.db", "unknown reference ${home}"),
         ("mysql://h/db", "database 'mysql' is not supported yet"),
     ],
@@ -112,3 +112,73 @@ def test_pack_names_and_prompt_placeholders_are_checked(tmp_path: Path) -> None:
     write_pack(tmp_path, "p.yaml", data)
     problems = [p.message for p in load_packs([tmp_path]).problems]
     assert problems == ["prompts.0.messages.0.text: {who} is not an argument"]
+
+
+REST_BROKEN = """\
+pack: api
+connections:
+  db: {type: sql, url: "sqlite:///x.db"}
+  web:
+    type: rest
+    base_url: "ftp://example.com?x=1"
+    headers: {"Bad Header": "x"}
+tools:
+  - name: get
+    description: d
+    parameters:
+      id: {type: integer}
+      sort: {type: integer}
+      doc: {type: object}
+    rest:
+      connection: db
+      path: "/items/{id}/{nope}"
+      query: {q: "{missing}", fixed: "{id}"}
+      project: "items[?"
+  - name: s
+    description: d
+    parameters:
+      sort: {type: integer}
+      doc: {type: object}
+    sql:
+      connection: web
+      statement: "SELECT :doc FROM t ORDER BY {sort}, {other}"
+      identifiers: {sort: ["name", "x; DROP"]}
+    output_schema: {type: object, properties: {a: {type: nonsense}}}
+tests:
+  - {name: t1, tool: nope}
+  - {name: t2, tool: get, arguments: {idd: 1}}
+  - {name: t3, prompt: nope}
+resources:
+  - {uri: "f://a", name: a, file: "../outside.txt"}
+  - {uri: "f://b", name: b, file: "missing.txt"}
+  - {uri_template: "f://c/{x}", name: c, file: "docs/{y}"}
+"""
+
+
+def test_rest_sql_file_and_test_problems_are_all_reported(tmp_path: Path) -> None:
+    file = write_pack(tmp_path, "api.yaml", REST_BROKEN)
+    problems = [str(p).removeprefix(f"{file}:") for p in load_packs([tmp_path]).problems]
+    assert problems == [
+        "6:5: connections.web.base_url: must be an http:// or https:// URL with a host",
+        "7:15: connections.web.headers.Bad Header: is not a valid header name",
+        "16:7: tools.0.rest.connection: connection 'db' is a sql connection, not rest",
+        "17:7: tools.0.rest.path: {nope} is not a declared parameter",
+        "18:15: tools.0.rest.query.q: {missing} is not a declared parameter",
+        "19:7: tools.0.rest.project: not a valid JMESPath expression at character 7: "
+        "it ends too early",
+        "26:7: tools.1.sql.connection: connection 'web' is a rest connection, not sql",
+        "28:21: tools.1.sql.identifiers.sort: 'sort' must be a declared string parameter",
+        "28:21: tools.1.sql.identifiers.sort: 'x; DROP' is not a plain identifier (name or "
+        "table.name)",
+        "27:7: tools.1.sql.statement: {other}: only identifiers declared under 'identifiers' "
+        "may be written in braces; values are bound as :name",
+        "27:7: tools.1.sql.statement: :doc is an object parameter, which SQL cannot bind",
+        "29:5: tools.1.output_schema: not a valid JSON Schema: 'nonsense' is not valid under "
+        "any of the given schemas",
+        "35:29: resources.0.file: must be inside the pack's folder",
+        f"36:29: resources.1.file: no such file: {tmp_path.resolve() / 'missing.txt'}",
+        "37:42: resources.2.file: {y} is not a variable of uri_template",
+        "31:16: tests.0.tool: unknown tool 'nope'",
+        "32:39: tests.1.arguments.idd: 'get' has no such parameter",
+        "33:16: tests.2.prompt: unknown prompt 'nope'",
+    ]

@@ -7,26 +7,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from catalyst_mcp.errors import PackError
-from catalyst_mcp.packs.schema import ParamSpec
+from catalyst_mcp.packs.schema import ItemSpec, ParamSpec
 
 __all__ = ["check_arguments", "check_value", "input_schema"]
 
 Json = dict[str, Any]
 
 
+SCHEMA_KEYS = ("description", "default", "enum", "minimum", "maximum", "minLength", "maxLength")
+SCHEMA_KEYS_MORE = ("pattern", "minItems", "maxItems")
+
+
+def _property(spec: ParamSpec | ItemSpec) -> Json:
+    prop: Json = {"type": spec.type}
+    for key in (*SCHEMA_KEYS, *SCHEMA_KEYS_MORE):
+        value = getattr(spec, key, None)
+        if value is not None:
+            prop[key] = value
+    items = getattr(spec, "items", None)
+    if items is not None:
+        prop["items"] = _property(items)
+    return prop
+
+
 def input_schema(params: Mapping[str, ParamSpec]) -> Json:
-    properties: Json = {}
-    for name, spec in params.items():
-        prop: Json = {"type": spec.type}
-        for key in ("description", "default", "enum", "minimum", "maximum"):
-            value = getattr(spec, key)
-            if value is not None:
-                prop[key] = value
-        for key in ("minLength", "maxLength", "pattern"):
-            value = getattr(spec, key)
-            if value is not None:
-                prop[key] = value
-        properties[name] = prop
+    properties = {name: _property(spec) for name, spec in params.items()}
     required = [name for name, spec in params.items() if spec.required]
     return {"type": "object", "properties": properties, "required": required}
 
@@ -35,18 +40,26 @@ def _type_ok(kind: str, value: Any) -> bool:
     if isinstance(value, bool):
         return kind == "boolean"
     if kind == "integer":
-        return isinstance(value, int)
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if kind == "number":
         return isinstance(value, int | float)
     if kind == "string":
         return isinstance(value, str)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "object":
+        return isinstance(value, dict)
     return False
 
 
-def check_value(name: str, spec: ParamSpec, value: Any) -> str | None:
+def check_value(name: str, spec: ParamSpec | ItemSpec, value: Any) -> str | None:
     """What is wrong with ``value`` for parameter ``name``, or None."""
     if not _type_ok(spec.type, value):
         return f"argument '{name}' must be of type {spec.type}, got {_json_type(value)}"
+    if isinstance(spec, ParamSpec) and spec.type == "array":
+        return _check_array(name, spec, value)
+    if spec.type == "object":
+        return None
     if spec.enum is not None and value not in spec.enum:
         return f"argument '{name}' must be one of {spec.enum}"
     if spec.minimum is not None and value < spec.minimum:
@@ -59,6 +72,19 @@ def check_value(name: str, spec: ParamSpec, value: Any) -> str | None:
         return f"argument '{name}' must be at most {spec.maxLength} characters long"
     if spec.pattern is not None and re.search(spec.pattern, value) is None:
         return f"argument '{name}' must match the pattern {spec.pattern!r}"
+    return None
+
+
+def _check_array(name: str, spec: ParamSpec, value: list[Any]) -> str | None:
+    if spec.minItems is not None and len(value) < spec.minItems:
+        return f"argument '{name}' must have at least {spec.minItems} items"
+    if spec.maxItems is not None and len(value) > spec.maxItems:
+        return f"argument '{name}' must have at most {spec.maxItems} items"
+    assert spec.items is not None  # the schema requires items for arrays
+    for i, item in enumerate(value):
+        problem = check_value(f"{name}[{i}]", spec.items, item)
+        if problem is not None:
+            return problem
     return None
 
 
@@ -79,10 +105,13 @@ def check_arguments(params: Mapping[str, ParamSpec], arguments: Any) -> Json:
                 problems.append(f"missing required argument '{name}'")
             values[name] = spec.default
             continue
-        problem = check_value(name, spec, arguments[name])
+        value = arguments[name]
+        problem = check_value(name, spec, value)
         if problem is not None:
             problems.append(problem)
-        values[name] = arguments[name]
+        elif spec.type == "integer" and isinstance(value, float):
+            value = int(value)  # 3.0 is the integer 3 in JSON
+        values[name] = value
     if problems:
         raise PackError("invalid arguments: " + "; ".join(problems))
     return values

@@ -14,14 +14,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import jmespath
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 from sqlalchemy import text
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.packs.arguments import check_value
 from catalyst_mcp.packs.connectors.sql import async_url
-from catalyst_mcp.packs.schema import TEMPLATE_VARIABLE, Pack, ParamSpec, SqlAction
+from catalyst_mcp.packs.schema import (
+    IDENTIFIER,
+    TEMPLATE_VARIABLE,
+    Pack,
+    ParamSpec,
+    RestAction,
+    RestConnection,
+    SqlAction,
+    SqlConnection,
+)
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = ["PACK_SUFFIXES", "LoadResult", "LoadedPack", "load_pack", "load_packs", "pack_files"]
@@ -92,7 +105,7 @@ def load_pack(file: Path, environ: Mapping[str, str] | None = None) -> LoadedPac
     except ValidationError as error:
         problems.extend(_located(error, source))
         raise ConfigError(problems) from error
-    problems.extend(_check(pack, source))
+    problems.extend(_check(pack, source, file.resolve().parent))
     if problems:
         raise ConfigError(problems)
     return LoadedPack(pack, file)
@@ -111,27 +124,28 @@ def _expand_connections(
     connections = data.get("connections")
     if not isinstance(connections, dict):
         return connections
-    out: dict[Any, Any] = {}
-    for name, conn in connections.items():
-        if isinstance(conn, dict):
-            expanded = {}
-            for key, value in conn.items():
-                where = ("connections", name, key)
-                expanded[key] = _expand(value, file, env, source.problem_at(where, ""), problems)
-            conn = expanded
-        out[name] = conn
-    return out
+    return {
+        name: _expand(conn, ("connections", name), file, env, source, problems)
+        for name, conn in connections.items()
+    }
 
 
 def _expand(
     value: Any,
+    loc: Loc,
     file: Path,
     env: Mapping[str, str],
-    where: ConfigProblem,
+    source: LocatedYaml,
     problems: list[ConfigProblem],
 ) -> Any:
+    """``value`` with references expanded, recursively through mappings and lists."""
+    if isinstance(value, dict):
+        return {k: _expand(v, (*loc, k), file, env, source, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*loc, i), file, env, source, problems) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    where = source.problem_at(loc, "")
 
     def one(match: re.Match[str]) -> str:
         ref = match.group(1)
@@ -145,8 +159,8 @@ def _expand(
             message = f"environment variable {name} is not set (referenced as ${{env:{name}}})"
         elif kind == "secret":
             message = (
-                f"${{secret:{name}}}: secret references are reserved for the secrets store, "
-                "which is not available yet; use ${env:NAME} for now"
+                f"${{secret:{name}}} needs the secrets store, which this gateway does not have "
+                "yet (it comes with multi-user support); use ${{env:NAME}} for now"
             )
         else:
             message = f"unknown reference ${{{ref}}}: use ${{pack_dir}} or ${{env:NAME}}"
@@ -173,7 +187,7 @@ def _located(error: ValidationError, source: LocatedYaml) -> list[ConfigProblem]
     return problems
 
 
-def _check(pack: Pack, source: LocatedYaml) -> list[ConfigProblem]:
+def _check(pack: Pack, source: LocatedYaml, folder: Path) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
 
     def problem(loc: Loc, message: str) -> None:
@@ -181,13 +195,17 @@ def _check(pack: Pack, source: LocatedYaml) -> list[ConfigProblem]:
         problems.append(source.problem_at(loc, f"{where}: {message}"))
 
     for name, conn in pack.connections.items():
-        try:
-            async_url(conn.url)
-        except ValueError as error:
-            problem(("connections", name, "url"), str(error))
+        if isinstance(conn, SqlConnection):
+            try:
+                async_url(conn.url)
+            except ValueError as error:
+                problem(("connections", name, "url"), str(error))
+        else:
+            _check_rest_connection(("connections", name), conn, problem)
     for kind, names in (
         ("tools", [t.name for t in pack.tools]),
         ("resources", [r.name for r in pack.resources]),
+        ("prompts", [p.name for p in pack.prompts]),
     ):
         seen: set[str] = set()
         for i, item in enumerate(names):
@@ -198,24 +216,30 @@ def _check(pack: Pack, source: LocatedYaml) -> list[ConfigProblem]:
         for name, spec in tool.parameters.items():
             _check_param(("tools", i, "parameters", name), name, spec, problem)
         if tool.sql is not None:
-            _check_sql(("tools", i, "sql"), tool.sql, set(tool.parameters), pack, problem)
+            _check_sql(("tools", i, "sql"), tool.sql, tool.parameters, pack, problem)
+        if tool.rest is not None:
+            _check_rest(("tools", i, "rest"), tool.rest, set(tool.parameters), pack, problem)
+        if tool.output_schema is not None:
+            _check_output_schema(("tools", i, "output_schema"), tool.output_schema, problem)
     for i, res in enumerate(pack.resources):
         variables = set(res.variables)
         for name in res.parameters:
             if name not in variables:
                 problem(("resources", i, "parameters", name), "is not a variable of uri_template")
+        params = {v: res.parameters.get(v, ParamSpec(type="string")) for v in variables}
         if res.sql is not None:
-            _check_sql(("resources", i, "sql"), res.sql, variables, pack, problem)
-    seen_prompts: set[str] = set()
+            _check_sql(("resources", i, "sql"), res.sql, params, pack, problem)
+        if res.rest is not None:
+            _check_rest(("resources", i, "rest"), res.rest, variables, pack, problem)
+        if res.file is not None:
+            _check_file(("resources", i, "file"), res.file, variables, folder, problem)
     for i, prompt in enumerate(pack.prompts):
-        if prompt.name in seen_prompts:
-            problem(("prompts", i, "name"), f"{prompt.name!r} is used twice")
-        seen_prompts.add(prompt.name)
         declared = {a.name for a in prompt.arguments}
         for j, message in enumerate(prompt.messages):
             for var in TEMPLATE_VARIABLE.findall(message.text):
                 if var not in declared:
                     problem(("prompts", i, "messages", j, "text"), f"{{{var}}} is not an argument")
+    _check_tests(pack, problem)
     return problems
 
 
@@ -228,10 +252,131 @@ def _check_param(loc: Loc, name: str, spec: ParamSpec, problem: Any) -> None:
             problem((*loc, "default"), "default: " + wrong.replace("argument", "parameter", 1))
 
 
-def _check_sql(loc: Loc, action: SqlAction, names: set[str], pack: Pack, problem: Any) -> None:
-    if action.connection not in pack.connections:
-        known = ", ".join(sorted(pack.connections)) or "none declared"
-        problem((*loc, "connection"), f"unknown connection {action.connection!r} ({known})")
+def _check_sql(
+    loc: Loc, action: SqlAction, params: Mapping[str, ParamSpec], pack: Pack, problem: Any
+) -> None:
+    conn = pack.connections.get(action.connection)
+    if not isinstance(conn, SqlConnection):
+        _unknown_connection((*loc, "connection"), action.connection, "sql", pack, problem)
+    for name, allowed in action.identifiers.items():
+        where = (*loc, "identifiers", name)
+        spec = params.get(name)
+        if spec is None or spec.type != "string":
+            problem(where, f"{name!r} must be a declared string parameter")
+        if not allowed:
+            problem(where, "the allow-list is empty")
+        for value in allowed:
+            if not isinstance(value, str) or not IDENTIFIER.match(value):
+                problem(where, f"{value!r} is not a plain identifier (name or table.name)")
+    for var in TEMPLATE_VARIABLE.findall(action.statement):
+        if var not in action.identifiers:
+            problem(
+                (*loc, "statement"),
+                f"{{{var}}}: only identifiers declared under 'identifiers' may be written in "
+                "braces; values are bound as :name",
+            )
     binds = set(text(action.statement).compile().params)
-    for bind in sorted(binds - names):
-        problem((*loc, "statement"), f":{bind} is not a declared parameter")
+    for bind in sorted(binds):
+        if bind not in params:
+            problem((*loc, "statement"), f":{bind} is not a declared parameter")
+        elif params[bind].type == "object":
+            problem((*loc, "statement"), f":{bind} is an object parameter, which SQL cannot bind")
+
+
+def _unknown_connection(loc: Loc, name: str, kind: str, pack: Pack, problem: Any) -> None:
+    conn = pack.connections.get(name)
+    if conn is not None:
+        problem(loc, f"connection {name!r} is a {conn.type} connection, not {kind}")
+        return
+    known = ", ".join(sorted(pack.connections)) or "none declared"
+    problem(loc, f"unknown connection {name!r} ({known})")
+
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _check_rest_connection(loc: Loc, conn: RestConnection, problem: Any) -> None:
+    parts = urlsplit(conn.base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problem((*loc, "base_url"), "must be an http:// or https:// URL with a host")
+    elif parts.query or parts.fragment:
+        problem((*loc, "base_url"), "must not have a query or fragment (use the action's query)")
+    for name in conn.headers:
+        if not HEADER_NAME.match(name):
+            problem((*loc, "headers", name), "is not a valid header name")
+    auth = conn.auth
+    if auth is not None and auth.token_url is not None:
+        token = urlsplit(auth.token_url)
+        if token.scheme not in ("http", "https") or not token.hostname:
+            problem((*loc, "auth", "token_url"), "must be an http:// or https:// URL")
+
+
+def _check_rest(loc: Loc, action: RestAction, names: set[str], pack: Pack, problem: Any) -> None:
+    if not isinstance(pack.connections.get(action.connection), RestConnection):
+        _unknown_connection((*loc, "connection"), action.connection, "rest", pack, problem)
+    for key, value in _strings(action.path, ("path",)):
+        for var in TEMPLATE_VARIABLE.findall(value):
+            if var not in names:
+                problem((*loc, *key), f"{{{var}}} is not a declared parameter")
+    for field_name in ("query", "headers", "body"):
+        for key, value in _strings(getattr(action, field_name), (field_name,)):
+            for var in TEMPLATE_VARIABLE.findall(value):
+                if var not in names:
+                    problem((*loc, *key), f"{{{var}}} is not a declared parameter")
+    for name in action.headers:
+        if not HEADER_NAME.match(name):
+            problem((*loc, "headers", name), "is not a valid header name")
+    if action.project is not None:
+        try:
+            jmespath.compile(action.project)
+        except jmespath.exceptions.JMESPathError as error:
+            where = getattr(error, "lex_position", None)
+            detail = "it ends too early" if "Incomplete" in type(error).__name__ else error.msg
+            at = f" at character {where}" if isinstance(where, int) else ""
+            problem((*loc, "project"), f"not a valid JMESPath expression{at}: {detail}")
+
+
+def _strings(value: Any, loc: Loc) -> Iterable[tuple[Loc, str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*loc, i))
+
+
+def _check_file(loc: Loc, name: str, variables: set[str], folder: Path, problem: Any) -> None:
+    for var in TEMPLATE_VARIABLE.findall(name):
+        if var not in variables:
+            problem(loc, f"{{{var}}} is not a variable of uri_template")
+    fixed = TEMPLATE_VARIABLE.split(name)[0]
+    target = (folder / fixed).resolve()
+    if not target.is_relative_to(folder):
+        problem(loc, "must be inside the pack's folder")
+    elif not TEMPLATE_VARIABLE.search(name) and not target.is_file():
+        problem(loc, f"no such file: {target}")
+
+
+def _check_output_schema(loc: Loc, schema: dict[str, Any], problem: Any) -> None:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        problem(loc, f"not a valid JSON Schema: {error.message}")
+
+
+def _check_tests(pack: Pack, problem: Any) -> None:
+    tools = {t.name: t for t in pack.tools}
+    prompts = {p.name for p in pack.prompts}
+    for i, test in enumerate(pack.tests):
+        if test.tool is not None:
+            tool = tools.get(test.tool)
+            if tool is None:
+                problem(("tests", i, "tool"), f"unknown tool {test.tool!r}")
+                continue
+            for arg in test.arguments:
+                if arg not in tool.parameters:
+                    problem(("tests", i, "arguments", arg), f"{test.tool!r} has no such parameter")
+        elif test.prompt is not None and test.prompt not in prompts:
+            problem(("tests", i, "prompt"), f"unknown prompt {test.prompt!r}")

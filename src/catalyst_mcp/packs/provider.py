@@ -1,24 +1,42 @@
 """One loaded knowledge pack served as a :class:`Provider` (its namespace is the pack's name).
 
-Lists are built once from the pack; calls check arguments against the declared parameters and
-run the pack's SQL with every value bound. A failed tool call is a tool result with
-``isError: true`` whose text says what went wrong (never a driver message or a stack trace).
+Lists are built once from the pack; calls check arguments against the declared parameters, run
+within the pack's limits (:mod:`catalyst_mcp.packs.limits`), and go to the pack's connections:
+SQL with every value bound, REST requests built structurally. A failed tool call is a tool
+result with ``isError: true`` whose text says what went wrong (never a driver message, a
+secret or a stack trace).
 """
 
 from __future__ import annotations
 
+import base64
+import mimetypes
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import orjson
+from jsonschema import Draft202012Validator
 
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import InvalidParams, NotFound, PackError, ResourceNotFound
 from catalyst_mcp.packs.arguments import check_arguments, input_schema
-from catalyst_mcp.packs.connectors.sql import QueryResult, SqlConnector
+from catalyst_mcp.packs.connectors.sql import QueryResult, SqlConnector, SqlStatement
+from catalyst_mcp.packs.limits import Limiter
 from catalyst_mcp.packs.loader import LoadedPack
-from catalyst_mcp.packs.schema import TEMPLATE_VARIABLE, ResourceSpec, SqlAction, ToolSpec
+from catalyst_mcp.packs.schema import (
+    TEMPLATE_VARIABLE,
+    ParamSpec,
+    ResourceSpec,
+    RestAction,
+    SqlAction,
+    SqlConnection,
+    ToolSpec,
+)
 from catalyst_mcp.providers import ListKind, Provider
+
+if TYPE_CHECKING:  # the HTTP stack is imported only by packs with a REST connection
+    from catalyst_mcp.packs.connectors.rest import RestConnector, SecretLookup
 
 __all__ = ["OUTPUT_SCHEMA", "PackProvider", "rows_text"]
 
@@ -37,18 +55,33 @@ MAX_TEXT_ROWS = 50
 class PackProvider(Provider):
     """Serves one pack's tools, resources, resource templates and prompts."""
 
-    def __init__(self, loaded: LoadedPack) -> None:
+    def __init__(self, loaded: LoadedPack, *, secrets: SecretLookup | None = None) -> None:
         pack = loaded.pack
         super().__init__(f"pack:{pack.pack}", pack.pack)
         self.pack = pack
         self.file = loaded.file
-        self.connectors = {name: SqlConnector(name, c) for name, c in pack.connections.items()}
+        self.folder = loaded.file.resolve().parent
+        self.limiter = Limiter(pack.pack, pack.limits)
+        self.connectors: dict[str, SqlConnector | RestConnector] = {}
+        for name, conn in pack.connections.items():
+            if isinstance(conn, SqlConnection):
+                self.connectors[name] = SqlConnector(name, conn)
+            else:
+                from catalyst_mcp.packs.connectors.rest import RestConnector
+
+                self.connectors[name] = RestConnector(name, conn, secrets=secrets)
         self.tools = {tool.name: tool for tool in pack.tools}
         self.prompts = {prompt.name: prompt for prompt in pack.prompts}
         self.resources = {r.uri: r for r in pack.resources if r.uri is not None}
         self.templates = [
             (_template_regex(r.uri_template), r) for r in pack.resources if r.uri_template
         ]
+        self._statements: dict[int, SqlStatement] = {}
+        self._validators: dict[str, Draft202012Validator] = {
+            t.name: Draft202012Validator(t.output_schema)
+            for t in pack.tools
+            if t.output_schema is not None
+        }
         self._lists: dict[ListKind, list[Json]] = {
             "tools": [_tool_listing(t) for t in pack.tools],
             "resources": [_resource_listing(r) for r in pack.resources if r.uri is not None],
@@ -63,9 +96,10 @@ class PackProvider(Provider):
 
     async def call(self, method: str, params: Json, ctx: CallContext) -> Json:
         if method == "tools/call":
-            return await self._call_tool(params)
+            return await self._call_tool(params, ctx)
         if method == "resources/read":
-            return await self._read(str(params.get("uri")))
+            async with self.limiter.slot():
+                return await self._read(str(params.get("uri")), ctx)
         if method == "prompts/get":
             return self._prompt(params)
         if method == "completion/complete":
@@ -74,52 +108,126 @@ class PackProvider(Provider):
 
     # ---- tools -------------------------------------------------------------------------------
 
-    async def _call_tool(self, params: Json) -> Json:
+    async def _call_tool(self, params: Json, ctx: CallContext) -> Json:
         name = params.get("name")
         tool = self.tools.get(name) if isinstance(name, str) else None
         if tool is None:
             raise NotFound(f"Unknown tool: {name}")
         try:
             values = check_arguments(tool.parameters, params.get("arguments"))
-            result = await self._run(tool.sql, values)
+            async with self.limiter.slot():
+                if tool.sql is not None:
+                    result = await self._run(tool.sql, tool.parameters, values)
+                    structured: Json | None = {"rows": result.rows, "truncated": result.truncated}
+                    text = rows_text(result)
+                else:
+                    assert tool.rest is not None  # the schema requires sql or rest
+                    structured, text = await self._request(tool.rest, values, ctx)
+            if structured is not None:
+                self._check_output(tool, structured)
+            self.limiter.check_size(len(text) + (len(_dumps(structured)) if structured else 0))
         except PackError as error:
             return {"content": [{"type": "text", "text": error.message}], "isError": True}
-        structured = {"rows": result.rows, "truncated": result.truncated}
-        return {
-            "content": [{"type": "text", "text": rows_text(result)}],
-            "structuredContent": structured,
-        }
+        out: Json = {"content": [{"type": "text", "text": text}]}
+        if structured is not None:
+            out["structuredContent"] = structured
+        return out
 
-    async def _run(self, action: SqlAction, values: Json) -> QueryResult:
+    async def _run(
+        self, action: SqlAction, params: dict[str, ParamSpec], values: Json
+    ) -> QueryResult:
         connector = self.connectors[action.connection]
-        return await connector.query(action.statement, values, action.max_rows)
+        assert isinstance(connector, SqlConnector)  # the loader checks the connection's kind
+        statement = self._statements.get(id(action))
+        if statement is None:
+            arrays = {name for name, spec in params.items() if spec.type == "array"}
+            statement = self._statements[id(action)] = SqlStatement(action, arrays)
+        return await connector.query(statement, values, action.max_rows)
+
+    async def _request(
+        self, action: RestAction, values: Json, ctx: CallContext | None
+    ) -> tuple[Json | None, str]:
+        """A REST action's result: structured content (None for a text body) and text."""
+        connector = self.connectors[action.connection]
+        assert not isinstance(connector, SqlConnector)  # the loader checks the connection's kind
+        result = await connector.call(
+            action, values, ctx, max_bytes=self.pack.limits.max_response_bytes
+        )
+        value = result.value
+        if isinstance(value, str):
+            return None, value
+        if value is None:
+            return None, f"HTTP {result.status}: no content."
+        structured = value if isinstance(value, dict) else {"result": value}
+        return structured, orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+    def _check_output(self, tool: ToolSpec, structured: Json) -> None:
+        validator = self._validators.get(tool.name)
+        if validator is None:
+            return
+        error = next(iter(validator.iter_errors(structured)), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            raise PackError(
+                f"the result does not match the tool's output schema at {where}: "
+                f"{error.message[:200]} (the pack's output_schema or projection needs fixing)"
+            )
 
     # ---- resources ---------------------------------------------------------------------------
 
-    async def _read(self, uri: str) -> Json:
+    async def _read(self, uri: str, ctx: CallContext) -> Json:
         spec = self.resources.get(uri)
-        values: Json = {}
+        raw: dict[str, str] = {}
         if spec is None:
             for regex, template in self.templates:
                 match = regex.match(uri)
                 if match is not None:
-                    spec, values = template, _template_values(template, match.groupdict())
+                    spec, raw = template, match.groupdict()
                     break
         if spec is None:
             raise ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
+        values = _template_values(spec, raw)
+        mime = spec.mime_type
         if spec.text is not None:
             body = spec.text
+        elif spec.file is not None:
+            return self._read_file(uri, spec, raw)
+        elif spec.rest is not None:
+            structured, body = await self._request(spec.rest, values, ctx)
+            mime = mime or ("application/json" if structured is not None else "text/plain")
         else:
-            assert spec.sql is not None  # the schema requires text or sql
-            result = await self._run(spec.sql, values)
+            assert spec.sql is not None  # the schema requires one source
+            params = {v: spec.parameters.get(v, ParamSpec(type="string")) for v in spec.variables}
+            result = await self._run(spec.sql, params, values)
             if not result.rows:
                 raise ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
             data: Any = {"rows": result.rows, "truncated": result.truncated}
             if spec.uri_template and len(result.rows) == 1:
                 data = result.rows[0]  # one record of a templated resource: the record itself
             body = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
-        mime = spec.mime_type or ("text/plain" if spec.text is not None else "application/json")
-        return {"contents": [{"uri": uri, "mimeType": mime, "text": body}]}
+            mime = mime or "application/json"
+        self.limiter.check_size(len(body))
+        return {"contents": [{"uri": uri, "mimeType": mime or "text/plain", "text": body}]}
+
+    def _read_file(self, uri: str, spec: ResourceSpec, raw: dict[str, str]) -> Json:
+        assert spec.file is not None
+        name = TEMPLATE_VARIABLE.sub(lambda m: unquote(raw.get(m[1], "")), spec.file)
+        path = (self.folder / name).resolve()
+        # a variable names a file in the folder its template names, never above it
+        fixed = TEMPLATE_VARIABLE.split(spec.file)[0]
+        base = (self.folder / fixed.rpartition("/")[0]).resolve() if raw else path
+        if not path.is_relative_to(base) or not path.is_file():
+            raise ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
+        if path.stat().st_size > self.pack.limits.max_response_bytes:
+            self.limiter.check_size(path.stat().st_size)
+        data = path.read_bytes()
+        mime = spec.mime_type or mimetypes.guess_type(path.name)[0] or "text/plain"
+        content: Json = {"uri": uri, "mimeType": mime}
+        try:
+            content["text"] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            content["blob"] = base64.b64encode(data).decode()
+        return {"contents": [content]}
 
     # ---- prompts -----------------------------------------------------------------------------
 
@@ -159,6 +267,10 @@ class PackProvider(Provider):
     @property
     def instructions(self) -> str | None:
         return self.pack.description
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no call of this pack is running."""
+        await self.limiter.drain(timeout)
 
     async def stop(self) -> None:
         for connector in self.connectors.values():
@@ -201,7 +313,8 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 def _template_values(spec: ResourceSpec, raw: dict[str, str]) -> Json:
     values: Json = {}
-    for name, value in raw.items():
+    for name, quoted in raw.items():
+        value = unquote(quoted)
         kind = spec.parameters[name].type if name in spec.parameters else "string"
         try:
             if kind == "integer":
@@ -222,11 +335,21 @@ def _tool_listing(tool: ToolSpec) -> Json:
     if tool.title:
         item["title"] = tool.title
     item["description"] = tool.description
-    item["inputSchema"] = input_schema(tool.parameters)
-    item["outputSchema"] = OUTPUT_SCHEMA
+    schema = input_schema(tool.parameters)
+    if tool.sql is not None:
+        for name, allowed in tool.sql.identifiers.items():
+            schema["properties"][name].setdefault("enum", allowed)
+    item["inputSchema"] = schema
+    output = tool.output_schema or (OUTPUT_SCHEMA if tool.sql is not None else None)
+    if output is not None:
+        item["outputSchema"] = output
     if tool.annotations is not None:
         item["annotations"] = tool.annotations.model_dump(exclude_none=True)
     return item
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
 
 
 def _resource_listing(spec: ResourceSpec) -> Json:

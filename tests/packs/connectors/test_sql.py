@@ -32,14 +32,43 @@ INJECTIONS = [
 ]
 
 
+def with_more_tools(data: dict[str, Any], table: str) -> dict[str, Any]:
+    """``people_pack`` plus a tool binding an array and one choosing a column to sort by."""
+    data["tools"] += [
+        {
+            "name": "by_ids",
+            "description": "People by id",
+            "parameters": {
+                "ids": {"type": "array", "items": {"type": "integer"}, "required": True}
+            },
+            "sql": {
+                "connection": "db",
+                "statement": f"SELECT id, name FROM {table} WHERE id IN :ids ORDER BY id",
+            },
+        },
+        {
+            "name": "sorted",
+            "description": "Everyone, sorted by a column",
+            "parameters": {"by": {"type": "string", "default": "id"}},
+            "sql": {
+                "connection": "db",
+                "statement": f"SELECT id FROM {table} ORDER BY {{by}}, id",
+                "identifiers": {"by": ["id", "name", "email"]},
+            },
+        },
+    ]
+    return data
+
+
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
 async def provider(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PackProvider]:
     async with contextlib.AsyncExitStack() as stack:
         if request.param == "sqlite":
             db = request.getfixturevalue("sqlite_db")
-            data = people_pack(f"sqlite:///{db}")
+            data = with_more_tools(people_pack(f"sqlite:///{db}"), "people")
         else:
-            data = people_pack(PG_URL, await stack.enter_async_context(pg_people_table()))
+            table = await stack.enter_async_context(pg_people_table())
+            data = with_more_tools(people_pack(PG_URL, table), table)
         provider = PackProvider(load_pack(write_pack(tmp_path, "p.yaml", data)))
         stack.push_async_callback(provider.stop)
         yield provider
@@ -134,3 +163,41 @@ async def test_an_unreachable_database_is_a_clean_tool_error(tmp_path: Path) -> 
     assert result["isError"] is True
     assert result["content"][0]["text"] == "cannot reach the database of connection 'db'"
     assert "s3cret" not in str(result)
+
+
+async def test_an_array_parameter_binds_as_a_list(provider: PackProvider) -> None:
+    result = await call(provider, "by_ids", ids=[3, 1, 99])
+    assert result["structuredContent"]["rows"] == [
+        {"id": 1, "name": "Ada"},
+        {"id": 3, "name": "Alan"},
+    ]
+    wrong = await call(provider, "by_ids", ids=[1, "2; DROP TABLE people"])
+    assert wrong["isError"] is True
+    assert "argument 'ids[1]' must be of type integer, got string" in wrong["content"][0]["text"]
+
+
+async def test_identifiers_come_only_from_the_allow_list(provider: PackProvider) -> None:
+    by_name = await call(provider, "sorted", by="name")
+    assert [r["id"] for r in by_name["structuredContent"]["rows"]] == [1, 3, 2]  # Ada, Alan, Grace
+    by_email = await call(provider, "sorted", by="email")
+    assert [r["id"] for r in by_email["structuredContent"]["rows"]] == [3, 1, 2]
+    assert [r["id"] for r in (await call(provider, "sorted"))["structuredContent"]["rows"]] == [
+        1,
+        2,
+        3,
+    ]
+    listing = next(t for t in provider.items("tools") if t["name"] == "sorted")
+    assert listing["inputSchema"]["properties"]["by"]["enum"] == ["id", "name", "email"]
+
+
+@pytest.mark.parametrize(
+    "attack", ["id; DROP TABLE people", "name DESC", '"name"', "1", *INJECTIONS]
+)
+async def test_an_identifier_outside_the_allow_list_is_refused(
+    provider: PackProvider, attack: str
+) -> None:
+    before = await everyone(provider)
+    result = await call(provider, "sorted", by=attack)
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == "argument 'by' must be one of ['id', 'name', 'email']"
+    assert await everyone(provider) == before

@@ -1,7 +1,10 @@
 """The ``sql`` connector: SQLAlchemy 2 async engines, read-only enforced by the database.
 
-* Values are always bound parameters (``text(statement)`` with ``:name`` binds); nothing a
-  caller sends is ever formatted into SQL text.
+* Values are always bound parameters (``text(statement)`` with ``:name`` binds; an array
+  parameter is an *expanding* bind, ``IN :ids``); nothing a caller sends is ever formatted into
+  SQL text. The one exception is an identifier (table or column name) the pack declares under
+  ``identifiers``: ``{name}`` becomes one of the names of its allow-list, quoted by the
+  dialect, and any other value is refused before SQL is built.
 * ``read_only`` is enforced by the connection, not by parsing SQL: SQLite connections run
   ``PRAGMA query_only=ON`` when opened; PostgreSQL sessions start with
   ``default_transaction_read_only=on`` (every transaction is READ ONLY).
@@ -20,14 +23,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, exc, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import bindparam, event, exc, text
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import TextClause
 
 from catalyst_mcp.errors import PackError
-from catalyst_mcp.packs.schema import SqlConnection
+from catalyst_mcp.packs.schema import TEMPLATE_VARIABLE, SqlAction, SqlConnection
 
-__all__ = ["ASYNC_DRIVERS", "QueryResult", "SqlConnector", "async_url"]
+__all__ = ["ASYNC_DRIVERS", "QueryResult", "SqlConnector", "SqlStatement", "async_url"]
 
 log = logging.getLogger("catalyst.packs.sql")
 
@@ -40,6 +44,45 @@ READ_ONLY_SQLSTATE = "25006"  # PostgreSQL: read_only_sql_transaction
 class QueryResult:
     rows: list[dict[str, Any]]
     truncated: bool
+
+
+class SqlStatement:
+    """One action's statement, compiled once per choice of identifiers.
+
+    ``arrays`` names the parameters bound as lists (expanding binds).
+    """
+
+    def __init__(self, action: SqlAction, arrays: set[str]) -> None:
+        self.action = action
+        self.arrays = frozenset(arrays)
+        self._clauses: dict[tuple[str, ...], TextClause] = {}
+
+    def clause(self, values: dict[str, Any], dialect: Dialect) -> TextClause:
+        identifiers = self.action.identifiers
+        chosen: list[str] = []
+        for name, allowed in identifiers.items():
+            value = values.get(name)
+            if value not in allowed:
+                raise PackError(f"argument '{name}' must be one of {allowed}")
+            chosen.append(value)
+        key = tuple(chosen)
+        clause = self._clauses.get(key)
+        if clause is None:
+            statement = self.action.statement
+            if identifiers:
+                quoted = dict(zip(identifiers, (_quote(v, dialect) for v in chosen), strict=True))
+                statement = TEMPLATE_VARIABLE.sub(lambda m: quoted.get(m[1], m[0]), statement)
+            clause = text(statement)
+            binds = clause.compile().params
+            expanding = [bindparam(n, expanding=True) for n in self.arrays if n in binds]
+            if expanding:
+                clause = clause.bindparams(*expanding)
+            self._clauses[key] = clause
+        return clause
+
+
+def _quote(identifier: str, dialect: Dialect) -> str:
+    return ".".join(dialect.identifier_preparer.quote(part) for part in identifier.split("."))
 
 
 def async_url(raw: str) -> URL:
@@ -84,12 +127,18 @@ class SqlConnector:
             self._engine = self._create()
         return self._engine
 
-    async def query(self, statement: str, values: dict[str, Any], max_rows: int) -> QueryResult:
+    async def query(
+        self, statement: str | SqlStatement, values: dict[str, Any], max_rows: int
+    ) -> QueryResult:
         """Run ``statement`` with ``values`` bound; at most ``max_rows`` rows come back."""
+        if isinstance(statement, str):
+            clause = text(statement)
+        else:
+            clause = statement.clause(values, self.engine.dialect)
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
                 async with self.engine.connect() as conn:
-                    result = await conn.execute(text(statement), values)
+                    result = await conn.execute(clause, values)
                     if not result.returns_rows:
                         await conn.commit()
                         return QueryResult([], False)
