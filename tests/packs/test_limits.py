@@ -64,7 +64,7 @@ async def test_concurrency_is_capped_and_drain_waits_for_running_calls() -> None
 
 async def test_the_time_limit_covers_the_whole_call() -> None:
     limiter = Limiter("p", PackLimits(timeout_seconds=0.05))
-    with pytest.raises(PackError, match="longer than the pack's limit of 0.05 s"):
+    with pytest.raises(PackError, match=r"longer than the pack's limit of 0\.05 s"):
         async with limiter.slot():
             await asyncio.sleep(5)
     assert limiter.in_flight == 0
