@@ -24,7 +24,7 @@ pytestmark = pytest.mark.network
 def packs_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "packs"
     folder.mkdir()
-    for name in ("crm.yaml", "crm.db"):
+    for name in ("crm.yaml", "crm.db", "crm.md"):
         shutil.copy(ROOT / "knowledge-packs" / name, folder / name)
     return folder
 
@@ -40,6 +40,8 @@ async def test_the_crm_pack_through_the_gateway(packs_dir: Path, mode: str) -> N
         assert set(tools) == {
             "crm__find_customers",
             "crm__get_customer",
+            "crm__list_customers",
+            "crm__orders_by_id",
             "crm__customer_orders",
             "crm__revenue_by_customer",
         }

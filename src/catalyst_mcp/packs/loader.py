@@ -60,12 +60,13 @@ class LoadResult:
 
 
 def pack_files(paths: Iterable[Path]) -> list[Path]:
-    """Pack files of ``paths`` (files, or folders, not recursive); ``*.example`` skipped."""
+    """Pack files of ``paths``: the ``*.yaml``/``*.yml`` of folders (not recursive; so
+    ``*.example`` files are skipped), and files named explicitly, whatever their name."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
             out.extend(sorted(p for p in path.iterdir() if p.suffix in PACK_SUFFIXES))
-        elif not path.name.endswith(".example"):
+        else:
             out.append(path)
     return out
 
