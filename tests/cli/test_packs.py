@@ -26,7 +26,7 @@ def test_validate_the_bundled_packs() -> None:
     result = run("packs", "validate", str(PACKS))
     assert result.exit_code == EXIT_OK
     assert (
-        result.stdout == f"{PACKS}/crm.yaml: valid, pack 'crm' (4 tools, 2 resources, 1 prompts)\n"
+        result.stdout == f"{PACKS}/crm.yaml: valid, pack 'crm' (6 tools, 3 resources, 1 prompts)\n"
     )
 
 
@@ -59,14 +59,15 @@ def test_list_json(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["problems"] == []
     assert data["packs"][0]["name"] == "crm"
-    assert data["packs"][0]["tools"] == 4
+    assert data["packs"][0]["tools"] == 6
 
 
 def test_list_table_with_a_broken_pack(tmp_path: Path) -> None:
     folder = tmp_path / "packs"
     folder.mkdir()
     (folder / "broken.yaml").write_text(BROKEN, encoding="utf-8")
-    (folder / "crm.yaml").write_text((PACKS / "crm.yaml").read_text(), encoding="utf-8")
+    for name in ("crm.yaml", "crm.md"):
+        (folder / name).write_text((PACKS / name).read_text(), encoding="utf-8")
     result = run("packs", "list", "--config", str(config(tmp_path, folder)))
     assert result.exit_code == EXIT_CONFIG
     assert result.stdout.splitlines()[0].split() == [

@@ -16,6 +16,8 @@ from catalyst_mcp.settings import SERVER_NAME
 
 __all__ = [
     "IDENTIFIER",
+    "PARAM_NAME",
+    "TOOL_NAME",
     "Connection",
     "ItemSpec",
     "Pack",

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, exc, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.schema import TEMPLATE_VARIABLE, SqlAction, SqlConnection
@@ -74,7 +74,9 @@ class SqlStatement:
                 statement = TEMPLATE_VARIABLE.sub(lambda m: quoted.get(m[1], m[0]), statement)
             clause = text(statement)
             binds = clause.compile().params
-            expanding = [bindparam(n, expanding=True) for n in self.arrays if n in binds]
+            expanding: list[BindParameter[Any]] = [
+                bindparam(n, expanding=True) for n in self.arrays if n in binds
+            ]
             if expanding:
                 clause = clause.bindparams(*expanding)
             self._clauses[key] = clause
