@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, split_url
+from catalyst_mcp.upstreams.httpclient import ConnectError, HttpClient, HttpError, split_url
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.network
@@ -185,7 +185,46 @@ async def test_connection_closed_mid_body_is_http_error() -> None:
 
 async def test_connection_refused_is_http_error() -> None:
     client = HttpClient(f"http://127.0.0.1:{free_port()}/mcp")
-    with pytest.raises(HttpError, match=r"cannot connect to 127\.0\.0\.1"):
+    with pytest.raises(HttpError, match=r"cannot connect to 127\.0\.0\.1") as info:
+        await client.request("GET", {})
+    assert isinstance(info.value, ConnectError)  # the request was not sent
+    await client.aclose()
+
+
+async def test_resolve_hook_picks_the_address_the_name_stays_in_host() -> None:
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> str:
+        asked.append((host, port))
+        return "127.0.0.1"
+
+    async with RawServer(ok).running() as server:
+        client = HttpClient(f"http://api.example.test:{server.port}/mcp", resolve=resolve)
+        for _ in range(3):
+            await (await client.request("GET", {})).read()
+        await client.aclose()
+    assert asked == [("api.example.test", server.port)]  # once per connection
+    assert server.requests[0].startswith(
+        f"GET /mcp HTTP/1.1\r\nHost: api.example.test:{server.port}\r\n".encode()
+    )
+
+
+async def test_resolve_hook_failures_propagate_and_free_the_slot() -> None:
+    class Refused(Exception):
+        pass
+
+    async def refuse(host: str, port: int) -> str:
+        raise Refused(host)
+
+    async def no_address(host: str, port: int) -> str:
+        raise OSError(f"{host} has no address")
+
+    client = HttpClient("http://api.example.test:9/mcp", max_connections=1, resolve=refuse)
+    for _ in range(2):  # the failed connect does not keep the only slot
+        with pytest.raises(Refused):
+            await client.request("GET", {})
+    client.resolve = no_address
+    with pytest.raises(ConnectError, match=r"cannot connect to api\.example\.test:9: .*no address"):
         await client.request("GET", {})
     await client.aclose()
 

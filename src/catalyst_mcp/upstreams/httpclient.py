@@ -12,18 +12,26 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["HttpClient", "HttpError", "HttpResponse"]
+__all__ = ["ConnectError", "HttpClient", "HttpError", "HttpResponse", "Resolver"]
+
+# host, port -> the address to connect to (an SSRF guard vets it); the name stays the TLS
+# server name and the Host header
+Resolver = Callable[[str, int], Awaitable[str]]
 
 
 class HttpError(Exception):
     """The connection failed or the peer sent something that is not HTTP/1.1."""
+
+
+class ConnectError(HttpError):
+    """No connection could be made (or none became free): the request was not sent."""
 
 
 @dataclass(slots=True)
@@ -241,8 +249,10 @@ class HttpClient:
         max_connections: int = 100,
         connect_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        resolve: Resolver | None = None,
     ) -> None:
         self.target = split_url(url)
+        self.resolve = resolve
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         self._ssl = ssl_context if self.target.scheme == "https" else None
@@ -303,26 +313,30 @@ class HttpClient:
                 async with asyncio.timeout(self.connect_timeout):
                     await waiter
             except TimeoutError as exc:
-                raise HttpError(
+                raise ConnectError(
                     f"no free connection to {self.target.host_header} within "
                     f"{self.connect_timeout:g}s ({self.max_connections} in use)"
                 ) from exc
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
+        host = self.target.host
         try:
             async with asyncio.timeout(self.connect_timeout):
+                if self.resolve is not None:
+                    host = await self.resolve(host, self.target.port)
                 _, protocol = await loop.create_connection(
                     lambda: _Connection(self),
-                    self.target.host,
+                    host,
                     self.target.port,
                     ssl=self._ssl,
                     server_hostname=self.target.host if self._ssl else None,
                 )
         except TimeoutError as exc:
-            raise HttpError(f"timed out connecting to {self.target.host_header}") from exc
+            raise ConnectError(f"timed out connecting to {self.target.host_header}") from exc
         except OSError as exc:
-            raise HttpError(f"cannot connect to {self.target.host_header}: {exc.strerror}") from exc
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConnectError(f"cannot connect to {self.target.host_header}: {reason}") from exc
         return protocol
 
     def _head(self, method: str, path: str, headers: dict[str, str], length: int | None) -> bytes:
