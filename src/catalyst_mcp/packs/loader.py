@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jmespath
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 from sqlalchemy import text
 
@@ -360,10 +360,15 @@ def _check_file(loc: Loc, name: str, variables: set[str], folder: Path, problem:
         problem(loc, f"no such file: {target}")
 
 
+# Output schemas are checked against the draft-7 meta-schema: it catches what authors get wrong
+# (a bad type name, properties that are not a mapping) in ~0.3 ms, where the 2020-12 one, with
+# its dynamic references, takes ~2.3 ms a schema (docs/decisions/004-knowledge-packs.md).
+_META_SCHEMA = Draft7Validator(Draft7Validator.META_SCHEMA)
+
+
 def _check_output_schema(loc: Loc, schema: dict[str, Any], problem: Any) -> None:
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as error:
+    error = best_match(_META_SCHEMA.iter_errors(schema))
+    if error is not None:
         problem(loc, f"not a valid JSON Schema: {error.message}")
 
 

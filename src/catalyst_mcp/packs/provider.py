@@ -17,6 +17,8 @@ from urllib.parse import unquote
 
 import orjson
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
 
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import InvalidParams, NotFound, PackError, ResourceNotFound
@@ -165,7 +167,10 @@ class PackProvider(Provider):
         validator = self._validators.get(tool.name)
         if validator is None:
             return
-        error = next(iter(validator.iter_errors(structured)), None)
+        try:
+            error = next(iter(validator.iter_errors(structured)), None)
+        except (SchemaError, Unresolvable) as exc:  # a schema the load-time check let through
+            raise PackError(f"the tool's output schema cannot be used: {exc}") from exc
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             raise PackError(
