@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test node-deps bench conformance clean
+.PHONY: serve test node-deps bench bench-packs conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(STAMP) node-deps
 
 bench: $(STAMP)
 	$(BIN)/python bench/gateway_overhead.py
+
+bench-packs: $(STAMP)
+	$(BIN)/python bench/packs.py
 
 conformance: $(STAMP) node-deps
 	$(BIN)/python conformance/run.py

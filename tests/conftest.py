@@ -26,6 +26,19 @@ UPSTREAM = FIXTURES / "upstream_server.py"
 PYTHON = sys.executable
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _empty_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run the tests in an empty working directory, not the repository root: its
+    ``knowledge-packs/`` is the default ``packs.path``, and no test should serve (or watch) it
+    unless it asks to. Session-wide, so module-scoped gateways are built there too."""
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

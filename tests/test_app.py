@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tests.fakes import (
     modern_request,
     tool,
 )
+from tests.live import poll
 
 
 async def lifespan(gateway: Gateway, *events: str) -> list[dict[str, Any]]:
@@ -139,3 +141,62 @@ def test_disabled_servers_are_not_built() -> None:
     )
     gateway = Gateway(settings)
     assert [p.name for p in gateway.registry.providers] == ["on"]
+
+
+# ---- knowledge packs: loaded at construction, watched while running ---------------------------
+
+NOTES_PACK = """\
+pack: notes
+prompts:
+  - name: hello
+    messages:
+      - {role: user, text: Hi}
+"""
+
+
+def test_packs_default_to_knowledge_packs_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Gateway(Settings()).registry.providers == []  # no folder: no packs, no problem
+    (tmp_path / "knowledge-packs").mkdir()
+    (tmp_path / "knowledge-packs" / "notes.yaml").write_text(NOTES_PACK)
+    gateway = Gateway(Settings())
+    assert [p.name for p in gateway.registry.providers] == ["pack:notes"]
+    assert gateway.pack_problems == []
+
+
+def test_a_null_packs_path_turns_packs_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "knowledge-packs").mkdir()
+    (tmp_path / "knowledge-packs" / "notes.yaml").write_text(NOTES_PACK)
+    gateway = Gateway(Settings.model_validate({"packs": {"path": None}}))
+    assert gateway.registry.providers == [] and gateway.packs is None
+
+
+async def test_the_pack_watcher_runs_from_start_to_stop(tmp_path: Path) -> None:
+    gateway = Gateway(Settings.model_validate({"packs": {"path": str(tmp_path)}}))
+    assert gateway.pack_watcher is None
+    await gateway.start()
+    watcher = gateway.pack_watcher
+    assert watcher is not None and watcher.running
+    await poll(lambda: watcher.watching, what="the watcher is watching")
+    (tmp_path / "notes.yaml").write_text(NOTES_PACK)
+    await poll(lambda: gateway.registry.items("prompts"), what="the new pack")
+    (tmp_path / "notes.yaml").write_text("pack: notes\nprompts: 3\n")
+    await poll(lambda: gateway.pack_problems, what="its problem")
+    assert gateway.readiness()["pack_problems"] == [
+        f"{tmp_path / 'notes.yaml'}:2:1: prompts: Input should be a valid list"
+    ]
+    await gateway.stop()
+    assert not watcher.running
+
+
+async def test_watch_off_loads_the_packs_once(tmp_path: Path) -> None:
+    (tmp_path / "notes.yaml").write_text(NOTES_PACK)
+    settings = Settings.model_validate({"packs": {"path": str(tmp_path), "watch": False}})
+    gateway = Gateway(settings)
+    await gateway.start()
+    assert gateway.pack_watcher is None
+    assert [p.name for p in gateway.registry.providers] == ["pack:notes"]
+    await gateway.stop()

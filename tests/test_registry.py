@@ -241,3 +241,169 @@ async def test_start_and_stop_every_provider() -> None:
     assert all(p.started for p in providers)
     await registry.stop()
     assert all(p.stopped for p in providers)
+
+
+# ---- adding, replacing and removing providers while serving ---------------------------------
+
+
+def recording(registry: Registry) -> list[set[str]]:
+    changes: list[set[str]] = []
+    registry.change_listeners.append(lambda kinds: changes.append(set(kinds)))
+    return changes
+
+
+def only_tools(name: str, *tools: str, namespace: str | None = None) -> FakeProvider:
+    return FakeProvider(
+        name,
+        namespace,
+        tools=[tool(t) for t in tools],
+        resources=[],
+        templates=[],
+        prompts=[],
+    )
+
+
+def test_add_tells_listeners_of_the_lists_it_changes() -> None:
+    registry = registry_of(FakeProvider("srv"))
+    changes = recording(registry)
+    registry.add(FakeProvider("talk", tools=[], resources=[], templates=[]))
+    assert changes == [{"prompts"}]
+    registry.add(only_tools("empty"))
+    assert changes == [{"prompts"}]  # nothing listed: nothing to tell
+
+
+def test_replace_swaps_every_view_at_once_and_tells_only_changed_kinds() -> None:
+    old = FakeProvider("srv", tools=[tool("a"), tool("b")])
+    other = FakeProvider("other")
+    registry = registry_of(old, other)
+    changes = recording(registry)
+    tools_before = registry.items("tools")
+    seen_by_listener: list[Any] = []
+    registry.change_listeners.insert(
+        0, lambda kinds: seen_by_listener.append(registry.resolve("tools", "srv__c"))
+    )
+    new = FakeProvider("srv", tools=[tool("a"), tool("b"), tool("c")])
+    registry.replace(old, new)
+    assert changes == [{"tools"}]
+    assert seen_by_listener == [(new, "c")]  # listeners hear of it once all is in place
+    assert names(registry)[:3] == ["other__echo", "other__link", "other__progress"]
+    assert [n for n in names(registry) if n.startswith("srv__")] == ["srv__a", "srv__b", "srv__c"]
+    assert registry.resolve("tools", "srv__a") == (new, "a")
+    assert registry.resolve_uri("catalyst://srv/mem://a") == (new, "mem://a")
+    assert registry.providers == [other, new]
+    # A list handed out before the swap is a snapshot: never changed under its reader.
+    assert [t["name"] for t in tools_before if t["name"].startswith("srv__")] == [
+        "srv__a",
+        "srv__b",
+    ]
+
+
+def test_replace_with_the_same_lists_tells_nobody() -> None:
+    old = FakeProvider("srv")
+    registry = registry_of(old)
+    changes = recording(registry)
+    new = FakeProvider("srv")  # e.g. only the pack's description changed
+    registry.replace(old, new)
+    assert changes == []
+    assert registry.resolve("tools", "srv__echo") == (new, "echo")
+
+
+def test_a_replaced_provider_reports_to_nobody() -> None:
+    old, new = FakeProvider("srv"), FakeProvider("srv")
+    registry = registry_of(old)
+    registry.replace(old, new)
+    changes = recording(registry)
+    old.set_items("tools", [tool("ghost")])
+    assert changes == []
+    assert "srv__ghost" not in names(registry)
+    new.set_items("tools", [tool("real")])
+    assert changes == [{"tools"}]
+    assert names(registry) == ["srv__real"]
+
+
+def test_replace_under_another_name_and_namespace() -> None:
+    old = only_tools("pack:crm", "find", namespace="crm")
+    registry = registry_of(old)
+    changes = recording(registry)
+    new = only_tools("pack:sales", "find", namespace="sales")
+    registry.replace(old, new)
+    assert changes == [{"tools"}]
+    assert names(registry) == ["sales__find"]
+    assert [p.name for p in registry.providers] == ["pack:sales"]
+    with pytest.raises(NotFound):
+        registry.resolve("tools", "crm__find")
+    registry.add(only_tools("pack:crm", "find", namespace="crm"))  # the old namespace is free
+
+
+def test_replace_refuses_a_taken_name_or_namespace_and_changes_nothing() -> None:
+    old = only_tools("pack:a", "t", namespace="a")
+    registry = registry_of(old, only_tools("srv", "t"))
+    changes = recording(registry)
+    before = registry.items("tools")
+    with pytest.raises(ValueError, match="namespace 'srv' is already used"):
+        registry.replace(old, only_tools("pack:b", "t", namespace="srv"))
+    with pytest.raises(ValueError, match="duplicate provider 'srv'"):
+        registry.replace(old, only_tools("srv", "t", namespace="b"))
+    with pytest.raises(ValueError, match="not served"):
+        registry.replace(only_tools("pack:a", "t", namespace="a"), only_tools("x", "t"))
+    assert changes == []
+    assert registry.items("tools") is before
+    assert registry.resolve("tools", "a__t") == (old, "t")
+
+
+def test_remove_drops_every_item_and_tells_the_kinds_it_listed() -> None:
+    gone = only_tools("gone", "t")
+    stays = FakeProvider("stays")
+    registry = registry_of(gone, stays)
+    changes = recording(registry)
+    registry.remove(gone)
+    assert changes == [{"tools"}]
+    assert not any(n.startswith("gone__") for n in names(registry))
+    assert registry.providers == [stays]
+    assert not gone.stopped  # the caller stops it once its calls are done
+    with pytest.raises(NotFound):
+        registry.resolve("tools", "gone__t")
+    with pytest.raises(ValueError, match="not served"):
+        registry.remove(gone)
+    gone.set_items("tools", [tool("late")])
+    assert changes == [{"tools"}]
+    registry.remove(stays)
+    assert changes[-1] == {"tools", "resources", "resourceTemplates", "prompts"}
+
+
+def test_collisions_follow_replace_and_remove() -> None:
+    first = only_tools("a-first", "same", namespace="")
+    second = only_tools("b-second", "same", namespace="")
+    registry = registry_of(first, second)
+    assert registry.collisions == {"tools": {"same": ["a-first", "b-second"]}}
+    registry.replace(second, only_tools("b-second", "other", namespace=""))
+    assert registry.collisions == {}
+    registry.remove(first)
+    assert names(registry) == ["other"]
+
+
+def test_a_batch_rebuilds_once_and_tells_listeners_once() -> None:
+    registry = Registry()
+    heard: list[set[str]] = []
+    registry.change_listeners.append(lambda kinds: heard.append(set(kinds)))
+    rebuilds = 0
+    rebuild = registry._rebuild
+
+    def counting(kinds: set[Any]) -> None:
+        nonlocal rebuilds
+        rebuilds += 1
+        rebuild(kinds)
+
+    registry._rebuild = counting  # type: ignore[method-assign]
+    with registry.batch():
+        for i in range(5):
+            registry.add(FakeProvider(f"p{i}", tools=[tool("t")], prompts=[{"name": "q"}]))
+        with registry.batch():  # nested: still one rebuild, at the outer end
+            registry.add(FakeProvider("extra", tools=[tool("t")], prompts=[]))
+        assert registry.items("tools") == [] and heard == []
+    assert rebuilds == 1
+    assert len(heard) == 1 and {"tools", "prompts"} <= heard[0]
+    assert len(registry.items("tools")) == 6
+    with pytest.raises(ValueError, match="duplicate provider"), registry.batch():
+        registry.add(FakeProvider("p0"))
+    assert len(registry.items("tools")) == 6

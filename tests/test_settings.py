@@ -3,6 +3,7 @@ that name every problem with file:line."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +265,33 @@ def test_load_settings_reads_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path, {})
     assert str(caught.value).startswith(f"{path}:2: gateway.port:")
+
+
+# ---- packs -----------------------------------------------------------------------------------
+
+
+def test_packs_default_to_a_watched_knowledge_packs_folder() -> None:
+    packs = load_settings(None, {}).packs
+    assert packs.path == Path("knowledge-packs")
+    assert packs.watch is True
+
+
+def test_packs_can_be_turned_off_or_loaded_once() -> None:
+    assert parse("packs: {path: null}").packs.path is None
+    settings = parse("packs:\n  path: /srv/packs\n  watch: false\n")
+    assert (settings.packs.path, settings.packs.watch) == (Path("/srv/packs"), False)
+    assert problems("packs: {watch: sometimes}") == [
+        "c.yaml:1: packs.watch: Input should be a valid boolean, unable to interpret input"
+    ]
+
+
+def test_the_template_shows_every_packs_setting_with_its_default() -> None:
+    from catalyst_mcp.cli.config import default_config_text
+    from catalyst_mcp.settings import PacksSettings
+
+    template = default_config_text()
+    section = template[template.index("\npacks:\n") :].split("\n\n# ")[0]
+    shown = dict(re.findall(r"^  (?:# )?([a-z_]+): (\S+)$", section, flags=re.MULTILINE))
+    assert set(shown) == set(PacksSettings.model_fields)
+    data = parse("packs:\n" + "".join(f"  {k}: {v}\n" for k, v in shown.items())).packs
+    assert data == PacksSettings()

@@ -97,3 +97,13 @@ def test_read_yaml(tmp_path: Path) -> None:
         read_yaml(tmp_path / "missing.yaml")
     assert caught.value.problems[0].message.startswith("cannot read:")
     assert caught.value.problems[0].line is None
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_problem(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(path)
+    assert str(caught.value.problems[0]) == (
+        f"{path}: not UTF-8 text (byte 9): save the file as UTF-8"
+    )

@@ -10,8 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.errors import ConfigProblem, InvalidRequest
 from catalyst_mcp.protocol.dispatch import Dispatcher
@@ -34,6 +33,10 @@ from catalyst_mcp.transports.asgi import (
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
 from catalyst_mcp.upstreams.upstream import Upstream
+
+if TYPE_CHECKING:
+    from catalyst_mcp.packs.packset import PackSet
+    from catalyst_mcp.packs.watcher import PackWatcher
 
 __all__ = ["Gateway"]
 
@@ -60,9 +63,18 @@ class Gateway:
                     settings.gateway.call_timeout_seconds,
                 )
                 self.registry.add(upstream)
-        self.pack_problems: list[ConfigProblem] = []
+        self.packs: PackSet | None = None
+        self.pack_watcher: PackWatcher | None = None
         if settings.packs.path is not None:
-            self._add_packs(settings.packs.path)
+            from catalyst_mcp.packs.packset import PackSet
+
+            # A replaced pack may finish its calls in flight for as long as a call may last.
+            self.packs = PackSet(
+                settings.packs.path,
+                self.registry,
+                retire_after=settings.gateway.call_timeout_seconds,
+            )
+            self.packs.load_all()
         self.server = McpServer(self.registry)
         self.sessions = SessionStore(settings.gateway.session_idle_seconds)
         self.hub = NotificationHub(self.registry, self.sessions)
@@ -73,21 +85,10 @@ class Gateway:
         self.started = False
         self.stopping = False
 
-    def _add_packs(self, path: Path) -> None:
-        """Register one provider per valid pack; problems are logged and shown by /ready."""
-        # Imported here: the SQL stack costs ~20 MB of memory a gateway without packs never needs.
-        from catalyst_mcp.packs.loader import load_packs
-        from catalyst_mcp.packs.provider import PackProvider
-
-        loaded = load_packs([path])
-        self.pack_problems = loaded.problems
-        for item in loaded.packs:
-            try:
-                self.registry.add(PackProvider(item))
-            except ValueError as exc:  # its namespace is a server's already
-                self.pack_problems.append(ConfigProblem(str(item.file), None, f"not served: {exc}"))
-        for problem in self.pack_problems:
-            log.error("knowledge pack problem: %s", problem)
+    @property
+    def pack_problems(self) -> list[ConfigProblem]:
+        """Why pack files are not served (as they are now, after any reload)."""
+        return self.packs.problems if self.packs is not None else []
 
     async def start(self) -> None:
         # Each upstream gives up after its connect timeout and then needs a moment to stop what
@@ -98,6 +99,11 @@ class Gateway:
             default=0.0,
         )
         await self.registry.start(settle + SETTLE_MARGIN_SECONDS if settle else 0.0)
+        if self.packs is not None and self.settings.packs.watch and self.pack_watcher is None:
+            from catalyst_mcp.packs.watcher import PackWatcher
+
+            self.pack_watcher = PackWatcher(self.packs)
+            self.pack_watcher.start()
         self.started = True
         ready = sum(1 for p in self.registry.providers if p.health()["status"] == "ready")
         log.info("gateway started: %d/%d servers ready", ready, len(self.registry.providers))
@@ -113,9 +119,13 @@ class Gateway:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self.pack_watcher is not None:
+            await self.pack_watcher.stop()
         self.server.bridge.close()
         self.sessions.close()
         await self.sse.close()
+        if self.packs is not None:
+            await self.packs.close()
         await self.registry.stop()
 
     # ---- health ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ so the registry, the protocol layer and the CLI never care where a tool comes fr
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -73,6 +74,11 @@ class Provider(ABC):
 
     async def stop(self) -> None:
         return None
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until none of this provider's calls is running (before
+        a replaced provider is stopped). The default waits the whole time: it cannot know."""
+        await asyncio.sleep(timeout)
 
     async def wait_settled(self, timeout: float) -> None:
         """Wait (at most ``timeout`` s) until the first attempt to become ready has ended."""

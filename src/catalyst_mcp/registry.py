@@ -9,7 +9,10 @@ Naming (see docs/namespacing.md):
   offer the same name, the first in order wins and the collision is reported by ``/ready``.
 
 Order is deterministic: providers by name, then each provider's own order.
-Views are rebuilt when a provider reports a change, never on the request path.
+Views are rebuilt when a provider reports a change or the set of providers changes, never on the
+request path. Adding, replacing (hot reload of a pack) and removing a provider each swap the
+views they affect in one step: nothing awaits in between, so no request sees half of a change.
+Change listeners then hear of the kinds whose public lists differ, and only of those.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from catalyst_mcp.errors import NotFound, ResourceNotFound
@@ -54,20 +57,82 @@ class Registry:
         self._subscribers: dict[str, int] = {}
         # public tool name -> (header, argument) pairs its schema marks x-mcp-header
         self.param_headers: dict[str, list[tuple[str, str]]] = {}
+        # inside batch(): the kinds to rebuild at its end, and the views before it began
+        self._pending: tuple[set[ListKind], dict[ListKind, list[dict[str, Any]]]] | None = None
 
     # ---- providers ---------------------------------------------------------------------------
 
     def add(self, provider: Provider) -> None:
-        if provider.name in self._providers:
+        """Serve ``provider``; :class:`ValueError` if its name or namespace is taken."""
+        self._check_free(provider)
+        self._swap({**self._providers, provider.name: provider}, provider)
+        self._attach(provider)
+
+    def replace(self, old: Provider, new: Provider) -> None:
+        """Serve ``new`` instead of ``old`` in one step (``new`` may have another name or
+        namespace, which must be free). ``old`` is detached, not stopped: the caller stops it
+        once its calls in flight are done. Subscriptions are not carried over."""
+        self._check_present(old)
+        self._check_free(new, instead_of=old)
+        providers = {k: v for k, v in self._providers.items() if v is not old}
+        self._swap({**providers, new.name: new}, old, new)
+        self._attach(new)
+        _detach(old)
+
+    def remove(self, provider: Provider) -> None:
+        """Stop serving ``provider`` (detached, not stopped: that is the caller's job)."""
+        self._check_present(provider)
+        self._swap({k: v for k, v in self._providers.items() if v is not provider}, provider)
+        _detach(provider)
+
+    def _check_present(self, provider: Provider) -> None:
+        if self._providers.get(provider.name) is not provider:
+            raise ValueError(f"provider {provider.name!r} is not served")
+
+    def _check_free(self, provider: Provider, instead_of: Provider | None = None) -> None:
+        taken = self._providers.get(provider.name)
+        if taken is not None and taken is not instead_of:
             raise ValueError(f"duplicate provider {provider.name!r}")
-        if provider.namespace and provider.namespace in self._by_namespace:
+        owner = self._by_namespace.get(provider.namespace) if provider.namespace else None
+        if owner is not None and owner is not instead_of:
             raise ValueError(f"namespace {provider.namespace!r} is already used")
-        self._providers = dict(sorted({**self._providers, provider.name: provider}.items()))
-        if provider.namespace:
-            self._by_namespace[provider.namespace] = provider
+
+    def _attach(self, provider: Provider) -> None:
         provider.on_change = self._changed
         provider.on_resource_updated = self._resource_updated
-        self._rebuild(set(LIST_KINDS))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Add, replace or remove many providers with one rebuild at the end (start-up with
+        100 packs: one rebuild instead of 100, each longer than the last)."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = (set(), dict(self._views))
+        try:
+            yield
+        finally:
+            kinds, before = self._pending
+            self._pending = None
+            self._publish(kinds, before)
+
+    def _swap(self, providers: dict[str, Provider], *involved: Provider) -> None:
+        """Serve ``providers``: the views the ``involved`` providers list items in rebuilt,
+        listeners told which of them differ."""
+        kinds = {kind for kind in LIST_KINDS if any(p.items(kind) for p in involved)}
+        self._providers = dict(sorted(providers.items()))
+        self._by_namespace = {p.namespace: p for p in self._providers.values() if p.namespace}
+        if self._pending is not None:
+            self._pending[0].update(kinds)
+            return
+        self._publish(kinds, dict(self._views))
+
+    def _publish(self, kinds: set[ListKind], before: dict[ListKind, list[dict[str, Any]]]) -> None:
+        self._rebuild(kinds)
+        changed = {kind for kind in kinds if self._views[kind] != before[kind]}
+        if changed:
+            for listener in self.change_listeners:
+                listener(changed)
 
     @property
     def providers(self) -> list[Provider]:
@@ -77,6 +142,8 @@ class Registry:
         return self._providers.get(name)
 
     def _changed(self, provider: Provider, kinds: set[ListKind]) -> None:
+        if self._providers.get(provider.name) is not provider:
+            return  # replaced or removed meanwhile
         self._rebuild(kinds)
         for listener in self.change_listeners:
             listener(kinds)
@@ -97,6 +164,9 @@ class Registry:
         return f"{URI_PREFIX}{provider.namespace}/{uri}" if provider.namespace else uri
 
     def _rebuild(self, kinds: set[ListKind]) -> None:
+        views = dict(self._views)
+        names_of = dict(self._names)
+        collisions_of = dict(self.collisions)
         for kind in kinds:
             field = NAME_FIELD[kind]
             public_of = self.public_uri if kind.startswith("resource") else self.public_name
@@ -120,16 +190,20 @@ class Registry:
                         continue
                     names[public] = (provider, original)
                     view.append(item if public == original else {**item, field: public})
-            self._views[kind] = view
-            self._names[kind] = names
-            if kind == "tools":
-                self.param_headers = {
-                    tool["name"]: pairs for tool in view if (pairs := param_headers(tool))
-                }
+            views[kind] = view
+            names_of[kind] = names
             if collisions:
-                self.collisions[kind] = collisions
+                collisions_of[kind] = collisions
             else:
-                self.collisions.pop(kind, None)
+                collisions_of.pop(kind, None)
+        # Everything is built: swap it in at once.
+        self._views = views
+        self._names = names_of
+        self.collisions = collisions_of
+        if "tools" in kinds:
+            self.param_headers = {
+                tool["name"]: pairs for tool in views["tools"] if (pairs := param_headers(tool))
+            }
 
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
         return self._views[kind]
@@ -233,6 +307,20 @@ class Registry:
 
     async def stop(self) -> None:
         await asyncio.gather(*(p.stop() for p in self._providers.values()), return_exceptions=True)
+
+
+def _ignore_change(provider: Provider, kinds: set[ListKind]) -> None:
+    return None
+
+
+async def _ignore_update(provider: Provider, uri: str) -> None:
+    return None
+
+
+def _detach(provider: Provider) -> None:
+    """A provider no longer served reports to nobody (it may live on while calls finish)."""
+    provider.on_change = _ignore_change
+    provider.on_resource_updated = _ignore_update
 
 
 def _same_scheme(template: str, uri: str) -> bool:

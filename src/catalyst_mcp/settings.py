@@ -202,12 +202,19 @@ class ServerConfig(_Model):
 
 
 class PacksSettings(_Model):
-    """Where knowledge packs are loaded from (docs/packs.md)."""
+    """Where knowledge packs are loaded from, and whether edits apply live (docs/packs.md)."""
 
     path: Path | None = Field(
-        None,
-        description="Folder of knowledge packs (*.yaml, one pack per file; *.example skipped), "
-        "relative to the working directory. null loads no packs.",
+        Path("knowledge-packs"),
+        description="Folder of knowledge packs (*.yaml or *.yml, one pack per file; *.example "
+        "and hidden files skipped), relative to the working directory. A missing folder means "
+        "no packs (they are loaded when it appears, if watch is on); null turns packs off.",
+    )
+    watch: bool = Field(
+        True,
+        description="Hot reload: apply edited, new and deleted pack files while the gateway "
+        "runs. Each file is validated first; an invalid edit keeps the last good version "
+        "serving and is reported by /ready until fixed.",
     )
 
 

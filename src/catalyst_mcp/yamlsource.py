@@ -110,4 +110,7 @@ def read_yaml(path: Path) -> LocatedYaml:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"
+        raise ConfigError([ConfigProblem(str(path), None, problem)]) from exc
     return load_yaml(text, str(path))

@@ -65,7 +65,13 @@ def pack_files(paths: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix in PACK_SUFFIXES))
+            out.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix in PACK_SUFFIXES and not p.name.startswith(".")  # editor files
+                )
+            )
         else:
             out.append(path)
     return out
