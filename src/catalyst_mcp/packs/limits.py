@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.schema import PackLimits
@@ -59,31 +58,9 @@ class Limiter:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Run one call within the limits (rate, concurrency, then time)."""
-        if self._bucket is not None:
-            wait = self._bucket.take()
-            if wait:
-                raise PackError(
-                    f"pack '{self.pack}' is over its rate limit of "
-                    f"{self.limits.rate_per_second:g} calls/s: retry after {wait:.2f} s",
-                    data={"retryAfterSeconds": round(wait, 3)},
-                )
-        self.in_flight += 1
-        self._idle.clear()
-        try:
-            async with asyncio.timeout(self.limits.timeout_seconds):
-                async with self._slots:
-                    yield
-        except TimeoutError as error:
-            raise PackError(
-                f"the call took longer than the pack's limit of {self.limits.timeout_seconds:g} s"
-            ) from error
-        finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self._idle.set()
+    def slot(self) -> _Slot:
+        """Run one call within the limits (rate, concurrency, then time): ``async with``."""
+        return _Slot(self)
 
     def check_size(self, size: int) -> None:
         if size > self.limits.max_response_bytes:
@@ -99,3 +76,63 @@ class Limiter:
                 await self._idle.wait()
         except TimeoutError:
             return
+
+
+class _Slot:
+    """One call's hold on its pack's limits (a class, not a generator: it is on the hot path)."""
+
+    __slots__ = ("_limiter", "_timeout")
+
+    def __init__(self, limiter: Limiter) -> None:
+        self._limiter = limiter
+        self._timeout = asyncio.timeout(limiter.limits.timeout_seconds)
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        bucket = limiter._bucket
+        if bucket is not None:
+            wait = bucket.take()
+            if wait:
+                raise PackError(
+                    f"pack '{limiter.pack}' is over its rate limit of "
+                    f"{limiter.limits.rate_per_second:g} calls/s: retry after {wait:.2f} s",
+                    data={"retryAfterSeconds": round(wait, 3)},
+                )
+        limiter.in_flight += 1
+        limiter._idle.clear()
+        await self._timeout.__aenter__()
+        try:
+            await limiter._slots.acquire()
+        except BaseException as exc:
+            await self._exit(type(exc), exc, exc.__traceback__, acquired=False)
+            raise
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._exit(kind, exc, tb, acquired=True)
+
+    async def _exit(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        *,
+        acquired: bool,
+    ) -> None:
+        limiter = self._limiter
+        if acquired:
+            limiter._slots.release()
+        limiter.in_flight -= 1
+        if not limiter.in_flight:
+            limiter._idle.set()
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError as error:
+            raise PackError(
+                "the call took longer than the pack's limit of "
+                f"{limiter.limits.timeout_seconds:g} s"
+            ) from error
