@@ -129,3 +129,53 @@ async def test_drain_returns_at_once_when_idle(tmp_path: Path, sqlite_db: Path) 
     await provider.drain(5)
     assert provider.limiter.in_flight == 0
     await provider.stop()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(2**70, "out of range (a 64-bit integer)"), (1e300, "out of range (a 64-bit integer)")],
+)
+async def test_values_a_database_cannot_hold_are_clear_tool_errors(
+    tmp_path: Path, sqlite_db: Path, value: Any, message: str
+) -> None:
+    data = people_pack(f"sqlite:///{sqlite_db}")
+    provider = make(tmp_path, data)
+    try:
+        result = await call(provider, "find", name="a", limit=value)
+    finally:
+        await provider.stop()
+    assert result["isError"] is True
+    assert message in result["content"][0]["text"]
+
+
+async def test_a_runaway_sqlite_statement_is_interrupted_at_the_time_limit(
+    tmp_path: Path, sqlite_db: Path
+) -> None:
+    data = people_pack(f"sqlite:///{sqlite_db}")
+    data["connections"]["db"]["timeout_seconds"] = 0.3
+    data["tools"] = [
+        {
+            "name": "forever",
+            "description": "Counts without end",
+            "sql": {
+                "connection": "db",
+                "statement": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                "SELECT max(i) AS top FROM n",
+            },
+        }
+    ]
+    provider = make(tmp_path, data)
+    try:
+        # Were the statement only abandoned, this would never return (the test's timeout).
+        result = await call(provider, "forever")
+        again = await call(provider, "forever")  # the connection is usable afterwards
+    finally:
+        await provider.stop()
+    assert result["content"][0]["text"] == "the query on connection 'db' took longer than 0.3 s"
+    assert again["isError"] is True
+
+
+async def test_a_file_name_with_a_nul_byte_is_not_found(tmp_path: Path) -> None:
+    provider = file_pack(tmp_path)
+    with pytest.raises(ResourceNotFound):
+        await provider.call("resources/read", {"uri": "files://docs/intro.md%00"}, CTX)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +61,10 @@ def check_value(name: str, spec: ParamSpec | ItemSpec, value: Any) -> str | None
         return _check_array(name, spec, value)
     if spec.type == "object":
         return None
+    if spec.type == "integer" and not -(2**63) <= value < 2**63:
+        return f"argument '{name}' is out of range (a 64-bit integer)"
+    if spec.type == "number" and not math.isfinite(value):
+        return f"argument '{name}' must be a finite number"
     if spec.enum is not None and value not in spec.enum:
         return f"argument '{name}' must be one of {spec.enum}"
     if spec.minimum is not None and value < spec.minimum:

@@ -217,15 +217,18 @@ class PackProvider(Provider):
     def _read_file(self, uri: str, spec: ResourceSpec, raw: dict[str, str]) -> Json:
         assert spec.file is not None
         name = TEMPLATE_VARIABLE.sub(lambda m: unquote(raw.get(m[1], "")), spec.file)
-        path = (self.folder / name).resolve()
         # a variable names a file in the folder its template names, never above it
         fixed = TEMPLATE_VARIABLE.split(spec.file)[0]
-        base = (self.folder / fixed.rpartition("/")[0]).resolve() if raw else path
-        if not path.is_relative_to(base) or not path.is_file():
-            raise ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
-        if path.stat().st_size > self.pack.limits.max_response_bytes:
+        not_found = ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
+        try:
+            path = (self.folder / name).resolve()
+            base = (self.folder / fixed.rpartition("/")[0]).resolve() if raw else self.folder
+            if not path.is_relative_to(base) or not path.is_file():
+                raise not_found
             self.limiter.check_size(path.stat().st_size)
-        data = path.read_bytes()
+            data = path.read_bytes()
+        except (OSError, ValueError) as error:  # unreadable, or a NUL byte in the name
+            raise not_found from error
         mime = spec.mime_type or mimetypes.guess_type(path.name)[0] or "text/plain"
         content: Json = {"uri": uri, "mimeType": mime}
         try:

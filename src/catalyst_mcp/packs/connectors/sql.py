@@ -109,6 +109,7 @@ class SqlConnector:
         self.url = async_url(config.url)
         self.backend = self.url.get_backend_name()
         self._engine: AsyncEngine | None = None
+        self._interrupts: set[asyncio.Future[None]] = set()
 
     def _create(self) -> AsyncEngine:
         kwargs: dict[str, Any] = {}
@@ -116,8 +117,10 @@ class SqlConnector:
         if self.backend == "postgresql":
             kwargs["pool_size"] = self.config.pool_size
             connect_args["timeout"] = self.config.timeout_seconds
+            settings = {"statement_timeout": str(int(self.config.timeout_seconds * 1000))}
             if self.config.read_only:
-                connect_args["server_settings"] = {"default_transaction_read_only": "on"}
+                settings["default_transaction_read_only"] = "on"
+            connect_args["server_settings"] = settings
         engine = create_async_engine(self.url, connect_args=connect_args, **kwargs)
         if self.backend == "sqlite" and self.config.read_only:
             event.listen(engine.sync_engine, "connect", _sqlite_query_only)
@@ -132,33 +135,64 @@ class SqlConnector:
     async def query(
         self, statement: str | SqlStatement, values: dict[str, Any], max_rows: int
     ) -> QueryResult:
-        """Run ``statement`` with ``values`` bound; at most ``max_rows`` rows come back."""
-        if isinstance(statement, str):
-            clause = text(statement)
-        else:
-            clause = statement.clause(values, self.engine.dialect)
+        """Run ``statement`` with ``values`` bound; at most ``max_rows`` rows come back.
+
+        At the time limit the statement itself is stopped (SQLite: interrupted; PostgreSQL:
+        ``statement_timeout``), not just abandoned. (The driver still buffers a statement's
+        whole result: bound it in SQL with ``LIMIT`` as the examples do.)
+        """
+        timeout = self.config.timeout_seconds
+        interrupted = False
         try:
-            async with asyncio.timeout(self.config.timeout_seconds):
-                async with self.engine.connect() as conn:
-                    result = await conn.execute(clause, values)
-                    if not result.returns_rows:
+            if isinstance(statement, str):
+                clause = text(statement)
+            else:
+                clause = statement.clause(values, self.engine.dialect)
+            async with self.engine.connect() as conn:
+                stop = None
+                if self.backend == "sqlite":
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    assert raw is not None  # an open connection has its driver's
+
+                    def interrupt() -> None:
+                        nonlocal interrupted
+                        interrupted = True
+                        task = asyncio.ensure_future(raw.interrupt())  # thread-safe in sqlite3
+                        self._interrupts.add(task)
+                        task.add_done_callback(self._interrupts.discard)
+
+                    stop = asyncio.get_running_loop().call_later(timeout, interrupt)
+                try:
+                    async with asyncio.timeout(timeout + 1.0 if stop else timeout):
+                        result = await conn.execute(clause, values)
+                        keys = list(result.keys()) if result.returns_rows else []
+                        fetched = result.fetchmany(max_rows + 1) if keys else []
                         await conn.commit()
-                        return QueryResult([], False)
-                    keys = list(result.keys())
-                    fetched = result.fetchmany(max_rows + 1)
-                    await conn.commit()
+                finally:
+                    if stop is not None:
+                        stop.cancel()
         except TimeoutError as error:
-            raise PackError(
-                f"the query on connection '{self.name}' took longer than "
-                f"{self.config.timeout_seconds:g} s"
-            ) from error
+            raise self._too_long() from error
         except exc.SQLAlchemyError as error:
+            if interrupted:
+                raise self._too_long() from error
             raise self._map(error) from error
         except OSError as error:
             log.debug("connection %s: %s", self.name, type(error).__name__)
             raise PackError(f"cannot reach the database of connection '{self.name}'") from error
+        except (OverflowError, ValueError) as error:  # a value the driver cannot bind
+            log.debug("connection %s: %s", self.name, type(error).__name__)
+            raise PackError(
+                f"a value is out of range for the database of connection '{self.name}'"
+            ) from error
         rows = [{k: _json(v) for k, v in zip(keys, row, strict=True)} for row in fetched]
         return QueryResult(rows[:max_rows], len(rows) > max_rows)
+
+    def _too_long(self) -> PackError:
+        return PackError(
+            f"the query on connection '{self.name}' took longer than "
+            f"{self.config.timeout_seconds:g} s"
+        )
 
     def _map(self, error: exc.SQLAlchemyError) -> PackError:
         orig = getattr(error, "orig", None)
