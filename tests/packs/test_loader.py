@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,3 +183,104 @@ def test_rest_sql_file_and_test_problems_are_all_reported(tmp_path: Path) -> Non
         "32:39: tests.1.arguments.idd: 'get' has no such parameter",
         "33:16: tests.2.prompt: unknown prompt 'nope'",
     ]
+
+
+def rest_pack(connection: dict[str, Any], rest: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "pack": "api",
+        "connections": {"web": {"type": "rest", **connection}},
+        "tools": [
+            {
+                "name": "get",
+                "description": "d",
+                "parameters": {"id": {"type": "string"}},
+                "rest": {"connection": "web", "path": "/items/{id}", **(rest or {})},
+            }
+        ],
+    }
+
+
+def test_values_from_the_environment_are_kept_per_connection(tmp_path: Path) -> None:
+    data = rest_pack(
+        {
+            "base_url": "https://${env:HOST}/${env:PATH_TOKEN}/v1",
+            "headers": {"X-Key": "k=${env:KEY}", "X-Short": "${env:SHORT}", "X-Dir": "${pack_dir}"},
+            "auth": {"type": "bearer", "token": "${env:KEY}"},
+        }
+    )
+    data["connections"]["db"] = {"type": "sql", "url": "sqlite:///x.db"}
+    environ = {
+        "HOST": "api.example.com",
+        "PATH_TOKEN": "tok-9f2c",
+        "KEY": "key-1d5e",
+        "SHORT": "ab",
+    }
+    loaded = load_pack(write_pack(tmp_path, "p.yaml", data), environ=environ)
+    assert loaded.env_values == {"web": ("api.example.com", "tok-9f2c", "key-1d5e")}
+    assert load_pack(write_pack(tmp_path, "q.yaml", people_pack("sqlite:///x.db"))).env_values == {}
+
+
+@pytest.mark.parametrize(
+    ("rest", "loc", "message"),
+    [
+        (
+            {"headers": {"X-Key": "${secret:KEY}"}},
+            "tools.0.rest.headers.X-Key",
+            "${secret:KEY}: ${secret:NAME}, ${env:NAME} and ${pack_dir} are only expanded in "
+            "connection values (e.g. the connection's headers or auth), not in an action",
+        ),
+        ({"query": {"k": "${env:KEY}"}}, "tools.0.rest.query.k", "${env:KEY}: "),
+        (
+            {"method": "POST", "body": {"a": ["${pack_dir}/x"]}},
+            "tools.0.rest.body.a.0",
+            "${pack_dir}: ",
+        ),
+        ({"path": "/items/{id}/${env:X}"}, "tools.0.rest.path", "${env:X}: "),
+        (
+            {"headers": {"Content-Length": "5"}},
+            "tools.0.rest",
+            "the header Content-Length is set by the connector, not by a pack",
+        ),
+        ({"headers": {"X-A": "日本"}}, "tools.0.rest", "header X-A: value must be Latin-1 text"),
+    ],
+    ids=["secret-header", "env-query", "pack-dir-body", "env-path", "reserved", "latin1"],
+)
+def test_action_references_and_plan_errors_are_load_errors(
+    tmp_path: Path, rest: dict[str, Any], loc: str, message: str
+) -> None:
+    write_pack(tmp_path, "p.yaml", rest_pack({"base_url": "https://api.example.com"}, rest))
+    problems = [p.message for p in load_packs([tmp_path], environ={"KEY": "v", "X": "y"}).problems]
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{loc}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("connection", "message"),
+    [
+        (
+            {"headers": {"Host": "evil.example.com"}},
+            "connections.web.headers: the header Host is set by the connector, not by a pack",
+        ),
+        (
+            {"auth": {"type": "api_key", "name": "Transfer-Encoding", "value": "k"}},
+            "connections.web.auth.name: the header Transfer-Encoding is set by the connector",
+        ),
+        (
+            {"auth": {"type": "api_key", "name": "X Key", "value": "k"}},
+            "connections.web.auth.name: is not a valid header name",
+        ),
+    ],
+    ids=["reserved-header", "reserved-api-key", "invalid-api-key"],
+)
+def test_connection_headers_and_api_key_names_are_checked(
+    tmp_path: Path, connection: dict[str, Any], message: str
+) -> None:
+    data = rest_pack({"base_url": "https://api.example.com", **connection})
+    write_pack(tmp_path, "p.yaml", data)
+    assert [p.message for p in load_packs([tmp_path]).problems] == [message]
+
+
+def test_an_api_key_in_the_query_may_have_any_name(tmp_path: Path) -> None:
+    auth = {"type": "api_key", "name": "api key", "value": "k", "in": "query"}
+    data = rest_pack({"base_url": "https://api.example.com", "auth": auth})
+    assert load_pack(write_pack(tmp_path, "p.yaml", data)).pack.pack == "api"

@@ -7,12 +7,14 @@ import base64
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
 
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.connectors.exchange import RestRequest, RestResponse
+from catalyst_mcp.packs.connectors.rest import RestConnector
 from catalyst_mcp.packs.loader import LoadedPack, load_pack
 from catalyst_mcp.packs.provider import PackProvider
 from catalyst_mcp.packs.recording import (
@@ -24,6 +26,7 @@ from catalyst_mcp.packs.recording import (
     replay_environ,
     rest_connectors,
 )
+from catalyst_mcp.packs.schema import RestConnection
 from catalyst_mcp.packs.testing import run_pack
 from tests.packs.conftest import people_pack, write_pack
 
@@ -320,3 +323,38 @@ async def test_replay_without_a_recording_fails_the_pack(tmp_path: Path) -> None
 def test_rest_connectors_of_a_sql_pack(tmp_path: Path) -> None:
     loaded = load_pack(write_pack(tmp_path, "p.yaml", people_pack("sqlite:////x.db")))
     assert rest_connectors(PackProvider(loaded)) == {}
+
+
+async def test_env_values_of_a_connection_are_redacted_from_recordings(tmp_path: Path) -> None:
+    path_token = "path-tok-77e1"
+    data = {
+        **TRACKER,
+        "connections": {
+            "api": {
+                "type": "rest",
+                "base_url": "https://api.tracker.test/${env:PATH_TOKEN}/v1",
+                "headers": {"X-Tenant": "${env:TENANT}"},  # not a credential-looking name
+            }
+        },
+    }
+    environ = {"PATH_TOKEN": path_token, "TENANT": CANARY}
+    loaded = load_pack(write_pack(tmp_path, "tracker.yaml", data), environ)
+    [conn] = [c for c in loaded.pack.connections.values() if isinstance(c, RestConnection)]
+    # as PackProvider builds it
+    connector = RestConnector("api", conn, known_secrets=loaded.env_values.get("api", ()))
+    api, recorder = Api(), Recorder()
+    connector.exchange = api
+    recorder.attach([connector])
+    [get, create] = [t.rest for t in loaded.pack.tools]
+    assert get is not None and create is not None
+    await connector.call(get, {"number": 1})
+    await connector.call(create, {"title": "New"})  # its answer echoes the headers
+    assert api.requests[0].headers["X-Tenant"] == CANARY  # the real call
+    assert path_token in api.requests[0].url
+    text = json.dumps(recorder.entries())
+    assert CANARY not in text
+    assert quote(CANARY, safe="") not in text
+    assert path_token not in text
+    assert recorder.entries()[0]["request"]["url"] == (
+        f"https://api.tracker.test/{REDACTED}/v1/issues/1"
+    )

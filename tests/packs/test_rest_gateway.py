@@ -19,6 +19,7 @@ from tests.packs.connectors.apiserver import ApiServer, Reply, Seen, echo, json_
 pytestmark = pytest.mark.network
 
 CANARY = "canary-41d7-TOKEN"
+KEY_CANARY = "canary-88e2-HEADER-KEY"
 
 
 async def issue(seen: Seen) -> Reply:
@@ -26,7 +27,8 @@ async def issue(seen: Seen) -> Reply:
     if number == 404:
         return json_reply({"message": "Not Found"}, 404)
     if number == 403:  # an API that echoes the credentials it got
-        return json_reply({"message": f"bad token {seen.headers.get('authorization')}"}, 403)
+        told = f"{seen.headers.get('authorization')} {seen.headers.get('x-api-key')}"
+        return json_reply({"message": f"bad credentials {told}"}, 403)
     return json_reply({"number": number, "title": f"Issue {number}", "user": {"login": "ada"}})
 
 
@@ -44,6 +46,7 @@ def tracker_pack(base_url: str, *, allow_private: bool = True) -> dict[str, Any]
                 "type": "rest",
                 "base_url": base_url,
                 "auth": {"type": "bearer", "token": "${env:TRACKER_TOKEN}"},
+                "headers": {"X-Api-Key": "${env:TRACKER_KEY}"},
                 "allow_private_network": allow_private,
                 "retries": {"attempts": 1},
             }
@@ -112,6 +115,7 @@ async def test_a_rest_pack_through_the_gateway(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("TRACKER_TOKEN", CANARY)
+    monkeypatch.setenv("TRACKER_KEY", KEY_CANARY)
     caplog.set_level(logging.DEBUG)
     write_pack(tmp_path, "tracker.yaml", tracker_pack(api.url))
     async with (
@@ -148,11 +152,11 @@ async def test_a_rest_pack_through_the_gateway(
         leaky = await client.call_tool("tracker__get_issue", {"number": 403})
         assert leaky.is_error
         text = leaky.content[0].text  # type: ignore[union-attr]
-        assert "HTTP 403" in text and CANARY not in text
+        assert "HTTP 403" in text and CANARY not in text and KEY_CANARY not in text
 
         read = await client.read_resource("catalyst://tracker/tracker://issues/5")
         assert '"title": "Issue 5"' in read.contents[0].text  # type: ignore[union-attr]
-    assert CANARY not in caplog.text
+    assert CANARY not in caplog.text and KEY_CANARY not in caplog.text
     assert all(CANARY not in str(record.args) for record in caplog.records)
 
 
@@ -160,6 +164,7 @@ async def test_loopback_is_refused_unless_the_connection_allows_it(
     api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRACKER_TOKEN", CANARY)
+    monkeypatch.setenv("TRACKER_KEY", KEY_CANARY)
     write_pack(tmp_path, "tracker.yaml", tracker_pack(api.url, allow_private=False))
     async with (
         live_gateway({"packs": {"path": str(tmp_path), "watch": False}}) as gw,
@@ -176,6 +181,7 @@ async def test_cloud_metadata_is_refused_even_when_private_networks_are_allowed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRACKER_TOKEN", CANARY)
+    monkeypatch.setenv("TRACKER_KEY", KEY_CANARY)
     write_pack(tmp_path, "tracker.yaml", tracker_pack("http://169.254.169.254/latest"))
     async with (
         live_gateway({"packs": {"path": str(tmp_path), "watch": False}}) as gw,

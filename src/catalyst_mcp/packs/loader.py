@@ -3,7 +3,10 @@
 One broken pack never stops the others: :func:`load_packs` returns the valid packs and every
 problem of the invalid ones. References in connection settings are expanded first:
 ``${pack_dir}`` (the pack file's folder) and ``${env:NAME}`` (an environment variable);
-``${secret:NAME}`` is reserved for the secrets store and refused for now.
+``${secret:NAME}`` is reserved for the secrets store and refused for now. The values taken from
+the environment are secrets wherever they were used: :attr:`LoadedPack.env_values` keeps them
+per connection, for the connector to scrub from messages and redact from recordings. An
+action's own values (path, query, headers, body) take no ``${...}`` reference.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from sqlalchemy import text
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.packs.arguments import check_value
+from catalyst_mcp.packs.connectors.restauth import MIN_SECRET_LENGTH
+from catalyst_mcp.packs.connectors.restbuild import RESERVED_HEADERS, BuildError, plan_request
 from catalyst_mcp.packs.connectors.sql import async_url
 from catalyst_mcp.packs.schema import (
     IDENTIFIER,
@@ -51,6 +56,9 @@ class LoadedPack:
 
     pack: Pack
     file: Path
+    # per connection, the values substituted for its ${env:NAME} references (secrets; values
+    # shorter than MIN_SECRET_LENGTH are left out)
+    env_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -105,8 +113,10 @@ def load_pack(file: Path, environ: Mapping[str, str] | None = None) -> LoadedPac
         raise ConfigError([source.problem_at((), "a pack must be a mapping (pack: NAME, ...)")])
     env = os.environ if environ is None else environ
     problems: list[ConfigProblem] = []
+    env_values: dict[str, tuple[str, ...]] = {}
     if "connections" in data:
-        data = {**data, "connections": _expand_connections(data, file, env, source, problems)}
+        connections = _expand_connections(data, file, env, source, problems, env_values)
+        data = {**data, "connections": connections}
     try:
         pack = Pack.model_validate(data)
     except ValidationError as error:
@@ -115,7 +125,7 @@ def load_pack(file: Path, environ: Mapping[str, str] | None = None) -> LoadedPac
     problems.extend(_check(pack, source, file.resolve().parent))
     if problems:
         raise ConfigError(problems)
-    return LoadedPack(pack, file)
+    return LoadedPack(pack, file, env_values)
 
 
 # ---- references ---------------------------------------------------------------------------
@@ -127,14 +137,21 @@ def _expand_connections(
     env: Mapping[str, str],
     source: LocatedYaml,
     problems: list[ConfigProblem],
+    env_values: dict[str, tuple[str, ...]],
 ) -> Any:
+    """The connections with references expanded; ``env_values`` gets, per connection, the
+    values taken from the environment."""
     connections = data.get("connections")
     if not isinstance(connections, dict):
         return connections
-    return {
-        name: _expand(conn, ("connections", name), file, env, source, problems)
-        for name, conn in connections.items()
-    }
+    expanded = {}
+    for name, conn in connections.items():
+        found: list[str] = []
+        expanded[name] = _expand(conn, ("connections", name), file, env, source, problems, found)
+        values = tuple(dict.fromkeys(v for v in found if len(v) >= MIN_SECRET_LENGTH))
+        if values:
+            env_values[str(name)] = values
+    return expanded
 
 
 def _expand(
@@ -144,12 +161,18 @@ def _expand(
     env: Mapping[str, str],
     source: LocatedYaml,
     problems: list[ConfigProblem],
+    found: list[str],
 ) -> Any:
-    """``value`` with references expanded, recursively through mappings and lists."""
+    """``value`` with references expanded, recursively through mappings and lists; each value
+    taken from the environment is appended to ``found``."""
     if isinstance(value, dict):
-        return {k: _expand(v, (*loc, k), file, env, source, problems) for k, v in value.items()}
+        return {
+            k: _expand(v, (*loc, k), file, env, source, problems, found) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_expand(v, (*loc, i), file, env, source, problems) for i, v in enumerate(value)]
+        return [
+            _expand(v, (*loc, i), file, env, source, problems, found) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
     where = source.problem_at(loc, "")
@@ -162,6 +185,7 @@ def _expand(
             return str(file.resolve().parent)
         if kind == "env" and ENV_NAME.match(name):
             if name in env:
+                found.append(env[name])
                 return env[name]
             message = f"environment variable {name} is not set (referenced as ${{env:{name}}})"
         elif kind == "secret":
@@ -311,28 +335,56 @@ def _check_rest_connection(loc: Loc, conn: RestConnection, problem: Any) -> None
     for name in conn.headers:
         if not HEADER_NAME.match(name):
             problem((*loc, "headers", name), "is not a valid header name")
+    _check_plan((*loc, "headers"), conn.base_url, conn.headers, None, problem)
     auth = conn.auth
+    if auth is not None and auth.type == "api_key" and auth.in_ == "header" and auth.name:
+        if not HEADER_NAME.match(auth.name):
+            problem((*loc, "auth", "name"), "is not a valid header name")
+        elif auth.name.lower() in RESERVED_HEADERS:
+            problem((*loc, "auth", "name"), f"the header {auth.name} is set by the connector")
     if auth is not None and auth.token_url is not None:
         token = urlsplit(auth.token_url)
         if token.scheme not in ("http", "https") or not token.hostname:
             problem((*loc, "auth", "token_url"), "must be an http:// or https:// URL")
 
 
+def _check_plan(
+    loc: Loc, base_url: str, headers: Mapping[str, str], act: RestAction | None, problem: Any
+) -> None:
+    """Compile the request plan as the connector will (reserved headers, line breaks...)."""
+    try:
+        if act is None:
+            plan_request(base_url, headers, "GET", "", {}, {}, None)
+        else:
+            plan_request(base_url, headers, act.method, act.path, act.query, act.headers, act.body)
+    except BuildError as error:
+        problem(loc, str(error))
+
+
 def _check_rest(loc: Loc, action: RestAction, names: set[str], pack: Pack, problem: Any) -> None:
-    if not isinstance(pack.connections.get(action.connection), RestConnection):
+    conn = pack.connections.get(action.connection)
+    if not isinstance(conn, RestConnection):
         _unknown_connection((*loc, "connection"), action.connection, "rest", pack, problem)
-    for key, value in _strings(action.path, ("path",)):
-        for var in TEMPLATE_VARIABLE.findall(value):
-            if var not in names:
-                problem((*loc, *key), f"{{{var}}} is not a declared parameter")
-    for field_name in ("query", "headers", "body"):
+    references = False
+    for field_name in ("path", "query", "headers", "body"):
         for key, value in _strings(getattr(action, field_name), (field_name,)):
-            for var in TEMPLATE_VARIABLE.findall(value):
+            for var in TEMPLATE_VARIABLE.findall(REFERENCE.sub("", value)):
                 if var not in names:
                     problem((*loc, *key), f"{{{var}}} is not a declared parameter")
+            ref = REFERENCE.search(value)
+            if ref is not None:
+                references = True
+                problem(
+                    (*loc, *key),
+                    f"{ref.group(0)}: ${{secret:NAME}}, ${{env:NAME}} and ${{pack_dir}} are only "
+                    "expanded in connection values (e.g. the connection's headers or auth), "
+                    "not in an action",
+                )
     for name in action.headers:
         if not HEADER_NAME.match(name):
             problem((*loc, "headers", name), "is not a valid header name")
+    if isinstance(conn, RestConnection) and not references:
+        _check_plan(loc, conn.base_url, {}, action, problem)  # the connection's are checked once
     if action.project is not None:
         try:
             jmespath.compile(action.project)

@@ -71,7 +71,9 @@ class PackProvider(Provider):
             else:
                 from catalyst_mcp.packs.connectors.rest import RestConnector
 
-                self.connectors[name] = RestConnector(name, conn, secrets=secrets)
+                self.connectors[name] = RestConnector(
+                    name, conn, secrets=secrets, known_secrets=loaded.env_values.get(name, ())
+                )
         self.tools = {tool.name: tool for tool in pack.tools}
         self.prompts = {prompt.name: prompt for prompt in pack.prompts}
         self.resources = {r.uri: r for r in pack.resources if r.uri is not None}

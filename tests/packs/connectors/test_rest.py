@@ -25,6 +25,7 @@ pytestmark = pytest.mark.network
 
 CTX = CallContext(era="modern", protocol_version="2026-07-28")
 CANARY = "canary-7f3a9c-SECRET"
+ENV_CANARY = "env-canary-51b0e2"  # a value the loader expanded from ${env:...}
 ITEMS = {"items": [{"id": 1, "title": "A", "body": "x"}, {"id": 2, "title": "B", "body": "y"}]}
 
 
@@ -108,7 +109,9 @@ async def server() -> AsyncIterator[ApiServer]:
         yield running
 
 
-def connector(base_url: str, secrets: Any = None, **config: Any) -> RestConnector:
+def connector(
+    base_url: str, secrets: Any = None, known_secrets: tuple[str, ...] = (), **config: Any
+) -> RestConnector:
     settings = {
         "type": "rest",
         "base_url": base_url,
@@ -116,7 +119,9 @@ def connector(base_url: str, secrets: Any = None, **config: Any) -> RestConnecto
         "retries": {"backoff_seconds": 0.01, "max_backoff_seconds": 0.05},
         **config,
     }
-    return RestConnector("api", RestConnection.model_validate(settings), secrets=secrets)
+    return RestConnector(
+        "api", RestConnection.model_validate(settings), secrets=secrets, known_secrets=known_secrets
+    )
 
 
 @pytest_asyncio.fixture
@@ -407,7 +412,8 @@ async def test_cross_origin_redirect_drops_credentials(server: ApiServer) -> Non
     conn = connector(
         server.url,
         secrets=lookup,
-        headers={"X-Key": "${secret:TOKEN}", "X-Plain": "kept"},
+        known_secrets=(ENV_CANARY,),
+        headers={"X-Key": "${secret:TOKEN}", "X-Plain": "dropped", "X-Env": ENV_CANARY},
         auth={"type": "api_key", "name": "key", "value": "k-123", "in": "query"},
     )
 
@@ -423,8 +429,11 @@ async def test_cross_origin_redirect_drops_credentials(server: ApiServer) -> Non
     other = f"http://other.example.test:{server.port}/echo?key=k-123&a=1"
     moved = await conn.call(action(path="/redirect", query={"to": other}), {}, CTX)
     assert moved.value["headers"]["host"] == f"other.example.test:{server.port}"
-    assert "x-key" not in moved.value["headers"]
-    assert moved.value["headers"]["x-plain"] == "kept"
+    seen = server.seen("/echo")[-1].headers
+    assert seen == moved.value["headers"]
+    assert seen.keys() == {"host", "user-agent", "accept"}  # an allow-list, nothing else
+    assert ENV_CANARY not in str(seen)
+    assert CANARY not in str(seen)
     assert moved.value["query"] == [["a", "1"]]
     await conn.close()
 
@@ -596,3 +605,88 @@ async def test_an_unexpected_exchange_failure_is_a_pack_error() -> None:
 
     conn.exchange = broken
     assert await failure(conn, action(path="/x")) == "connection 'api': the request failed"
+
+
+# ---- values expanded from ${env:...} --------------------------------------------------------
+
+
+async def test_env_values_are_secrets_of_every_call(server: ApiServer) -> None:
+    seen: list[RestRequest] = []
+    conn = connector(
+        server.url, known_secrets=(ENV_CANARY, "abc"), headers={"X-Key": f"k={ENV_CANARY}"}
+    )
+    assert conn.known_secrets == (ENV_CANARY,)  # a very short value would only scrub noise
+    network = conn.exchange
+
+    async def spy(request: RestRequest) -> RestResponse:
+        seen.append(request)
+        return await network(request)
+
+    conn.exchange = spy
+    message = await failure(conn, action(path="/canary"))
+    assert message == "connection 'api': HTTP 403 Forbidden: bad credentials: k=<redacted> /canary"
+    assert ENV_CANARY in seen[0].secrets  # recorders redact it
+    await conn.close()
+
+
+async def test_an_env_token_in_the_base_url_path_is_a_secret() -> None:
+    conn = connector(f"https://api.example.com/{ENV_CANARY}/v1", known_secrets=(ENV_CANARY,))
+    requests: list[RestRequest] = []
+
+    async def refuse(request: RestRequest) -> RestResponse:
+        requests.append(request)
+        body = orjson.dumps({"message": f"no route {request.url}"})
+        return RestResponse(404, {"content-type": "application/json"}, body)
+
+    conn.exchange = refuse
+    message = await failure(conn, action(path="/x"))
+    expected = "connection 'api': HTTP 404 Not Found: no route https://api.example.com"
+    assert message == f"{expected}/<redacted>/v1/x"
+    assert requests[0].secrets == (ENV_CANARY,)
+
+
+# ---- header values, path values -------------------------------------------------------------
+
+
+async def test_a_header_value_that_is_not_latin1_is_refused_before_sending() -> None:
+    conn = connector("https://api.example.com", auth={"type": "bearer", "token": CANARY})
+    sent: list[RestRequest] = []
+
+    async def never(request: RestRequest) -> RestResponse:
+        sent.append(request)
+        return RestResponse(200, {}, b"")
+
+    conn.exchange = never
+    with pytest.raises(PackError) as info:
+        await conn.call(action(path="/x", headers={"X-Name": "{name}"}), {"name": "日本"}, CTX)
+    assert str(info.value) == "connection 'api': header X-Name: value must be Latin-1 text"
+    assert info.value.__cause__ is None
+    auth = connector("https://api.example.com", auth={"type": "bearer", "token": "日本-token"})
+    auth.exchange = never
+    message = await failure(auth, action(path="/x"))
+    assert message == "connection 'api': the auth token must be Latin-1 text"
+    assert sent == []
+
+
+async def test_an_encoding_failure_in_the_exchange_never_chains_the_head() -> None:
+    conn = connector("https://api.example.com", auth={"type": "bearer", "token": CANARY})
+
+    async def encode(request: RestRequest) -> RestResponse:
+        head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "日本"
+        head.encode("latin-1")
+        raise AssertionError("unreachable")
+
+    conn.exchange = encode
+    with pytest.raises(PackError) as info:
+        await conn.call(action(path="/x"), {}, CTX)
+    assert str(info.value) == "connection 'api': a header value must be Latin-1 text"
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+async def test_a_backslash_in_a_path_value_is_refused(api: RestConnector) -> None:
+    message = await failure(api, action(path="/echo/{id}"), {"id": "..\\admin"})
+    assert message == (
+        "connection 'api': the path value of 'id' cannot contain a backslash (servers may read "
+        "it as '/')"
+    )

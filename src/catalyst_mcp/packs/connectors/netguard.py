@@ -16,8 +16,9 @@ the IPv4 address they lead to.
 
 Redirects are followed by the connector, each target checked again on connect; :func:`redirected`
 makes the next request: https is never downgraded, 303 (and 301/302 after a POST) becomes a GET
-without a body, and another origin gets no credentials (Authorization, Cookie, any header
-holding a secret of the request, the api_key query parameter).
+without a body, and another origin gets only an allow-list of harmless headers (Accept,
+Accept-Language, User-Agent, and Content-Type when the body goes along; none holding a secret of
+the request): no Authorization, Cookie or pack-defined header, and no api_key query parameter.
 
 :class:`GuardedNetwork` is the REST connector's default exchange: one pooled
 :class:`~catalyst_mcp.upstreams.httpclient.HttpClient` per origin (created lazily; redirects
@@ -62,7 +63,8 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 LINK_LOCAL = "link-local/cloud-metadata"
 MAX_ORIGINS = 32  # pooled clients kept per connection (redirects may add origins)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# the only headers a redirect to another origin keeps (Content-Type only with a body)
+CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language", "user-agent", "content-type"})
 _net = ipaddress.ip_network
 
 # (network, kind): checked in order, the first match decides
@@ -204,9 +206,13 @@ def redirected(
             del headers[name]
     if origins[0] != origins[1]:
         secrets = request.secrets
-        for name, value in list(headers.items()):
-            if name.lower() in CREDENTIAL_HEADERS or any(s in value for s in secrets):
-                del headers[name]
+        headers = {
+            name: value
+            for name, value in headers.items()
+            if name.lower() in CROSS_ORIGIN_HEADERS
+            and (body or name.lower() != "content-type")
+            and not any(s in value for s in secrets)
+        }
         if query_key is not None and new.query:
             kept = [p for p in new.query.split("&") if p.partition("=")[0] != query_key]
             url = new._replace(query="&".join(kept)).geturl()

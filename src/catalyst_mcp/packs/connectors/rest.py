@@ -9,8 +9,11 @@ Retry-After up to the maximum wait) and one token refetch after a 401 (OAuth2). 
 exchange is the network through the SSRF guard (:class:`.netguard.GuardedNetwork`).
 
 Every failure is a :class:`PackError` whose message names the connection and is written for
-the client; every secret value the request carried is scrubbed from it. Only the method, host,
-status and timing are logged (debug level): never a URL query, a header or a body.
+the client; every secret value the request carried is scrubbed from it. The connection's
+``known_secrets`` (the values the loader expanded from ``${env:...}``) are carried by every
+call, so they are scrubbed too and recorders redact them (:attr:`RestRequest.secrets`). Only
+the method, host, status and timing are logged (debug level): never a URL query, a header or a
+body.
 """
 
 from __future__ import annotations
@@ -41,7 +44,12 @@ from catalyst_mcp.packs.connectors.netguard import (
     GuardedNetwork,
     redirected,
 )
-from catalyst_mcp.packs.connectors.restauth import SecretLookup, SecretScope, make_authenticator
+from catalyst_mcp.packs.connectors.restauth import (
+    MIN_SECRET_LENGTH,
+    SecretLookup,
+    SecretScope,
+    make_authenticator,
+)
 from catalyst_mcp.packs.connectors.restbuild import BuildError, RequestPlan, build, plan_request
 from catalyst_mcp.packs.schema import RestAction, RestConnection
 from catalyst_mcp.upstreams.httpclient import ConnectError, HttpError
@@ -77,11 +85,19 @@ class RestConnector:
     (tests)."""
 
     def __init__(
-        self, name: str, config: RestConnection, *, secrets: SecretLookup | None = None
+        self,
+        name: str,
+        config: RestConnection,
+        *,
+        secrets: SecretLookup | None = None,
+        known_secrets: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.config = config
         self.secrets = secrets
+        # values of the connection that are secret without being references (e.g. expanded
+        # from ${env:...}); very short ones would only scrub noise
+        self.known_secrets = tuple(v for v in known_secrets if len(v) >= MIN_SECRET_LENGTH)
         self._where = f"connection '{name}'"
         self.network = GuardedNetwork(self._where, config)
         self.guard = self.network.guard
@@ -106,6 +122,8 @@ class RestConnector:
         if max_bytes is not None and max_bytes < limit:
             limit = max_bytes
         scope = SecretScope(self.name, self.secrets, ctx)
+        for value in self.known_secrets:
+            scope.carry(value)
         try:
             return await self._call(compiled, values, scope, limit)
         except PackError as error:
@@ -150,7 +168,7 @@ class RestConnector:
         try:
             url, headers, body = build(plan, values, scope.resolved)
         except BuildError as exc:
-            raise PackError(f"{self._where}: {exc}") from exc
+            raise PackError(f"{self._where}: {exc}") from None  # its message says it all
         auth = self.auth
         sent = await auth.apply(headers, url, scope)
         request = RestRequest(plan.method, sent, headers, body, scope.secrets, limit)
@@ -196,6 +214,9 @@ class RestConnector:
                 raise
             except AddressRefused as exc:
                 raise PackError(f"{self._where}: {exc}") from exc
+            except UnicodeError:
+                # encoding the head failed: the error holds the whole head (credentials too)
+                raise PackError(f"{self._where}: a header value must be Latin-1 text") from None
             except (TimeoutError, HttpError, OSError) as exc:
                 if attempt < attempts:
                     log.debug(

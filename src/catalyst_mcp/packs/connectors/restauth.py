@@ -11,7 +11,8 @@
   and refetches once when the API answers 401 to a token it issued.
 
 Every auth value is a secret, whether it was a reference or (after ``${env:...}`` expansion by
-the loader) a literal.
+the loader) a literal; so is every other value the loader expanded from ``${env:...}`` in the
+connection (the connector carries them into each call's scope, :meth:`SecretScope.carry`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from catalyst_mcp.packs.connectors.restbuild import secret_names as _secret_name
 from catalyst_mcp.packs.schema import RestAuth
 
 __all__ = [
+    "MIN_SECRET_LENGTH",
     "Authenticator",
     "SecretLookup",
     "SecretScope",
@@ -46,6 +48,7 @@ __all__ = [
 SecretLookup = Callable[[str, CallContext | None], Awaitable[str | None]]
 TokenFetch = Callable[[RestRequest], Awaitable[RestResponse]]
 REDACTED = "<redacted>"
+MIN_SECRET_LENGTH = 4  # a shorter known secret is not scrubbed (it would match everywhere)
 MAX_CACHED_TOKENS = 1000  # clients (distinct credentials) whose tokens are kept
 EXPIRY_MARGIN = 30.0  # seconds before expires_in when a token is refetched (10% if shorter)
 
@@ -117,6 +120,11 @@ def _forms(value: str) -> tuple[str, ...]:
 def _header_safe(connection: str, what: str, value: str) -> str:
     if "\r" in value or "\n" in value or "\0" in value:
         raise PackError(f"connection '{connection}': the {what} contains a line break")
+    if not value.isascii():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise PackError(f"connection '{connection}': the {what} must be Latin-1 text") from None
     return value
 
 

@@ -7,7 +7,8 @@ URL, headers and body from the values. The rules:
   so '/', '?', '#' and '%' cannot leave the segment. A value made only of dots is encoded
   (``%2E``), and a segment that would still read as '.' or '..' is refused: WHATWG URL parsers
   and RFC 3986 normalisation treat ``%2E%2E`` as '..', so encoding alone does not stop a
-  traversal at the server. A path variable without a value is an error.
+  traversal at the server. A value with a backslash is refused too (servers may decode ``%5C``
+  as a separator). A path variable without a value is an error.
 * **query, headers, body**: a string that is exactly ``"{param}"`` becomes the value with its
   JSON type; a longer string has each ``{param}`` replaced by the value's text. An entry that
   needs an absent (None) value is left out: the query key, the header, the object key or the
@@ -18,8 +19,8 @@ URL, headers and body from the values. The rules:
 * **headers**: defaults (``User-Agent: catalyst-mcp``, ``Accept: application/json, */*``),
   then the connection's, then the action's, each overriding the last (names compare without
   case). ``${secret:NAME}`` in a value is replaced by the secret the caller resolved. A value
-  with CR, LF or NUL is refused; Host, Content-Length, Transfer-Encoding and Connection are the
-  HTTP client's to set.
+  with CR, LF or NUL, or that is not Latin-1 text, is refused; Host, Content-Length,
+  Transfer-Encoding and Connection are the HTTP client's to set.
 * **body**: serialised with orjson, sent as ``application/json`` unless a header says otherwise.
 
 Substituted values are never scanned again: a value cannot smuggle in a ``{param}`` or a
@@ -230,7 +231,13 @@ def _path_value(var: Var, values: Mapping[str, Any]) -> str:
     value = values.get(var.name)
     if value is None:
         raise BuildError(f"the path needs a value for '{var.name}'")
-    text = _encode(text_of(value, var.name))
+    raw = text_of(value, var.name)
+    if "\\" in raw:
+        raise BuildError(
+            f"the path value of '{var.name}' cannot contain a backslash (servers may read it "
+            "as '/')"
+        )
+    text = _encode(raw)
     if not text:
         raise BuildError(f"the path needs a non-empty value for '{var.name}'")
     if not text.strip("."):
@@ -318,6 +325,11 @@ def plan_request(
 def _check_header_value(name: str, text: str) -> str:
     if "\r" in text or "\n" in text or "\0" in text:
         raise BuildError(f"the value of header {name} contains a line break")
+    if not text.isascii():
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            raise BuildError(f"header {name}: value must be Latin-1 text") from None
     return text
 
 
