@@ -6,14 +6,13 @@ import contextlib
 import os
 import platform
 import statistics
-import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from packs_rest import quantile
-from procs import ROOT
+from report import code_version
 
 TARGET_LOAD_S = 1.0
 TARGET_RELOAD_S = 0.300
@@ -41,22 +40,6 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "-"
-
-
-def code_version() -> str:
-    commit = "unknown commit"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if head:
-            commit = f"commit {head}{' + uncommitted changes in src/' if dirty else ''}"
-    return commit
 
 
 def other_load(results: dict[str, Any]) -> str:

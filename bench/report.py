@@ -55,6 +55,23 @@ def fmt_cpu(value: float) -> str:
     return "-" if value != value else f"{value:.0f}"
 
 
+def code_version() -> str:
+    """The commit measured, marked when src/ has uncommitted changes."""
+    commit = "unknown commit"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if head:
+            commit = f"commit {head}{' + uncommitted changes in src/' if dirty else ''}"
+    return commit
+
+
 def machine_info(cfg: Settings) -> list[str]:
     def version(dist: str) -> str:
         try:
@@ -72,18 +89,7 @@ def machine_info(cfg: Settings) -> list[str]:
     if shutil.which("wrk"):
         done = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
         wrk = (done.stdout + done.stderr).split("\n")[0].split(" [")[0].strip()
-    commit = "unknown"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if head:
-            commit = f"commit {head}{' + uncommitted changes in src/' if dirty else ''}"
+    commit = code_version()
     if GATEWAY_PYTHON[0] != sys.executable:
         commit = f"the build of {GATEWAY_PYTHON[0]} (not this tree)"
     loadgen = "wrk (1 thread, Lua script)" if cfg.loadgen == "wrk" else "Python asyncio sockets"

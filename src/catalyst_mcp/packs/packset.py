@@ -305,10 +305,7 @@ class PackSet:
 
     async def _stop_when_idle(self, provider: Provider) -> None:
         try:
-            # at least as long as the pack lets one call run, so none is cut off by the stop
-            limit = getattr(getattr(provider, "pack", None), "limits", None)
-            grace = max(self.retire_after, limit.timeout_seconds + 1.0 if limit else 0.0)
-            await provider.drain(grace)
+            await provider.drain(self.retire_after)
         except Exception:
             log.exception("waiting for the calls of %s failed", provider.name)
         if self._retiring.pop(provider, None) is not None:

@@ -279,8 +279,9 @@ class PackProvider(Provider):
         return self.pack.description
 
     async def drain(self, timeout: float) -> None:
-        """Wait (at most ``timeout`` s) until no call of this pack is running."""
-        await self.limiter.drain(timeout)
+        """Wait until no call of this pack is running: at most ``timeout`` s, or as long as the
+        pack lets one call run if that is longer (so no call is cut off by the stop)."""
+        await self.limiter.drain(max(timeout, self.pack.limits.timeout_seconds + 1.0))
 
     async def stop(self) -> None:
         for connector in self.connectors.values():
