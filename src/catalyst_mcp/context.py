@@ -22,11 +22,19 @@ Asker = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is calling. Without authentication every caller is the local anonymous user."""
+    """Who is calling. Without authentication every caller is the local anonymous user.
+
+    ``subject`` is the stable user name (what secrets, rate limits and audit records are keyed
+    by); ``kind`` is ``anonymous``, ``user`` or ``service``; ``roles`` name RBAC roles;
+    ``scopes`` narrow what an API key or token may do (None: no narrowing); ``via`` says how the
+    caller proved who they are (``none``, ``api_key``, ``jwt``).
+    """
 
     subject: str = "anonymous"
     kind: str = "anonymous"
     roles: tuple[str, ...] = ()
+    scopes: frozenset[str] | None = None
+    via: str = "none"
 
 
 ANONYMOUS = Identity()

@@ -20,6 +20,13 @@ client; the cause, a stack trace or a secret never is).
     │   ├── HeaderMismatch              MCP-* headers missing or disagree w/ body -32020
     │   ├── MissingCapability           the client lacks a capability we need     -32021
     │   └── UnsupportedVersion          protocol version not supported            -32022
+    ├── AccessError                     who is calling, or what they may do, stops the call
+    │   ├── Unauthenticated             no or bad credentials (HTTP 401 + WWW-Authenticate)
+    │   ├── Forbidden                   RBAC denies this object to this caller      -32003
+    │   └── RateLimited                 a rate limit is exhausted; data.retryAfterSeconds -32029
+    ├── StorageError                    the database failed or refused a change
+    │   ├── Conflict                    the user/key/role/secret already exists
+    │   └── Missing                     no such user/key/role/secret
     ├── RequestCancelled                the caller cancelled the request
     ├── PackError                       a knowledge pack could not serve a call (bad arguments,
     │                                   a database failure); tools/call shows it as isError
@@ -38,19 +45,26 @@ from typing import Any
 __all__ = [
     "CatalystError",
     "ConfigError",
+    "AccessError",
     "ConfigProblem",
+    "Conflict",
+    "Forbidden",
     "HeaderMismatch",
     "InvalidParams",
     "InvalidRequest",
     "MalformedMeta",
     "MethodNotFound",
+    "Missing",
     "MissingCapability",
     "NotFound",
     "PackError",
     "ParseError",
     "ProtocolError",
+    "RateLimited",
     "RequestCancelled",
     "ResourceNotFound",
+    "StorageError",
+    "Unauthenticated",
     "UnsupportedVersion",
     "UpstreamError",
     "UpstreamProtocolError",
@@ -69,6 +83,8 @@ RESOURCE_NOT_FOUND = -32002  # legacy era; the modern era uses INVALID_PARAMS
 HEADER_MISMATCH = -32020
 MISSING_CAPABILITY = -32021
 UNSUPPORTED_VERSION = -32022
+FORBIDDEN = -32003
+RATE_LIMITED = -32029
 
 
 class CatalystError(Exception):
@@ -167,6 +183,48 @@ class MissingCapability(ProtocolError):
 class UnsupportedVersion(ProtocolError):
     code = UNSUPPORTED_VERSION
     http_status = 400
+
+
+class AccessError(CatalystError):
+    """The caller may not do this (now). Messages name what was refused and why, never a
+    credential; every one of them is audited."""
+
+
+class Unauthenticated(AccessError):
+    """No credentials, or credentials that are invalid, expired or revoked. HTTP transports
+    answer 401 with a ``WWW-Authenticate`` challenge before any JSON-RPC is read."""
+
+    code = INVALID_REQUEST
+    http_status = 401
+
+
+class Forbidden(AccessError):
+    """The caller is known but RBAC (or a key's scopes) denies this object."""
+
+    code = FORBIDDEN
+
+
+class RateLimited(AccessError):
+    """A rate limit is exhausted; ``retry_after`` seconds until one more call is allowed."""
+
+    code = RATE_LIMITED
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(message, data={"retryAfterSeconds": round(self.retry_after, 3)})
+
+
+class StorageError(CatalystError):
+    """The database failed or refused a change. The message names the object, never a URL,
+    a statement or a stored value."""
+
+
+class Conflict(StorageError):
+    """The object already exists (a user name, a role, a key prefix, a secret)."""
+
+
+class Missing(StorageError):
+    """No such stored object."""
 
 
 class RequestCancelled(CatalystError):

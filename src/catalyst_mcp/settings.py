@@ -37,6 +37,7 @@ __all__ = [
     "PacksSettings",
     "ServerConfig",
     "Settings",
+    "StorageSettings",
     "load_settings",
 ]
 
@@ -218,6 +219,32 @@ class PacksSettings(_Model):
     )
 
 
+DATABASE_URL_ENV = "CATALYST_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.catalyst/catalyst.db"
+
+
+class StorageSettings(_Model):
+    """Where users, keys, roles, secrets and the audit trail are stored (docs/security.md)."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL of the database, e.g. "
+        "'postgresql+asyncpg://user@host/db'. Unset: the CATALYST_DATABASE_URL environment "
+        f"variable, else a SQLite file ({DEFAULT_DATABASE_URL}, relative to the working "
+        "directory).",
+    )
+    auto_upgrade: bool = Field(
+        True,
+        description="Apply pending database migrations at start. Turn off where migrations "
+        "run as a separate deployment step (`catalyst db upgrade`).",
+    )
+
+    def database_url(self, environ: Mapping[str, str] | None = None) -> str:
+        """The URL in effect: this setting, else CATALYST_DATABASE_URL, else the SQLite file."""
+        env = os.environ if environ is None else environ
+        return self.url or env.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+
+
 def _check_server_name(name: str) -> str:
     if not SERVER_NAME.match(name):
         raise ValueError(
@@ -241,6 +268,9 @@ class Settings(_Model):
     )
     packs: PacksSettings = Field(
         default_factory=lambda: PacksSettings(), description="Knowledge packs to serve."
+    )
+    storage: StorageSettings = Field(
+        default_factory=lambda: StorageSettings(), description="The gateway's database."
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:
