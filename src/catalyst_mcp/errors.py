@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AccessError",
     "CatalystError",
     "ConfigError",
-    "AccessError",
     "ConfigProblem",
     "Conflict",
     "Forbidden",
