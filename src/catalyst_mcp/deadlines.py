@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Hashable
+from types import TracebackType
 
-__all__ = ["Deadlines", "deadlines"]
+__all__ = ["CoarseTimeout", "Deadlines", "deadlines"]
 
 
 class Deadlines:
@@ -53,3 +54,47 @@ class Deadlines:
 
 # One per process: the gateway's timers all tick together.
 deadlines = Deadlines()
+
+
+class CoarseTimeout:
+    """``async with CoarseTimeout(seconds):`` — :func:`asyncio.timeout` on the coarse clock.
+
+    The body is cancelled about ``seconds`` (up to one tick more) after entering, and the
+    cancellation leaves the block as :class:`TimeoutError`, exactly as with ``asyncio.timeout``
+    (a cancellation from elsewhere stays a cancellation). It costs a dict insert and a delete
+    instead of a loop timer: for the time limits of pack calls, which almost never fire.
+    """
+
+    __slots__ = ("_cancelling", "_delay", "_fired", "_task")
+
+    def __init__(self, delay: float) -> None:
+        self._delay = delay
+        self._fired = False
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always inside a task under asyncio
+            raise RuntimeError("CoarseTimeout needs a running task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        deadlines.add(self, self._delay, self._fire)
+
+    def _fire(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._fired = True
+            self._task.cancel()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        deadlines.discard(self)
+        task, self._task = self._task, None
+        if self._fired and task is not None:
+            self._fired = False
+            if task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
+                raise TimeoutError from exc

@@ -129,6 +129,58 @@ async def test_connection_closed_by_the_server_after_an_answer_is_replaced() -> 
     assert server.connections == 2
 
 
+def dies_on_second_request() -> Handler:
+    """Answers the first request of each connection (keep-alive), then closes the connection
+    on the next one without a byte: a keep-alive connection that died under the request."""
+    seen: dict[int, int] = {}
+
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        key = id(writer)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            return False
+        writer.write(response(b"{}"))
+        return True
+
+    return handler
+
+
+async def test_a_request_dead_on_a_reused_connection_is_sent_again_on_a_fresh_one() -> None:
+    async with RawServer(dies_on_second_request()).running() as server:
+        client = HttpClient(server.url)
+        await (await client.request("GET", {})).read()
+        assert await (await client.request("GET", {})).read() == b"{}"
+        await client.aclose()
+    assert server.connections == 2
+    assert len(server.requests) == 3  # it reached the server twice
+
+
+async def test_retry_stale_false_never_sends_a_request_twice() -> None:
+    async with RawServer(dies_on_second_request()).running() as server:
+        client = HttpClient(server.url)
+        await (await client.request("POST", {}, b"1")).read()
+        with pytest.raises(HttpError):
+            await client.request("POST", {}, b"2", retry_stale=False)
+        await client.aclose()
+    assert [r.endswith(b"2") for r in server.requests] == [False, True]
+
+
+async def test_a_waiter_that_gives_up_as_it_is_woken_passes_the_connection_on() -> None:
+    async with RawServer(ok).running() as server:
+        client = HttpClient(server.url, max_connections=1, connect_timeout=5)
+        holder = await client.request("GET", {})  # holds the only connection
+        first = asyncio.create_task(client.request("GET", {}))
+        second = asyncio.create_task(client.request("GET", {}))
+        await asyncio.sleep(0.01)  # both wait for the connection
+        await holder.read()  # released: wakes `first`...
+        first.cancel()  # ...which gives up before it runs
+        answer = await asyncio.wait_for(second, 2)  # without the hand-over: 5 s, then failure
+        assert await answer.read() == b'{"ok": true}'
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await client.aclose()
+
+
 async def test_chunked_body_streams() -> None:
     async def chunked(request: bytes, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")

@@ -15,6 +15,7 @@ import math
 import time
 from types import TracebackType
 
+from catalyst_mcp.deadlines import CoarseTimeout
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.schema import PackLimits
 
@@ -85,7 +86,7 @@ class _Slot:
 
     def __init__(self, limiter: Limiter) -> None:
         self._limiter = limiter
-        self._timeout = asyncio.timeout(limiter.limits.timeout_seconds)
+        self._timeout = CoarseTimeout(limiter.limits.timeout_seconds)
 
     async def __aenter__(self) -> None:
         limiter = self._limiter

@@ -306,17 +306,26 @@ class HttpClient:
                     return await self._connect()
                 except BaseException:
                     self._open -= 1
+                    self._wake_waiter()  # the slot is free again: someone waiting may use it
                     raise
             waiter = self.loop.create_future()
             self._waiters.append(waiter)
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     await waiter
-            except TimeoutError as exc:
-                raise ConnectError(
-                    f"no free connection to {self.target.host_header} within "
-                    f"{self.connect_timeout:g}s ({self.max_connections} in use)"
-                ) from exc
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled():
+                    # woken as this caller gave up: pass the wake-up on, or it is lost and
+                    # the next waiter sleeps although a connection is free
+                    self._wake_waiter()
+                else:
+                    waiter.cancel()
+                if isinstance(exc, TimeoutError):
+                    raise ConnectError(
+                        f"no free connection to {self.target.host_header} within "
+                        f"{self.connect_timeout:g}s ({self.max_connections} in use)"
+                    ) from exc
+                raise
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -357,11 +366,15 @@ class HttpClient:
         body: bytes = b"",
         *,
         path: str | None = None,
+        retry_stale: bool = True,
     ) -> HttpResponse:
         """Send a request and return once the response headers have arrived.
 
-        A connection from the pool that turns out to be dead (the server closed it while idle)
-        is retried once on a fresh one; anything else is reported as :class:`HttpError`.
+        A connection from the pool that turns out to be dead (the server closed it while idle,
+        before answering a byte) is retried once on a fresh one when ``retry_stale`` is true;
+        callers sending a request that must not run twice (a non-idempotent REST call) pass
+        false, since the server may have acted before it closed. Anything else is reported
+        as :class:`HttpError`.
         """
         head = self._head(
             method,
@@ -378,7 +391,8 @@ class HttpClient:
                 await conn.headers_ready
             except HttpError:
                 conn.discard()
-                if attempt == 0 and reused and not response.status and not response.chunks:
+                stale = reused and not response.status and not response.chunks
+                if attempt == 0 and retry_stale and stale:
                     continue
                 raise
             except BaseException:

@@ -24,6 +24,9 @@ class RestRequest:
     # the request replaces them with "<redacted>".
     secrets: tuple[str, ...] = field(default=(), repr=False)
     max_bytes: int = 1_000_000  # a larger response body is refused
+    # Whether sending it twice is harmless: only then is it re-sent on a fresh connection when
+    # a pooled keep-alive connection turns out dead before any answer.
+    retry_safe: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,7 +221,9 @@ def redirected(
         carried = [p for p in old.query.split("&") if p.partition("=")[0] == query_key]
         if carried:
             url = new._replace(query="&".join(filter(None, [new.query, *carried]))).geturl()
-    return RestRequest(method, url, headers, body, request.secrets, request.max_bytes)
+    return RestRequest(
+        method, url, headers, body, request.secrets, request.max_bytes, request.retry_safe
+    )
 
 
 def _query_keys(query: str) -> set[str]:
@@ -247,7 +249,9 @@ class GuardedNetwork:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        response = await client.request(request.method, request.headers, request.body, path=path)
+        response = await client.request(
+            request.method, request.headers, request.body, path=path, retry_stale=request.retry_safe
+        )
         try:
             if request.method == "HEAD":  # no body follows, whatever Content-Length says
                 response.aclose_nowait()

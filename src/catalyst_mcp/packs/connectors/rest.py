@@ -36,6 +36,7 @@ import jmespath.exceptions
 import orjson
 
 from catalyst_mcp.context import CallContext
+from catalyst_mcp.deadlines import CoarseTimeout
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.connectors.exchange import Exchange, RestRequest, RestResponse
 from catalyst_mcp.packs.connectors.netguard import (
@@ -171,13 +172,17 @@ class RestConnector:
             raise PackError(f"{self._where}: {exc}") from None  # its message says it all
         auth = self.auth
         sent = await auth.apply(headers, url, scope)
-        request = RestRequest(plan.method, sent, headers, body, scope.secrets, limit)
+        request = RestRequest(
+            plan.method, sent, headers, body, scope.secrets, limit, compiled.retry_safe
+        )
         response = await self._follow(request, compiled.retry_safe)
         if response.status == 401 and auth.refreshable:
             # the API refused the cached token: fetch a new one and try once more
             headers = dict(headers)
             sent = await auth.apply(headers, url, scope, stale=scope.token)
-            request = RestRequest(plan.method, sent, headers, body, scope.secrets, limit)
+            request = RestRequest(
+                plan.method, sent, headers, body, scope.secrets, limit, compiled.retry_safe
+            )
             response = await self._follow(request, compiled.retry_safe)
         return self._result(compiled, response, scope)
 
@@ -208,7 +213,7 @@ class RestConnector:
             attempt += 1
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(self.config.timeout_seconds):
+                async with CoarseTimeout(self.config.timeout_seconds):
                     response = await self.exchange(request)
             except PackError:
                 raise
