@@ -33,6 +33,15 @@ TABLE: dict[str, tuple[str | None, str | None]] = {
     "64:ff9b::a9fe:a9fe": ("link-local/cloud-metadata", "link-local/cloud-metadata"),  # NAT64
     "2002:a9fe:a9fe::1": ("link-local/cloud-metadata", "link-local/cloud-metadata"),  # 6to4
     "::169.254.169.254": ("link-local/cloud-metadata", "link-local/cloud-metadata"),
+    "::ffff:0:a9fe:a9fe": ("link-local/cloud-metadata", "link-local/cloud-metadata"),  # SIIT
+    "64:ff9b:1::a9fe:a9fe": ("link-local/cloud-metadata", "link-local/cloud-metadata"),
+    "::ffff:0:7f00:1": ("loopback", None),  # IPv4-translated 127.0.0.1
+    "64:ff9b:1::a00:1": ("private", None),  # local-use NAT64 of 10.0.0.1
+    "64:ff9b:1::5db8:d822": ("private (local-use NAT64)", None),
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2": (  # Teredo: the host behind it cannot be vetted
+        "reserved (Teredo tunnel)",
+        "reserved (Teredo tunnel)",
+    ),
     # unspecified, multicast, broadcast, reserved: refused always
     "0.0.0.0": ("unspecified", "unspecified"),
     "0.1.2.3": ("unspecified", "unspecified"),

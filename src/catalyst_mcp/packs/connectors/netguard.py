@@ -11,8 +11,9 @@ Refused always: link-local (169.254/16, fe80::/10) including cloud metadata (169
 fd00:ec2::254, Alibaba's 100.100.100.200), unspecified (0.0.0.0/8, ::), multicast, broadcast
 and reserved ranges. Refused unless ``allow_private_network``: private (10/8, 172.16/12,
 192.168/16, 100.64/10 CGNAT, fc00::/7) and loopback (127/8, ::1). IPv6 forms that embed an
-IPv4 address (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4 2002::/16) are judged by
-the IPv4 address they lead to.
+IPv4 address (IPv4-mapped, IPv4-translated ::ffff:0:0:0/96, IPv4-compatible, NAT64 64:ff9b::/96
+and the local-use 64:ff9b:1::/48, 6to4 2002::/16) are judged by the IPv4 address they lead to;
+Teredo tunnels (2001::/32) are refused always, since the IPv4 host behind one cannot be vetted.
 
 Redirects are followed by the connector, each target checked again on connect; :func:`redirected`
 makes the next request: https is never downgraded, 303 (and 301/302 after a POST) becomes a GET
@@ -86,6 +87,7 @@ _ALWAYS = [
     (_net("203.0.113.0/24"), "reserved"),
     (_net("198.18.0.0/15"), "reserved"),  # benchmarking
     (_net("2001:db8::/32"), "reserved"),
+    (_net("2001::/32"), "reserved (Teredo tunnel)"),
     (_net("100::/64"), "reserved"),  # discard-only
     (_net("fec0::/10"), "reserved"),  # deprecated site-local
 ]
@@ -100,6 +102,7 @@ _PRIVATE = [
 ]
 _NAT64 = (_net("64:ff9b::/96"), _net("64:ff9b:1::/48"))
 _V4_COMPATIBLE = _net("::/96")
+_V4_TRANSLATED = _net("::ffff:0:0:0/96")  # SIIT, RFC 2765
 
 
 def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -108,8 +111,12 @@ def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if any(address in net for net in _NAT64) or (
-        address in _V4_COMPATIBLE and int(address) > 1  # not :: or ::1
+    if (
+        any(address in net for net in _NAT64)
+        or address in _V4_TRANSLATED
+        or (
+            address in _V4_COMPATIBLE and int(address) > 1  # not :: or ::1
+        )
     ):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
@@ -121,7 +128,11 @@ def classify(address: IPAddress, allow_private: bool) -> str | None:
         assert isinstance(address, ipaddress.IPv6Address)
         inner = _embedded_v4(address)
         if inner is not None:
-            return classify(inner, allow_private)
+            kind = classify(inner, allow_private)
+            if kind is None and not allow_private and address in _NAT64[1]:
+                # where the IPv4 address sits in a local-use /48 is the operator's choice
+                return "private (local-use NAT64)"
+            return kind
     for net, kind in _ALWAYS:
         if address in net:
             return kind
