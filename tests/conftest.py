@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import pytest_asyncio
 
 if TYPE_CHECKING:
     from catalyst_mcp.app import Gateway
@@ -139,13 +140,17 @@ def fake_provider() -> FakeProvider:
     return FakeProvider("fake")
 
 
-@pytest.fixture
-def inproc_gateway(fake_provider: FakeProvider) -> Gateway:
-    """A Gateway with default settings over :func:`fake_provider`, bound to no socket."""
+@pytest_asyncio.fixture
+async def inproc_gateway(fake_provider: FakeProvider) -> AsyncIterator[Gateway]:
+    """A Gateway with default settings over :func:`fake_provider`, bound to no socket; stopped
+    afterwards if the test started it."""
     from catalyst_mcp.app import Gateway
     from catalyst_mcp.settings import Settings
 
-    return Gateway(Settings(), providers=[fake_provider])
+    gateway = Gateway(Settings(), providers=[fake_provider])
+    yield gateway
+    if gateway.started and not gateway.stopping:
+        await gateway.stop()
 
 
 @pytest.fixture

@@ -67,6 +67,7 @@ async def test_ready_degraded_is_503_only_when_strict() -> None:
     assert (relaxed.status, relaxed.json()["status"]) == (200, "degraded")
     strict = await client.get("/ready?strict")
     assert strict.status == 503
+    await gateway.stop()
 
 
 async def test_ready_lists_collisions() -> None:

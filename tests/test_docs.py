@@ -6,13 +6,28 @@ import re
 
 import pytest
 
-from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig
+from catalyst_mcp.security.config import (
+    AuditSettings,
+    AuthSettings,
+    RateLimitSettings,
+    RbacSettings,
+)
+from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
 from tests.conftest import ROOT
 
+MODELS = [
+    GatewaySettings,
+    ServerConfig,
+    PacksSettings,
+    StorageSettings,
+    AuthSettings,
+    RbacSettings,
+    RateLimitSettings,
+    AuditSettings,
+]
 
-@pytest.mark.parametrize(
-    "model", [GatewaySettings, ServerConfig, PacksSettings], ids=lambda m: m.__name__
-)
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_every_setting_is_documented(model: type) -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE))
@@ -23,11 +38,7 @@ def test_every_setting_is_documented(model: type) -> None:
 def test_documented_settings_exist() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE))
-    known = (
-        set(GatewaySettings.model_fields)
-        | set(ServerConfig.model_fields)
-        | set(PacksSettings.model_fields)
-    )
+    known = set().union(*(m.model_fields for m in MODELS))
     assert documented <= known, f"docs/configuration.md describes unknown {documented - known}"
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from catalyst_mcp.api import AdminApi
 from catalyst_mcp.errors import ConfigProblem, InvalidRequest
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.hub import NotificationHub
@@ -20,6 +22,8 @@ from catalyst_mcp.protocol.legacy import SessionStore
 from catalyst_mcp.protocol.server import SERVER_INFO, McpServer
 from catalyst_mcp.providers import Provider
 from catalyst_mcp.registry import Registry
+from catalyst_mcp.security.access import Access
+from catalyst_mcp.security.injection import SecretInjector
 from catalyst_mcp.settings import Settings
 from catalyst_mcp.transports.asgi import (
     OriginPolicy,
@@ -30,6 +34,7 @@ from catalyst_mcp.transports.asgi import (
     send_bytes,
     send_json,
 )
+from catalyst_mcp.transports.authgate import AuthGate
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
 from catalyst_mcp.upstreams.upstream import Upstream
@@ -37,6 +42,7 @@ from catalyst_mcp.upstreams.upstream import Upstream
 if TYPE_CHECKING:
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
+    from catalyst_mcp.storage.db import Database
 
 __all__ = ["Gateway"]
 
@@ -63,6 +69,8 @@ class Gateway:
                     settings.gateway.call_timeout_seconds,
                 )
                 self.registry.add(upstream)
+        # ${secret:NAME} of pack connections; its store opens with the database at start
+        self.secrets = SecretInjector()
         self.packs: PackSet | None = None
         self.pack_watcher: PackWatcher | None = None
         if settings.packs.path is not None:
@@ -73,9 +81,18 @@ class Gateway:
                 settings.packs.path,
                 self.registry,
                 retire_after=settings.gateway.call_timeout_seconds,
+                secrets=self.secrets.for_scope,
             )
             self.packs.load_all()
-        self.server = McpServer(self.registry)
+        self.db: Database | None = None
+        if settings.audit.enabled or (settings.auth.api_keys and settings.auth.enabled):
+            from catalyst_mcp.storage.db import Database
+
+            self.db = Database(settings.storage.database_url())
+        self.access = Access(settings, db=self.db)
+        self.auth = AuthGate(self.access, settings)
+        self.api = AdminApi(self.access, self.auth, self.db)
+        self.server = McpServer(self.registry, access=self.access)
         self.sessions = SessionStore(settings.gateway.session_idle_seconds)
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
@@ -91,6 +108,24 @@ class Gateway:
         return self.packs.problems if self.packs is not None else []
 
     async def start(self) -> None:
+        try:
+            await self.access.start()
+            if self.db is not None:
+                from catalyst_mcp.security.secretstore import SecretStore
+
+                self.secrets.store = SecretStore.from_environ(self.db, os.environ)
+            await self._start_serving()
+        except BaseException:
+            # nothing half-started outlives a failed start: the database and audit writer too
+            await self._stop_access()
+            raise
+
+    async def _stop_access(self) -> None:
+        await self.access.stop()
+        if self.db is not None:
+            await self.db.close()
+
+    async def _start_serving(self) -> None:
         # Each upstream gives up after its connect timeout and then needs a moment to stop what
         # it started (a stdio process gets a few seconds) before it reports why: wait for that
         # too, so start-up ends with every server ready or failed, none still "starting".
@@ -127,6 +162,7 @@ class Gateway:
         if self.packs is not None:
             await self.packs.close()
         await self.registry.stop()
+        await self._stop_access()
 
     # ---- health ------------------------------------------------------------------------------
 
@@ -156,7 +192,9 @@ class Gateway:
                 await send_json(send, 403, error_response(None, InvalidRequest(refusal)))
                 return
             if path == self.settings.gateway.mcp_path:
-                await self.mcp(scope, receive, send, headers)
+                identity = await self.auth.identify(scope, headers, send)
+                if identity is not None:
+                    await self.mcp(scope, receive, send, headers, identity)
             elif path == "/health":
                 await send_json(send, 200, {"status": "ok"})
             elif path == "/ready":
@@ -165,9 +203,17 @@ class Gateway:
                 ok = report["status"] == "ready" or (report["status"] == "degraded" and not strict)
                 await send_json(send, 200 if ok else 503, report)
             elif self.settings.gateway.legacy_sse and path == "/sse":
-                await self.sse.stream(scope, receive, send)
+                identity = await self.auth.identify(scope, headers, send)
+                if identity is not None:
+                    await self.sse.stream(scope, receive, send, identity)
             elif self.settings.gateway.legacy_sse and path.rstrip("/") == "/messages":
-                await self.sse.messages(scope, receive, send)
+                identity = await self.auth.identify(scope, headers, send)
+                if identity is not None:
+                    await self.sse.messages(scope, receive, send, identity)
+            elif path.startswith("/api/"):  # authenticated by the API (through self.auth)
+                await self.api(scope, receive, send, headers)
+            elif self.auth.is_metadata_path(path):
+                await self.auth.metadata(scope, headers, send)
             else:
                 await send_bytes(send, 404, b'{"error":"not found"}')
         elif kind == "lifespan":

@@ -24,6 +24,8 @@ client; the cause, a stack trace or a secret never is).
     │   ├── Unauthenticated             no or bad credentials (HTTP 401 + WWW-Authenticate)
     │   ├── Forbidden                   RBAC denies this object to this caller      -32003
     │   └── RateLimited                 a rate limit is exhausted; data.retryAfterSeconds -32029
+    ├── ApiError (api/router.py)        an admin REST API answer: HTTP status + error code
+    ├── LimiterUnavailable, SecretUnreadable, JwksError (security/): a store or key is missing
     ├── StorageError                    the database failed or refused a change
     │   ├── Conflict                    the user/key/role/secret already exists
     │   └── Missing                     no such user/key/role/secret

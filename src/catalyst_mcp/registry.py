@@ -208,6 +208,11 @@ class Registry:
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
         return self._views[kind]
 
+    def owner_name(self, kind: ListKind, public: str) -> str | None:
+        """The name of the provider serving the listed item ``public``."""
+        found = self._names[kind].get(public)
+        return found[0].name if found is not None else None
+
     def resolve(self, kind: ListKind, name: str) -> tuple[Provider, str]:
         """The provider of a public tool or prompt name, and its own name for it."""
         found = self._names[kind].get(name)

@@ -28,6 +28,12 @@ from pydantic import (
 )
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem
+from catalyst_mcp.security.config import (
+    AuditSettings,
+    AuthSettings,
+    RateLimitSettings,
+    RbacSettings,
+)
 from catalyst_mcp.yamlsource import LocatedYaml, load_yaml, read_yaml
 
 __all__ = [
@@ -82,8 +88,9 @@ class GatewaySettings(_Model):
     )
     allow_non_loopback: bool = Field(
         False,
-        description="Permit binding a non-loopback address. Off by default: there is no "
-        "authentication yet, so exposing the gateway beyond this machine must be explicit.",
+        description="Permit binding a non-loopback address while auth is off (with "
+        "auth.enabled it is always permitted). Off by default: an unauthenticated gateway "
+        "beyond this machine must be explicit.",
     )
     max_request_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="Largest request body accepted; larger gets 413."
@@ -271,6 +278,18 @@ class Settings(_Model):
     )
     storage: StorageSettings = Field(
         default_factory=lambda: StorageSettings(), description="The gateway's database."
+    )
+    auth: AuthSettings = Field(
+        default_factory=lambda: AuthSettings(), description="Who may connect."
+    )
+    rbac: RbacSettings = Field(
+        default_factory=lambda: RbacSettings(), description="Roles: who may see and call what."
+    )
+    rate_limits: RateLimitSettings = Field(
+        default_factory=lambda: RateLimitSettings(), description="Call rate limits."
+    )
+    audit: AuditSettings = Field(
+        default_factory=lambda: AuditSettings(), description="The audit trail."
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

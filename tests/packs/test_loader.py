@@ -87,7 +87,7 @@ def test_pack_dir_and_env_references_expand(tmp_path: Path) -> None:
     ("url", "message"),
     [
         ("sqlite:///${env:NOPE}", "environment variable NOPE is not set"),
-        ("postgresql://u:${secret:PG}@h/db", "needs the secrets store"),
+        ("postgresql://u:${secret:PG}@h/db", "only resolved in a REST connection's headers"),
         ("sqlite:///${home}/x.db", "unknown reference ${home}"),
         ("mysql://h/db", "database 'mysql' is not supported yet"),
     ],
@@ -99,6 +99,24 @@ def test_bad_connection_urls(tmp_path: Path, url: str, message: str) -> None:
     assert len(problems) == 1
     assert problems[0].startswith(f"{file}:5:")
     assert message in problems[0]
+
+
+def test_secret_references_stay_in_rest_headers_and_auth(tmp_path: Path) -> None:
+    data = {
+        "pack": "web",
+        "connections": {
+            "api": {
+                "type": "rest",
+                "base_url": "https://api.example.com",
+                "headers": {"X-Team": "${secret:TEAM_KEY}"},
+                "auth": {"type": "bearer", "token": "${secret:API_TOKEN}"},
+            }
+        },
+    }
+    loaded = load_pack(write_pack(tmp_path, "p.yaml", data), environ={})
+    connection = loaded.pack.connections["api"]
+    assert connection.headers == {"X-Team": "${secret:TEAM_KEY}"}  # resolved per call
+    assert loaded.env_values == {}
 
 
 def test_pack_names_and_prompt_placeholders_are_checked(tmp_path: Path) -> None:

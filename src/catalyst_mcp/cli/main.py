@@ -5,14 +5,20 @@ from __future__ import annotations
 import click
 
 from catalyst_mcp import __version__
+from catalyst_mcp.cli.audit import audit
 from catalyst_mcp.cli.config import config
+from catalyst_mcp.cli.db import db
 from catalyst_mcp.cli.health import health
+from catalyst_mcp.cli.keys import keys
 from catalyst_mcp.cli.packs import packs
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
+from catalyst_mcp.cli.roles import roles
+from catalyst_mcp.cli.secrets import secrets
 from catalyst_mcp.cli.serve import serve
 from catalyst_mcp.cli.servers import servers
 from catalyst_mcp.cli.tools import tools
+from catalyst_mcp.cli.users import users
 
 __all__ = ["cli", "main"]
 
@@ -32,8 +38,13 @@ def cli() -> None:
     """
 
 
-for command in (serve, config, servers, tools, prompts, resources, health, packs):
+for command in (serve, config, servers, tools, prompts, resources, health, packs, db):
     cli.add_command(command)
+cli.add_command(audit)
+cli.add_command(users)
+cli.add_command(keys)
+cli.add_command(roles)
+cli.add_command(secrets)
 
 
 def main() -> None:

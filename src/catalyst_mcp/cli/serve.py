@@ -30,13 +30,15 @@ def _is_loopback(host: str) -> bool:
 def check_bind(settings: Settings) -> None:
     """Refuse to expose an unauthenticated gateway beyond this machine unless told to."""
     host = settings.gateway.host
-    if not _is_loopback(host) and not settings.gateway.allow_non_loopback:
-        raise CliError(
-            f"refusing to bind {host}: the gateway has no authentication yet, so anyone who can "
-            "reach that address could use every configured server. Bind 127.0.0.1, or set "
-            "gateway.allow_non_loopback: true (CATALYST_GATEWAY__ALLOW_NON_LOOPBACK=true) if "
-            "something else protects it."
-        )
+    if _is_loopback(host) or settings.auth.enabled or settings.gateway.allow_non_loopback:
+        return
+    raise CliError(
+        f"refusing to bind {host}: authentication is off, so anyone who can reach that address "
+        "could use every configured server as the local admin. Turn it on (auth.enabled: true, "
+        "then create users and keys: `catalyst users add`, `catalyst keys create`), bind "
+        "127.0.0.1, or set gateway.allow_non_loopback: true "
+        "(CATALYST_GATEWAY__ALLOW_NON_LOOPBACK=true) if something else authenticates callers."
+    )
 
 
 @click.command()

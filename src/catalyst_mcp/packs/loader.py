@@ -3,7 +3,9 @@
 One broken pack never stops the others: :func:`load_packs` returns the valid packs and every
 problem of the invalid ones. References in connection settings are expanded first:
 ``${pack_dir}`` (the pack file's folder) and ``${env:NAME}`` (an environment variable);
-``${secret:NAME}`` is reserved for the secrets store and refused for now. The values taken from
+``${secret:NAME}`` is kept as it is in a REST connection's ``headers`` and ``auth`` values, to be
+resolved on each call for the caller from the secrets store (their own value, else the shared
+one: docs/security.md), and refused anywhere else. The values taken from
 the environment are secrets wherever they were used: :attr:`LoadedPack.env_values` keeps them
 per connection, for the connector to scrub from messages and redact from recordings. An
 action's own values (path, query, headers, body) take no ``${...}`` reference.
@@ -46,6 +48,7 @@ __all__ = ["PACK_SUFFIXES", "LoadResult", "LoadedPack", "load_pack", "load_packs
 
 PACK_SUFFIXES = (".yaml", ".yml")
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Loc = tuple[str | int, ...]
 
@@ -147,7 +150,10 @@ def _expand_connections(
     expanded = {}
     for name, conn in connections.items():
         found: list[str] = []
-        expanded[name] = _expand(conn, ("connections", name), file, env, source, problems, found)
+        rest = isinstance(conn, dict) and conn.get("type") == "rest"
+        expanded[name] = _expand(
+            conn, ("connections", name), file, env, source, problems, found, rest
+        )
         values = tuple(dict.fromkeys(v for v in found if len(v) >= MIN_SECRET_LENGTH))
         if values:
             env_values[str(name)] = values
@@ -162,16 +168,20 @@ def _expand(
     source: LocatedYaml,
     problems: list[ConfigProblem],
     found: list[str],
+    rest: bool = False,
 ) -> Any:
     """``value`` with references expanded, recursively through mappings and lists; each value
-    taken from the environment is appended to ``found``."""
+    taken from the environment is appended to ``found``. ``rest``: a REST connection, whose
+    headers and auth values may keep ``${secret:NAME}`` for the call to resolve."""
     if isinstance(value, dict):
         return {
-            k: _expand(v, (*loc, k), file, env, source, problems, found) for k, v in value.items()
+            k: _expand(v, (*loc, k), file, env, source, problems, found, rest)
+            for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            _expand(v, (*loc, i), file, env, source, problems, found) for i, v in enumerate(value)
+            _expand(v, (*loc, i), file, env, source, problems, found, rest)
+            for i, v in enumerate(value)
         ]
     if not isinstance(value, str):
         return value
@@ -188,10 +198,12 @@ def _expand(
                 found.append(env[name])
                 return env[name]
             message = f"environment variable {name} is not set (referenced as ${{env:{name}}})"
-        elif kind == "secret":
+        elif kind == "secret" and SECRET_NAME.match(name):
+            if rest and len(loc) > 3 and loc[2] in ("headers", "auth"):
+                return match.group(0)  # resolved on each call, for the caller
             message = (
-                f"${{secret:{name}}} needs the secrets store, which this gateway does not have "
-                "yet (it comes with multi-user support); use ${{env:NAME}} for now"
+                f"${{secret:{name}}} is only resolved in a REST connection's headers and auth "
+                "values (for each caller); here use ${env:NAME}"
             )
         else:
             message = f"unknown reference ${{{ref}}}: use ${{pack_dir}} or ${{env:NAME}}"

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.registry import Registry
 
 if TYPE_CHECKING:
+    from catalyst_mcp.packs.connectors.restauth import SecretLookup
     from catalyst_mcp.packs.loader import LoadedPack
 
 __all__ = ["PackSet", "is_pack_name"]
@@ -72,8 +73,17 @@ class PackSet:
     it is stopped anyway.
     """
 
-    def __init__(self, path: Path, registry: Registry, *, retire_after: float = 60.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        registry: Registry,
+        *,
+        retire_after: float = 60.0,
+        secrets: Callable[[str], SecretLookup] | None = None,
+    ) -> None:
         self.path = path
+        # the ${secret:NAME} lookup of a pack, by pack name (None: no secrets store)
+        self.secrets = secrets
         self.registry = registry
         self.retire_after = retire_after
         self.single_file = path.is_file()
@@ -263,7 +273,8 @@ class PackSet:
         from catalyst_mcp.packs.provider import PackProvider
 
         try:
-            return PackProvider(loaded)
+            lookup = self.secrets(name) if self.secrets is not None else None
+            return PackProvider(loaded, secrets=lookup)
         except Exception as exc:
             self._set_problems(file, [_unexpected(file, exc)], kept=kept)
             return None

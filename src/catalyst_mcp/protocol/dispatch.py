@@ -12,7 +12,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from catalyst_mcp.context import CallContext, Emitter
+from catalyst_mcp.context import ANONYMOUS, CallContext, Emitter, Identity
 from catalyst_mcp.errors import (
     INTERNAL_ERROR,
     RESOURCE_NOT_FOUND,
@@ -128,8 +128,11 @@ class Dispatcher:
 
     # ---- modern --------------------------------------------------------------------------------
 
-    async def modern(self, message: Message, meta: ModernMeta, emit: Emitter) -> Message | None:
-        """Serve a modern request (``meta`` already checked by :func:`check_modern_meta`)."""
+    async def modern(
+        self, message: Message, meta: ModernMeta, emit: Emitter, identity: Identity = ANONYMOUS
+    ) -> Message | None:
+        """Serve a modern request (``meta`` already checked by :func:`check_modern_meta`) for
+        the caller the transport authenticated."""
         if "id" not in message:
             return None  # notifications/cancelled on stdio is handled by the transport
         info = meta.get(CLIENT_INFO_KEY)
@@ -143,18 +146,22 @@ class Dispatcher:
             progress_token=meta.get("progressToken"),
             log_level=meta.get(LOG_LEVEL_KEY),
             emit=emit,
+            identity=identity,
         )
         return await self._serve(message, ctx)
 
     # ---- legacy --------------------------------------------------------------------------------
 
-    def initialize(self, message: Message) -> tuple[LegacySession, Message]:
-        """Create a session for an ``initialize`` request and answer it."""
+    def initialize(
+        self, message: Message, identity: Identity = ANONYMOUS
+    ) -> tuple[LegacySession, Message]:
+        """Create a session of ``identity`` for an ``initialize`` request and answer it."""
         params = message.get("params")
         if not isinstance(params, dict):
             raise InvalidRequest("Invalid Request: initialize needs params")
         version = negotiate_version(params.get("protocolVersion"))
         session = self.sessions.create(version, params)
+        session.identity = identity
         return session, result_response(message["id"], self.server.initialize_result(version))
 
     async def legacy(
@@ -197,6 +204,7 @@ class Dispatcher:
             emit=emit,
             ask=partial(session.ask, emit),
             session_id=session.id,
+            identity=session.identity,
         )
         task = asyncio.current_task()
         if task is not None:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from catalyst_mcp.context import Emitter
+from catalyst_mcp.context import ANONYMOUS, Emitter, Identity
 from catalyst_mcp.errors import CatalystError, InvalidParams
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId
 from catalyst_mcp.protocol.versions import LATEST_LEGACY, LEGACY_VERSIONS, LOG_LEVELS
@@ -42,6 +42,8 @@ class ClientRequestFailed(CatalystError):
 class LegacySession:
     def __init__(self, session_id: str, version: str, params: dict[str, Any]) -> None:
         self.id = session_id
+        # who opened it: only they may use it (each request is authenticated again)
+        self.identity: Identity = ANONYMOUS
         self.adopt(version, params)
         # Until the client sets a level, forward everything the upstreams choose to log.
         self.log_level: str | None = "debug"

@@ -12,12 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp import __version__
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import (
+    AccessError,
     CatalystError,
     InvalidParams,
     MethodNotFound,
@@ -28,6 +30,10 @@ from catalyst_mcp.protocol.mrtr import InputBridge, satisfy_for_legacy
 from catalyst_mcp.protocol.versions import SERVER_INFO_KEY, SUPPORTED_VERSIONS
 from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.registry import Registry
+
+if TYPE_CHECKING:
+    from catalyst_mcp.security.access import Access
+    from catalyst_mcp.security.rbac import Kind
 
 __all__ = ["SERVER_INFO", "McpServer"]
 
@@ -43,6 +49,19 @@ LIST_METHODS: dict[str, ListKind] = {
 CACHEABLE = frozenset({*LIST_METHODS, "resources/read", "server/discover"})
 LEGACY_STRIP = ("resultType", "ttlMs", "cacheScope")
 PAGE_SIZE = 1000
+# methods that act on one object: checked by RBAC and rate limits, and audited
+# (method -> the object's kind and the param naming it)
+GUARDED: dict[str, tuple[Kind, str]] = {
+    "tools/call": ("tool", "name"),
+    "prompts/get": ("prompt", "name"),
+    "resources/read": ("resource", "uri"),
+}
+LIST_KINDS: dict[ListKind, tuple[Kind, str]] = {
+    "tools": ("tool", "name"),
+    "prompts": ("prompt", "name"),
+    "resources": ("resource", "uri"),
+    "resourceTemplates": ("resource", "uriTemplate"),
+}
 
 Handler = Callable[["McpServer", dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
 
@@ -50,9 +69,13 @@ Handler = Callable[["McpServer", dict[str, Any], CallContext], Awaitable[dict[st
 class McpServer:
     """Serves MCP requests from any client over the registry's providers."""
 
-    def __init__(self, registry: Registry, instructions: str | None = None) -> None:
+    def __init__(
+        self, registry: Registry, instructions: str | None = None, access: Access | None = None
+    ) -> None:
         self.registry = registry
         self.instructions = instructions
+        # authorization, rate limits and audit (None: everyone may do everything, unrecorded)
+        self.access = access
         self.bridge = InputBridge()
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
@@ -84,7 +107,10 @@ class McpServer:
         handler = self._handlers.get(method)
         if handler is None or (method == "server/discover" and ctx.era != "modern"):
             raise MethodNotFound(f"Method not found: {method}")
-        result = dict(await handler(self, params, ctx))  # shaped below: never touch the original
+        if self.access is not None and method in GUARDED:
+            result = await self._guarded(self.access, handler, method, params, ctx)
+        else:
+            result = dict(await handler(self, params, ctx))  # shaped below: not the original
         if ctx.era == "modern":
             result.setdefault("resultType", "complete")
             if method in CACHEABLE and result["resultType"] == "complete":
@@ -105,6 +131,53 @@ class McpServer:
             _drop_upstream_server_info(result)
         return result
 
+    async def _guarded(
+        self,
+        access: Access,
+        handler: Handler,
+        method: str,
+        params: dict[str, Any],
+        ctx: CallContext,
+    ) -> dict[str, Any]:
+        """Serve a call on one object and audit it, refused or not."""
+        started = time.perf_counter()
+        target = params.get(GUARDED[method][1])
+        target = target if isinstance(target, str) else ""
+        arguments = params.get("arguments")
+        arguments = arguments if isinstance(arguments, dict) else None
+        try:
+            result = dict(await handler(self, params, ctx))
+        except AccessError as exc:
+            access.record_refusal(ctx.identity, method, target, exc, ctx.request_id)
+            raise
+        except CatalystError as exc:
+            access.record(
+                ctx.identity,
+                method,
+                target,
+                "error",
+                started=started,
+                arguments=arguments,
+                reason=exc.message,
+                request_id=ctx.request_id,
+            )
+            raise
+        access.record(
+            ctx.identity,
+            method,
+            target,
+            "error" if result.get("isError") is True else "ok",
+            started=started,
+            arguments=arguments,
+            request_id=ctx.request_id,
+        )
+        return result
+
+    async def _admit(self, ctx: CallContext, provider: Provider, name: str) -> None:
+        """RBAC and rate limits for a call of ``name`` (public) served by ``provider``."""
+        if self.access is not None:
+            await self.access.admit(ctx.identity, GUARDED[ctx.method][0], name, provider.name)
+
     # ---- lists -------------------------------------------------------------------------------
 
     async def _list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -112,6 +185,16 @@ class McpServer:
         for provider in self.registry.providers:
             await provider.refresh()
         items = self.registry.items(kind)
+        if self.access is not None:
+            rbac_kind, field = LIST_KINDS[kind]
+            registry = self.registry
+            items = self.access.visible(
+                ctx.identity,
+                rbac_kind,
+                items,
+                lambda item: str(item[field]),
+                lambda item: registry.owner_name(kind, str(item[field])),
+            )
         start = _decode_cursor(params.get("cursor"))
         page = items[start : start + PAGE_SIZE]
         result: dict[str, Any] = {kind: page}
@@ -129,6 +212,7 @@ class McpServer:
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams('"arguments" must be an object')
         provider, original = self.registry.resolve("tools", name)
+        await self._admit(ctx, provider, name)
         try:
             return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
         except UpstreamRejected:
@@ -142,6 +226,7 @@ class McpServer:
         if not isinstance(name, str):
             raise InvalidParams('prompts/get needs a string "name"')
         provider, original = self.registry.resolve("prompts", name)
+        await self._admit(ctx, provider, name)
         return await self._relay(provider, "prompts/get", {**params, "name": original}, ctx)
 
     async def _resources_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -149,6 +234,7 @@ class McpServer:
         if not isinstance(uri, str):
             raise InvalidParams('resources/read needs a string "uri"')
         provider, original = self.registry.resolve_uri(uri)
+        await self._admit(ctx, provider, uri)
         result = await self._relay(provider, "resources/read", {**params, "uri": original}, ctx)
         if ctx.era == "legacy" and "contents" not in result:
             raise CatalystError(f"{provider.name} returned no contents for {uri}")

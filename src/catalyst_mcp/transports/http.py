@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from catalyst_mcp.context import ANONYMOUS, Identity
 from catalyst_mcp.deadlines import deadlines
 from catalyst_mcp.errors import (
     CatalystError,
@@ -62,24 +63,32 @@ class StreamableHttpEndpoint:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes] | None = None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes] | None = None,
+        identity: Identity = ANONYMOUS,
     ) -> None:
-        """Serve one request; ``headers`` as parsed by the caller, which checked Origin/Host."""
+        """Serve one request of ``identity``; ``headers`` as parsed by the caller, which checked
+        Origin/Host and authenticated the caller."""
         if headers is None:
             headers = header_map(scope)
         method = scope["method"]
         if method == "POST":
-            await self._post(headers, receive, send)
+            await self._post(headers, receive, send, identity)
         elif method == "GET":
-            await self._get(headers, receive, send)
+            await self._get(headers, receive, send, identity)
         elif method == "DELETE":
-            await self._delete(headers, send)
+            await self._delete(headers, send, identity)
         else:
             await send_bytes(send, 405, b"", None, [(b"allow", b"GET, POST, DELETE")])
 
     # ---- POST ------------------------------------------------------------------------------
 
-    async def _post(self, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+    async def _post(
+        self, headers: dict[bytes, bytes], receive: Receive, send: Send, identity: Identity
+    ) -> None:
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if ctype != b"application/json":
             exc = InvalidRequest("Unsupported Media Type: Content-Type must be application/json")
@@ -112,11 +121,11 @@ class StreamableHttpEndpoint:
         # ``initialize`` starts a legacy session, unless its _meta makes it a modern request:
         # then it is a removed method (404 + -32601) like any other unknown one.
         if message.get("method") == "initialize" and "id" in message and meta is None:
-            await self._initialize(message, send)
+            await self._initialize(message, send, identity)
         elif meta is not None or self._modern_header(headers):
-            await self._modern(message, meta, headers, receive, send)
+            await self._modern(message, meta, headers, receive, send, identity)
         else:
-            await self._legacy(message, headers, send)
+            await self._legacy(message, headers, send, identity)
 
     @staticmethod
     def _decode(body: bytes) -> Any:
@@ -130,9 +139,9 @@ class StreamableHttpEndpoint:
         version = headers.get(b"mcp-protocol-version")
         return version is not None and version.decode("latin-1") >= MODERN_VERSIONS[0]
 
-    async def _initialize(self, message: Message, send: Send) -> None:
+    async def _initialize(self, message: Message, send: Send, identity: Identity) -> None:
         try:
-            session, response = self.dispatcher.initialize(message)
+            session, response = self.dispatcher.initialize(message, identity)
         except CatalystError as exc:
             await send_json(send, 400, error_response(message["id"], exc))
             return
@@ -197,6 +206,7 @@ class StreamableHttpEndpoint:
         headers: dict[bytes, bytes],
         receive: Receive,
         send: Send,
+        identity: Identity,
     ) -> None:
         request_id = message.get("id")
         try:
@@ -232,7 +242,7 @@ class StreamableHttpEndpoint:
 
         deadlines.add(stream, WATCH_AFTER_SECONDS, start_watching)
         try:
-            response = await self.dispatcher.modern(message, meta, stream.event)
+            response = await self.dispatcher.modern(message, meta, stream.event, identity)
         except asyncio.CancelledError:
             if watcher is not None and watcher.done() and task is not None:
                 task.uncancel()  # the client went away: that is the cancellation
@@ -283,7 +293,9 @@ class StreamableHttpEndpoint:
 
     # ---- legacy ----------------------------------------------------------------------------
 
-    def _session(self, headers: dict[bytes, bytes]) -> tuple[LegacySession | None, int, str]:
+    def _session(
+        self, headers: dict[bytes, bytes], identity: Identity
+    ) -> tuple[LegacySession | None, int, str]:
         raw = headers.get(b"mcp-session-id")
         if raw is None:
             return (
@@ -292,15 +304,18 @@ class StreamableHttpEndpoint:
                 "Bad Request: Mcp-Session-Id header is required (send initialize first)",
             )
         session = self.dispatcher.sessions.get(raw.decode("latin-1"))
-        if session is None:
+        if session is None or session.identity.subject != identity.subject:
+            # another caller's session is as good as none: its id says nothing to this one
             return None, 404, "Session not found: initialize a new session"
         version = headers.get(b"mcp-protocol-version")
         if version is not None and version.decode("latin-1") not in LEGACY_VERSIONS:
             return None, 400, "Bad Request: unsupported MCP-Protocol-Version"
         return session, 200, ""
 
-    async def _legacy(self, message: Message, headers: dict[bytes, bytes], send: Send) -> None:
-        session, status, why = self._session(headers)
+    async def _legacy(
+        self, message: Message, headers: dict[bytes, bytes], send: Send, identity: Identity
+    ) -> None:
+        session, status, why = self._session(headers, identity)
         if session is None:
             await send_json(send, status, error_response(message.get("id"), InvalidRequest(why)))
             return
@@ -312,7 +327,9 @@ class StreamableHttpEndpoint:
         response = await self.dispatcher.legacy(session, message, stream.event)
         await stream.finish(response)
 
-    async def _get(self, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+    async def _get(
+        self, headers: dict[bytes, bytes], receive: Receive, send: Send, identity: Identity
+    ) -> None:
         if b"mcp-session-id" not in headers:
             await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
             return
@@ -320,7 +337,7 @@ class StreamableHttpEndpoint:
             exc = InvalidRequest("Not Acceptable: Accept must include text/event-stream")
             await send_json(send, 406, error_response(None, exc))
             return
-        session, status, why = self._session(headers)
+        session, status, why = self._session(headers, identity)
         if session is None:
             await send_json(send, status, error_response(None, InvalidRequest(why)))
             return
@@ -328,12 +345,15 @@ class StreamableHttpEndpoint:
             session, receive, EventStream(send, [(b"mcp-session-id", session.id.encode())])
         )
 
-    async def _delete(self, headers: dict[bytes, bytes], send: Send) -> None:
+    async def _delete(self, headers: dict[bytes, bytes], send: Send, identity: Identity) -> None:
         raw = headers.get(b"mcp-session-id")
         if raw is None:
             await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
             return
-        found = self.dispatcher.close_session(raw.decode("latin-1"))
+        session = self.dispatcher.sessions.get(raw.decode("latin-1"))
+        found = session is not None and session.identity.subject == identity.subject
+        if found:
+            self.dispatcher.close_session(raw.decode("latin-1"))
         await send_bytes(send, 200 if found else 404, b"", None)
 
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+from catalyst_mcp.context import ANONYMOUS, Identity
 from catalyst_mcp.errors import CatalystError, InvalidRequest, ProtocolError
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.jsonrpc import Message, decode, error_response, validate
@@ -45,12 +46,15 @@ class LegacySseEndpoints:
         self.settings = settings
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """GET /sse: open a session and relay everything it is sent."""
+    async def stream(
+        self, scope: Scope, receive: Receive, send: Send, identity: Identity = ANONYMOUS
+    ) -> None:
+        """GET /sse: open a session of ``identity`` and relay everything it is sent."""
         if scope["method"] != "GET":
             await send_bytes(send, 405, b"", None, [(b"allow", b"GET")])
             return
         session = self.dispatcher.sessions.create(LATEST_LEGACY, {})
+        session.identity = identity
         stream = EventStream(send)
         root = scope.get("root_path", "")
         await stream.raw(
@@ -61,8 +65,11 @@ class LegacySseEndpoints:
         finally:
             self.dispatcher.close_session(session.id)
 
-    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """POST /messages?session_id=...: accept one message; its answer goes on the stream."""
+    async def messages(
+        self, scope: Scope, receive: Receive, send: Send, identity: Identity = ANONYMOUS
+    ) -> None:
+        """POST /messages?session_id=...: accept one message of the session's own caller; its
+        answer goes on the stream."""
         headers = header_map(scope)
         if scope["method"] != "POST":
             await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
@@ -70,6 +77,8 @@ class LegacySseEndpoints:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         session_id = (query.get("session_id") or query.get("sessionId") or [""])[0]
         session = self.dispatcher.sessions.get(session_id) if session_id else None
+        if session is not None and session.identity.subject != identity.subject:
+            session = None  # another caller's session is as good as none
         if session is None:
             status, why = (
                 (400, "session_id is required") if not session_id else (404, "Session not found")

@@ -91,7 +91,9 @@ class StdioConnection:
                 await self.write(error_response(message["id"], again))
                 return
             try:
-                self.session, response = dispatcher.initialize(message)
+                self.session, response = dispatcher.initialize(
+                    message, self.gateway.access.anonymous
+                )
             except CatalystError as exc:
                 response = error_response(message["id"], exc)
             else:
@@ -140,7 +142,9 @@ class StdioConnection:
             if message["method"] == "subscriptions/listen":
                 await self._listen(message)
                 return
-            response = await self.gateway.dispatcher.modern(message, meta, self.write)
+            response = await self.gateway.dispatcher.modern(
+                message, meta, self.write, self.gateway.access.anonymous
+            )
         except asyncio.CancelledError:
             return
         finally:

@@ -1,0 +1,431 @@
+"""The audit trail: who did what, when, with what outcome, written off the hot path.
+
+Callers build an :class:`AuditEvent` (argument values replaced by :func:`digest_arguments`)
+and hand it to :meth:`AuditLog.record`, which only appends to an in-memory queue. A background
+task writes the queue in batches, one transaction per batch, hash-chained (see
+:mod:`~catalyst_mcp.observability.auditchain`); :func:`verify`, :func:`search` and
+:func:`export` read the trail back.
+
+Durability: a record is committed within about ``flush_interval`` (plus the time to write its
+batch) after :meth:`~AuditLog.record`; :meth:`~AuditLog.flush` waits for it. A process killed
+(even by SIGKILL) loses only the records not yet committed; every committed batch is complete
+and the chain of committed records stays valid. While the database is down the log keeps
+records in memory and retries with backoff; once ``max_queue`` records wait, the oldest waiting
+ones are dropped and counted in :attr:`~AuditLog.dropped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalyst_mcp.context import Identity
+from catalyst_mcp.observability.auditchain import (
+    LIMITS,
+    Attempt,
+    HasEngine,
+    Pending,
+    VerifyReport,
+    append_batch,
+    engine_of,
+    jsonable,
+    verify,
+)
+from catalyst_mcp.observability.auditsearch import export, search
+
+__all__ = [
+    "OUTCOMES",
+    "AuditEvent",
+    "AuditLog",
+    "VerifyReport",
+    "digest_arguments",
+    "export",
+    "search",
+    "verify",
+]
+
+logger = logging.getLogger("catalyst.audit")
+
+OUTCOMES = ("ok", "error", "denied", "limited", "unauthenticated")
+# Values kept in clear longer than this (as canonical JSON) are digested after all.
+MAX_CLEAR_BYTES = 1024
+FIRST_BACKOFF = 0.05
+FULL = "the queue is full (is the database down?): dropping the oldest waiting records"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One thing to audit. ``action`` is the MCP method or admin operation (``tools/call``,
+    ``admin.users.create``), ``target`` what it acted on (a tool name, a URI, a user name),
+    ``outcome`` one of :data:`OUTCOMES`. ``detail`` is small JSON data: argument digests, an
+    error reason, the request id; never a secret or a raw argument value."""
+
+    actor: str
+    actor_kind: str
+    action: str
+    target: str
+    outcome: str
+    latency_ms: float | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def by(
+        cls,
+        identity: Identity,
+        action: str,
+        target: str,
+        outcome: str,
+        *,
+        latency_ms: float | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """An event whose actor is ``identity``."""
+        return cls(
+            identity.subject, identity.kind, action, target, outcome, latency_ms, detail or {}
+        )
+
+
+def digest_arguments(
+    arguments: Mapping[str, Any] | None,
+    record_values: frozenset[str] = frozenset(),
+    *,
+    key: bytes | None = None,
+) -> dict[str, Any]:
+    """Per top-level argument, a digest of its canonical JSON instead of its value.
+
+    Canonical JSON here is compact UTF-8 with sorted keys (orjson). With the deployment's audit
+    ``key`` the digest is ``{"hmac-sha256": hex}``: equal values give equal digests, so calls
+    can be correlated, but without the key a value cannot be guessed back. Without a key it is
+    a plain ``{"sha256": hex}``, which hides long values but not guessable ones (a boolean, a
+    small number): configure a key. Names in ``record_values`` are kept in clear as
+    ``{"value": ...}``, unless their JSON is longer than 1 KiB: then digested, with a ``size``.
+    """
+    out: dict[str, Any] = {}
+    for name, value in (arguments or {}).items():
+        data = _canonical_bytes(value)
+        if name in record_values and len(data) <= MAX_CLEAR_BYTES:
+            out[str(name)] = {"value": orjson.loads(data)}
+            continue
+        digest: dict[str, Any]
+        if key:
+            digest = {"hmac-sha256": hmac.new(key, data, hashlib.sha256).hexdigest()}
+        else:
+            digest = {"sha256": hashlib.sha256(data).hexdigest()}
+        if name in record_values:
+            digest["size"] = len(data)
+        out[str(name)] = digest
+    return out
+
+
+def _canonical_bytes(value: Any) -> bytes:
+    """Sorted-key compact JSON (UTF-8) of an argument value; values JSON cannot hold (NaN,
+    huge integers, odd types) are first made plain by :func:`jsonable`."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        return orjson.dumps(jsonable(value), option=orjson.OPT_SORT_KEYS)
+
+
+def _cut(value: str, column: str) -> str:
+    text: str = jsonable(str(value))
+    return text[: LIMITS[column]]
+
+
+def _utc(ns: int) -> datetime:
+    """A ``time.time_ns()`` reading as a UTC datetime (microseconds, like the database)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+
+
+def _pending(at: int, event: AuditEvent) -> Pending:
+    latency = event.latency_ms
+    if latency is not None:
+        latency = round(float(latency), 3) if math.isfinite(latency) else None
+    return Pending(
+        _utc(at),
+        _cut(event.actor, "actor"),
+        _cut(event.actor_kind, "actor_kind"),
+        _cut(event.action, "action"),
+        _cut(event.target, "target"),
+        _cut(event.outcome, "outcome"),
+        latency,
+        _plain(event.detail),
+    )
+
+
+def _plain(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """``detail`` as plain JSON data: the fast way when orjson can encode it (NaN becomes
+    null, times ISO strings), else through :func:`jsonable`."""
+    try:
+        plain = orjson.loads(orjson.dumps(detail))
+    except TypeError:  # orjson.JSONEncodeError: non-string keys, huge integers, odd text
+        plain = jsonable(detail)
+    return plain if isinstance(plain, dict) else {}
+
+
+def _safe_pending(at: int, event: AuditEvent) -> Pending:
+    try:
+        return _pending(at, event)
+    except Exception as exc:  # a detail value whose str() fails: keep the record, not the value
+        broken = AuditEvent(
+            str(event.actor),
+            str(event.actor_kind),
+            str(event.action),
+            str(event.target),
+            str(event.outcome),
+            None,
+            {"unrecordable_detail": type(exc).__name__},
+        )
+        return _pending(at, broken)
+
+
+class AuditLog:
+    """Writes audit records in the background, in batches, to one hash chain.
+
+    ``db`` is an :class:`AsyncEngine` or a ``Database``; the log never disposes it. Use it as
+    ``async with AuditLog(db) as log:`` or call :meth:`start` and :meth:`close`. Call
+    :meth:`record` from the event loop's thread.
+    """
+
+    def __init__(
+        self,
+        db: AsyncEngine | HasEngine,
+        *,
+        batch_size: int = 200,
+        flush_interval: float = 0.05,
+        max_queue: int = 100_000,
+        max_backoff: float = 5.0,
+    ) -> None:
+        if batch_size < 1 or max_queue < batch_size or flush_interval < 0:
+            raise ValueError("need batch_size >= 1, max_queue >= batch_size, flush_interval >= 0")
+        self._engine = engine_of(db)
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._max_queue = max_queue
+        self._max_backoff = max_backoff
+        # (number, time.time_ns(), event); numbers count every record() call from 1.
+        self._queue: deque[tuple[int, int, AuditEvent]] = deque()
+        self._inflight: list[Pending] = []
+        self._inflight_first = 0
+        self._attempt = Attempt()
+        self._recorded = 0
+        self._committed = 0
+        self._dropped = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._urgent = False
+        self._closing = False
+        self._closed = False
+        self._outage = False
+        self._dropping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- counters ----------------------------------------------------------------------
+
+    @property
+    def recorded(self) -> int:
+        """Records handed to :meth:`record` so far."""
+        return self._recorded
+
+    @property
+    def committed(self) -> int:
+        """Records this log has committed to the database."""
+        return self._committed
+
+    @property
+    def dropped(self) -> int:
+        """Records lost: dropped from a full queue, recorded after close, or unwritten when
+        :meth:`close` gave up."""
+        return self._dropped
+
+    @property
+    def queued(self) -> int:
+        """Records waiting to be committed (including the batch being written)."""
+        return len(self._queue) + len(self._inflight)
+
+    # ---- the hot path ------------------------------------------------------------------
+
+    def record(self, event: AuditEvent) -> None:
+        """Queue ``event``, timestamped now. Never blocks, never awaits, O(1)."""
+        at = time.time_ns()
+        if self._closed:
+            self._drop("a record came after the audit log was closed: dropped")
+            return
+        self._recorded += 1
+        queue = self._queue
+        if len(queue) + len(self._inflight) >= self._max_queue:
+            if not queue:  # everything waiting is the batch being written: drop the new one
+                self._drop(FULL)
+                return
+            queue.popleft()
+            self._drop(FULL)
+        queue.append((self._recorded, at, event))
+        size = len(queue)
+        if size == 1 or size == self._batch_size:
+            self._wake.set()
+
+    def _drop(self, why: str) -> None:
+        self._dropped += 1
+        if not self._dropping:
+            self._dropping = True
+            logger.warning("audit trail: %s", why)
+        if self._waiters:
+            self._settle()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background writer (in the running event loop)."""
+        if self._closed:
+            raise RuntimeError("the audit log is closed")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="catalyst-audit-writer"
+            )
+            self._task.add_done_callback(self._writer_done)
+
+    async def flush(self) -> None:
+        """Wait until every record recorded so far is committed (or dropped). While the
+        database is down that is when it is back: bound it with ``asyncio.wait_for``."""
+        target = self._recorded
+        if self._frontier() > target:
+            return
+        if self._task is None or self._task.done():
+            raise RuntimeError("the audit log is not running: call start() first")
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        self._urgent = True
+        self._wake.set()
+        await future
+
+    async def close(self, timeout: float | None = 30.0) -> None:
+        """Commit everything recorded, then stop. After ``timeout`` seconds (the database is
+        down; None: no limit), stop anyway: records left unwritten are counted as dropped and
+        logged."""
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._closed = True
+        lost = self.queued
+        if lost:
+            self._dropped += lost
+            self._queue.clear()
+            self._inflight = []
+            logger.warning("audit trail: closed with %d records not written", lost)
+        self._settle(everything=True)
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ---- the writer --------------------------------------------------------------------
+
+    def _frontier(self) -> int:
+        """The number of the oldest record not yet committed or dropped."""
+        if self._inflight:
+            return self._inflight_first
+        if self._queue:
+            return self._queue[0][0]
+        return self._recorded + 1
+
+    def _settle(self, *, everything: bool = False) -> None:
+        frontier = self._frontier()
+        waiting = []
+        for target, future in self._waiters:
+            if future.done():
+                continue
+            if everything or target < frontier:
+                future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._waiters = waiting
+        self._urgent = bool(waiting)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("audit trail: the writer stopped", exc_info=task.exception())
+        self._settle(everything=True)
+
+    async def _wait(self, timeout: float | None) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            if not self._inflight:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    await self._wait(None)
+                    continue
+                if len(self._queue) < self._batch_size and not (self._urgent or self._closing):
+                    await self._wait(self._flush_interval)  # let a batch gather
+                self._take()
+            try:
+                written = await append_batch(self._engine, self._inflight, self._attempt)
+            except Exception as exc:
+                self._failed(exc)
+                backoff = min(self._max_backoff, backoff * 2 or FIRST_BACKOFF)
+                await asyncio.sleep(backoff)
+                continue
+            backoff = 0.0
+            self._committed += len(self._inflight)
+            self._inflight = []
+            if not written:
+                logger.info("audit trail: a batch whose commit looked failed was committed")
+            if self._outage:
+                self._outage = self._dropping = False
+                logger.warning("audit trail: writing again (%d records dropped)", self._dropped)
+            self._settle()
+
+    def _take(self) -> None:
+        count = min(len(self._queue), self._batch_size)
+        items = [self._queue.popleft() for _ in range(count)]
+        self._inflight_first = items[0][0]
+        self._inflight = [_safe_pending(at, event) for _, at, event in items]
+        self._attempt = Attempt()
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._outage:
+            self._outage = True
+            # The class only: a driver's message may carry a URL or a stored value.
+            logger.warning(
+                "audit trail: cannot write to the database (%s); retrying with backoff, "
+                "%d records waiting (at most %d kept)",
+                type(exc).__name__,
+                self.queued,
+                self._max_queue,
+            )

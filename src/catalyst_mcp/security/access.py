@@ -1,0 +1,347 @@
+"""The access pipeline every client request goes through: authenticate, authorize, limit, audit.
+
+::
+
+    transport ── authenticate(Authorization) ──► Identity (or 401 + WWW-Authenticate)
+    McpServer ── admit(identity, kind, name, server) ──► RBAC (+ key scopes), rate limits
+              └─ record(...) around the call ──► the audit trail (off the request path)
+    lists     ── visible(identity, kind, items) ──► only what the caller may use
+
+Built from the settings by :meth:`Access.from_settings`; :meth:`start` opens the database
+(migrating it unless ``storage.auto_upgrade`` is off), merges stored roles into the configured
+ones and starts the audit writer. Without ``auth.enabled`` every caller is the local anonymous
+user with ``auth.anonymous_roles`` (``admin`` by default: single-user mode behaves as before),
+unless they present a valid API key or token anyway. An anonymous identity made anywhere else
+(stdio, the CLI's in-process client) has those roles too: it is the local user.
+
+Scopes: an API key created with scopes may only reach the objects they name: ``mcp`` (every
+MCP object the roles allow), ``tool:<glob>``, ``resource:<glob>``, ``prompt:<glob>`` or
+``server:<glob>``. A key without scopes is not narrowed. (A JWT's OAuth scopes are recorded
+but do not narrow: its roles claim says what it may do.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from catalyst_mcp.context import Identity
+from catalyst_mcp.errors import AccessError, CatalystError, Forbidden, Unauthenticated
+from catalyst_mcp.observability.audit import AuditEvent, AuditLog, digest_arguments
+from catalyst_mcp.security.ratelimit import Check, MemoryLimiter, RateLimiter, RedisLimiter
+from catalyst_mcp.security.rbac import Kind, Policy, RoleSpec, load_roles
+
+if TYPE_CHECKING:
+    from catalyst_mcp.security.jwt import JwtVerifier
+    from catalyst_mcp.security.keyauth import KeyAuthenticator
+    from catalyst_mcp.settings import Settings
+    from catalyst_mcp.storage.db import Database
+
+__all__ = ["AUDIT_KEY_ENV", "Access"]
+
+log = logging.getLogger("catalyst.access")
+
+AUDIT_KEY_ENV = "CATALYST_AUDIT_KEY"
+SECRET_KEY_ENV = "CATALYST_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
+TOUCH_SECONDS = 10.0
+ROLES_SECONDS = 30.0
+MAX_CACHED_CHECKS = 100_000
+T = TypeVar("T")
+
+
+def _audit_key(environ: Mapping[str, str]) -> bytes | None:
+    """The key of argument digests: CATALYST_AUDIT_KEY, else one derived from the vault key
+    (so equal values correlate across instances and restarts), else none (plain SHA-256)."""
+    explicit = environ.get(AUDIT_KEY_ENV)
+    if explicit:
+        return explicit.encode()
+    vault = environ.get(SECRET_KEY_ENV)
+    if vault:
+        return hashlib.sha256(b"catalyst-audit-digest\0" + vault.encode()).digest()
+    return None
+
+
+class Access:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        auth = settings.auth
+        self.settings = settings
+        self.required = auth.enabled
+        self.anonymous = Identity(roles=tuple(auth.anonymous_roles))
+        self._configured_roles: dict[str, RoleSpec] = dict(settings.rbac.roles)
+        self.policy = Policy.compile(self._configured_roles, settings.rbac.default)
+        self.db = db
+        self.keys: KeyAuthenticator | None = None
+        self.jwt: JwtVerifier | None = None
+        if auth.jwt is not None:
+            from catalyst_mcp.security.jwt import JwtVerifier
+
+            self.jwt = JwtVerifier(auth.jwt.to_settings(auth.resource_url))
+        limits = settings.rate_limits
+        self.limiter: RateLimiter | None = None
+        if limits.active:
+            self.limiter = (
+                RedisLimiter(limits.redis_url) if limits.backend == "redis" else MemoryLimiter()
+            )
+        self._take = self.limiter.take if isinstance(self.limiter, MemoryLimiter) else None
+        # the buckets of (user, tool, server), built once
+        self._check_cache: dict[tuple[str, str, str], list[Check]] = {}
+        self.audit: AuditLog | None = None
+        self.audit_key = _audit_key(env)
+        self.record_values = frozenset(settings.audit.record_values)
+        self._toucher: asyncio.Task[None] | None = None
+
+    # ---- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.db is None:
+            return
+        from catalyst_mcp.security.keyauth import KeyAuthenticator
+        from catalyst_mcp.storage.keys import KeyRepo
+        from catalyst_mcp.storage.migrate import ensure_current
+
+        applied = await ensure_current(self.db, self.settings.storage.auto_upgrade)
+        if applied:
+            log.info("database %s migrated: %s", self.db.redacted_url, ", ".join(applied))
+        await self.reload_roles()
+        if self.settings.auth.api_keys:
+            self.keys = KeyAuthenticator(KeyRepo(self.db), self.settings.auth.key_cache_seconds)
+        self._toucher = asyncio.get_running_loop().create_task(self._refresh())
+        if self.settings.audit.enabled:
+            self.audit = AuditLog(self.db)
+            self.audit.start()
+
+    async def stop(self) -> None:
+        if self._toucher is not None:
+            self._toucher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._toucher
+            self._toucher = None
+        if self.keys is not None:
+            with contextlib.suppress(CatalystError, OSError):
+                await self.keys.flush()
+        if self.audit is not None:
+            await self.audit.close()
+        if self.limiter is not None:
+            await self.limiter.aclose()
+        if self.jwt is not None:
+            await self.jwt.aclose()
+
+    async def _refresh(self) -> None:
+        """In the background: write API key use, and pick up roles changed by another
+        instance or the CLI (every ROLES_SECONDS)."""
+        last_roles = time.monotonic()
+        while True:
+            await asyncio.sleep(TOUCH_SECONDS)
+            try:
+                if self.keys is not None:
+                    await self.keys.flush()
+                if time.monotonic() - last_roles >= ROLES_SECONDS:
+                    last_roles = time.monotonic()
+                    await self.reload_roles()
+            except Exception as exc:  # the next round tries again
+                log.warning("could not refresh access data: %s", type(exc).__name__)
+
+    async def reload_roles(self) -> None:
+        """Recompile the policy from the configured roles plus the stored ones (a stored role
+        of the same name as a configured one replaces it)."""
+        roles = dict(self._configured_roles)
+        if self.db is not None:
+            from catalyst_mcp.storage.roles import RoleRepo
+
+            stored = await RoleRepo(self.db).list()
+            data = {r.name: {"description": r.description, "rules": list(r.rules)} for r in stored}
+            roles.update(load_roles(data, source="stored roles"))
+        self.policy = Policy.compile(roles, self.settings.rbac.default)
+
+    # ---- who is calling -----------------------------------------------------------------
+
+    async def authenticate(self, authorization: bytes | None) -> Identity:
+        """The caller of a request with this ``Authorization`` header, or Unauthenticated."""
+        if authorization is None or (
+            not self.required and self.keys is None and self.jwt is None
+        ):  # without auth, credentials nothing here can check are not held against anyone
+            if self.required:
+                raise Unauthenticated(
+                    "authentication required: send 'Authorization: Bearer <API key or token>'"
+                )
+            return self.anonymous
+        try:
+            text = authorization.decode("ascii")
+        except UnicodeDecodeError:
+            raise Unauthenticated("the Authorization header is not ASCII") from None
+        scheme, _, token = text.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("use 'Authorization: Bearer <API key or token>'")
+        if token.startswith("cat_"):
+            if self.keys is None:
+                raise Unauthenticated("API keys are not accepted by this gateway")
+            return await self.keys.authenticate(token)
+        if self.jwt is None:
+            raise Unauthenticated("bearer tokens are not accepted by this gateway; use an API key")
+        return await self.jwt.verify(token)
+
+    # ---- what they may do ---------------------------------------------------------------
+
+    async def admit(self, identity: Identity, kind: Kind, name: str, server: str) -> None:
+        """Allow one call or raise Forbidden / RateLimited (the caller audits the refusal)."""
+        policy = self.policy
+        roles = self.anonymous.roles if identity.kind == "anonymous" else identity.roles
+        on_server = policy.decide(roles, "server", server, server)
+        if not on_server.allowed and on_server.rule is not None:
+            raise Forbidden(f"Forbidden: {on_server.reason}")
+        decision = policy.decide(roles, kind, name, server)
+        if not decision.allowed:
+            raise Forbidden(f"Forbidden: {decision.reason}")
+        scopes = identity.scopes
+        if (
+            scopes is not None
+            and identity.via == "api_key"
+            and not _in_scopes(scopes, kind, name, server)
+        ):
+            raise Forbidden(f"Forbidden: the API key's scopes do not include {kind} {name!r}")
+        if self.limiter is not None:
+            key = (identity.subject, name, server)
+            checks = self._check_cache.get(key)
+            if checks is None:
+                if len(self._check_cache) >= MAX_CACHED_CHECKS:
+                    self._check_cache.clear()
+                checks = self._check_cache[key] = self._checks(*key)
+            if self._take is not None:
+                self._take(checks)
+            else:
+                await self.limiter.acquire(checks)
+
+    def _checks(self, subject: str, name: str, server: str) -> list[Check]:
+        limits = self.settings.rate_limits
+        checks = []
+        if limits.per_user is not None:
+            u = limits.per_user
+            checks.append(Check(f"user:{subject}", u.rate_per_second, u.burst, f"user '{subject}'"))
+        if limits.per_tool is not None:
+            t = limits.per_tool
+            checks.append(
+                Check(
+                    f"tool:{subject}:{name}",
+                    t.rate_per_second,
+                    t.burst,
+                    f"'{name}' for user '{subject}'",
+                )
+            )
+        if limits.per_server is not None:
+            s = limits.per_server
+            checks.append(
+                Check(
+                    f"server:{subject}:{server}",
+                    s.rate_per_second,
+                    s.burst,
+                    f"server '{server}' for user '{subject}'",
+                )
+            )
+        return checks
+
+    def visible(
+        self,
+        identity: Identity,
+        kind: Kind,
+        items: Iterable[T],
+        name_of: Callable[[T], str],
+        server_of: Callable[[T], str | None],
+    ) -> list[T]:
+        """The ``items`` the caller may use (lists never show what a call would refuse)."""
+        policy = self.policy
+        roles = self.anonymous.roles if identity.kind == "anonymous" else identity.roles
+
+        def server_open(item: T) -> bool:
+            server = server_of(item)
+            if server is None:
+                return True
+            decision = policy.decide(roles, "server", server, server)
+            return decision.allowed or decision.rule is None
+
+        allowed = [
+            i for i in policy.filter(roles, kind, items, name_of, server_of) if server_open(i)
+        ]
+        scopes = identity.scopes
+        if scopes is not None and identity.via == "api_key":
+            allowed = [
+                i for i in allowed if _in_scopes(scopes, kind, name_of(i), server_of(i) or "")
+            ]
+        return allowed
+
+    # ---- what happened ------------------------------------------------------------------
+
+    def record(
+        self,
+        identity: Identity,
+        action: str,
+        target: str,
+        outcome: str,
+        *,
+        started: float | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        request_id: Any = None,
+    ) -> None:
+        """Queue one audit record (never blocks; a no-op while auditing is off)."""
+        audit = self.audit
+        if audit is None:
+            return
+        detail: dict[str, Any] = {}
+        if arguments:
+            detail["arguments"] = digest_arguments(
+                arguments, self.record_values, key=self.audit_key
+            )
+        if reason:
+            detail["reason"] = reason
+        if request_id is not None:
+            detail["request_id"] = request_id
+        latency = (time.perf_counter() - started) * 1000 if started is not None else None
+        audit.record(
+            AuditEvent(identity.subject, identity.kind, action, target, outcome, latency, detail)
+        )
+
+    def record_refusal(
+        self,
+        identity: Identity,
+        action: str,
+        target: str,
+        exc: AccessError,
+        request_id: Any = None,
+    ) -> None:
+        """Audit a refused request (denied, rate-limited or unauthenticated)."""
+        if isinstance(exc, Unauthenticated):
+            outcome = "unauthenticated"
+        elif isinstance(exc, Forbidden):
+            outcome = "denied"
+        else:
+            outcome = "limited"
+        self.record(identity, action, target, outcome, reason=exc.message, request_id=request_id)
+
+
+def _in_scopes(scopes: frozenset[str], kind: str, name: str, server: str) -> bool:
+    if "mcp" in scopes:
+        return True
+    for scope in scopes:
+        prefix, sep, glob = scope.partition(":")
+        if not sep:
+            continue
+        if prefix == kind and fnmatchcase(name, glob):
+            return True
+        if prefix == "server" and fnmatchcase(server, glob):
+            return True
+    return False

@@ -1,0 +1,85 @@
+"""Storage fixtures: every test runs on a SQLite file and on the real PostgreSQL.
+
+PostgreSQL tests each get a freshly created schema (``catalyst_t_<hex>``), made the connection's
+``search_path`` and dropped with everything in it afterwards, so they never see each other's
+tables. They are marked ``postgres`` and skipped (failed under CI=true) when the server is down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from catalyst_mcp.storage.db import Database
+from catalyst_mcp.storage.migrate import upgrade
+from tests.conftest import require_or_skip
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_URL = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/test"
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def pg_reachable() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def pg_schema() -> AsyncIterator[str]:
+    """A new, empty schema in PostgreSQL's ``test`` database, dropped (CASCADE) afterwards."""
+    require_or_skip(pg_reachable(), f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    import asyncpg
+
+    schema = f"catalyst_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield schema
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
+def pg_database(schema: str) -> Database:
+    """A Database whose connections work in ``schema`` (their ``search_path``)."""
+    return Database(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+
+
+@contextlib.asynccontextmanager
+async def open_database(backend: str, folder: Path) -> AsyncIterator[Database]:
+    """An empty database of ``backend`` (no schema yet), closed afterwards."""
+    if backend == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{folder / 'data' / 'catalyst.db'}")
+        try:
+            yield db
+        finally:
+            await db.close()
+        return
+    async with pg_schema() as schema:
+        db = pg_database(schema)
+        try:
+            yield db
+        finally:
+            await db.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def blank_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database, before any migration."""
+    async with open_database(request.param, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+async def database(blank_database: Database) -> Database:
+    """A database migrated to the latest revision."""
+    await upgrade(blank_database)
+    return blank_database
