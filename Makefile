@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test node-deps bench bench-packs conformance clean
+.PHONY: serve test node-deps bench bench-packs bench-access conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(STAMP)
 
 bench-packs: $(STAMP)
 	$(BIN)/python bench/packs.py
+
+bench-access: $(STAMP)
+	$(BIN)/python bench/access.py
 
 conformance: $(STAMP) node-deps
 	$(BIN)/python conformance/run.py

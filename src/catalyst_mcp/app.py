@@ -37,6 +37,7 @@ from catalyst_mcp.transports.asgi import (
 from catalyst_mcp.transports.authgate import AuthGate
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
+from catalyst_mcp.upstreams.peruser import PerUserUpstream, secret_names
 from catalyst_mcp.upstreams.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -60,17 +61,19 @@ class Gateway:
         self.registry = Registry()
         for provider in providers:
             self.registry.add(provider)
+        # ${secret:NAME} of pack connections and server entries, resolved for each caller; its
+        # store opens with the database at start
+        self.secrets = SecretInjector()
         for name, config in settings.servers.items():
             if config.active:
-                upstream = Upstream(
-                    name,
-                    settings.namespace_of(name),
-                    config,
-                    settings.gateway.call_timeout_seconds,
-                )
+                upstream: Provider
+                namespace = settings.namespace_of(name)
+                timeout = settings.gateway.call_timeout_seconds
+                if secret_names(config):  # one process (or client) per user, with their secrets
+                    upstream = PerUserUpstream(name, namespace, config, timeout, self.secrets)
+                else:
+                    upstream = Upstream(name, namespace, config, timeout)
                 self.registry.add(upstream)
-        # ${secret:NAME} of pack connections; its store opens with the database at start
-        self.secrets = SecretInjector()
         self.packs: PackSet | None = None
         self.pack_watcher: PackWatcher | None = None
         if settings.packs.path is not None:

@@ -99,3 +99,13 @@ def test_print_table(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_truncate(text: str, width: int, out: str) -> None:
     assert truncate(text, width) == out
+
+
+def test_debug_logging_never_shows_database_parameters() -> None:
+    import logging
+
+    from catalyst_mcp.cli.common import QUIET_LOGGERS, setup_logging
+
+    setup_logging("debug")
+    for name in QUIET_LOGGERS:
+        assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)

@@ -152,3 +152,11 @@ async def test_statement_failures_become_storage_errors(blank_database: Database
     with pytest.raises(StorageError, match=r"^a statement on the .* failed: ") as info:
         await failing()
     assert "s3cret" not in str(info.value)
+
+
+async def test_the_sqlite_folder_is_created_for_its_owner_only(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/state/c.db")
+    try:
+        assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    finally:
+        await db.close()

@@ -112,12 +112,20 @@ def json_option(func: F) -> F:
     return option(func)
 
 
+# Libraries whose debug logs carry bound statement parameters (ciphertexts, key hashes):
+# never below INFO, whatever the gateway's own level.
+QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in QUIET_LOGGERS:
+        quiet = logging.getLogger(name)
+        quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
 
 
 @contextlib.contextmanager

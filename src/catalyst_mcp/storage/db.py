@@ -135,7 +135,9 @@ class Database:
         if path is None:
             return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.exists():
+                # it holds key hashes, sealed secrets and the audit trail: the owner's only
+                path.parent.mkdir(mode=0o700, parents=True)
         except OSError as error:
             raise StorageError(
                 f"cannot create the folder of the SQLite database {path}: {error.strerror}"

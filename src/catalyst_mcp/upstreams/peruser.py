@@ -1,0 +1,231 @@
+"""An upstream server that runs with each caller's own secrets: one process (or HTTP client) per
+user, started on demand and stopped when idle.
+
+A server entry whose ``env`` (stdio) or ``headers`` (HTTP) say ``${secret:NAME}`` is served by a
+:class:`PerUserUpstream`. Its *shared* instance runs with the shared values (``catalyst secrets
+set NAME --shared --server SERVER``; an unset one is empty) and provides the lists. A caller whose
+resolved values differ from the shared ones (they stored their own) gets an instance of their
+own, started at their first call with their values in its environment or headers, and stopped
+after ``idle_seconds`` without a call; a caller whose values are the shared ones uses the shared
+instance. Values are resolved through the secrets store (their own value for this server, else
+their own for any server, else the shared one for this server, else the shared one for any
+server) and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from catalyst_mcp.context import CallContext
+from catalyst_mcp.errors import CatalystError, UpstreamUnavailable
+from catalyst_mcp.providers import ListKind, Provider
+from catalyst_mcp.settings import ServerConfig
+from catalyst_mcp.upstreams.upstream import Upstream
+
+if TYPE_CHECKING:
+    from catalyst_mcp.security.injection import SecretInjector
+
+__all__ = ["PerUserUpstream", "secret_names"]
+
+log = logging.getLogger("catalyst.upstreams")
+
+SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z0-9_.\-]{1,128})\}")
+SHARED = "*"
+MAX_USERS = 200  # processes per server; the least recently used is stopped beyond this
+
+
+def secret_names(config: ServerConfig) -> list[str]:
+    """The ``${secret:NAME}`` names of a server entry's env and headers (sorted)."""
+    found: set[str] = set()
+    for value in (*config.env.values(), *config.headers.values()):
+        found.update(SECRET_REFERENCE.findall(value))
+    return sorted(found)
+
+
+@dataclass
+class _Instance:
+    upstream: Upstream
+    digest: str  # of the values it runs with
+    last_used: float
+
+
+class PerUserUpstream(Provider):
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        config: ServerConfig,
+        call_timeout: float,
+        secrets: SecretInjector,
+        *,
+        idle_seconds: float = 600.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        super().__init__(name, namespace)
+        self.template = config
+        self.call_timeout = call_timeout
+        self.secrets = secrets
+        self.names = secret_names(config)
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self.shared: Upstream | None = None
+        self._shared_digest = ""
+        self.users: dict[str, _Instance] = {}
+        self._starting: dict[str, asyncio.Task[_Instance]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    # ---- values -------------------------------------------------------------------------
+
+    async def _values(self, owner: str) -> dict[str, str]:
+        values = {}
+        for name in self.names:
+            value = await self.secrets.resolve(owner, self.name, name)
+            values[name] = value or ""
+        return values
+
+    def _configured(self, values: dict[str, str]) -> ServerConfig:
+        def fill(text: str) -> str:
+            return SECRET_REFERENCE.sub(lambda m: values.get(m.group(1), ""), text)
+
+        return self.template.model_copy(
+            update={
+                "env": {k: fill(v) for k, v in self.template.env.items()},
+                "headers": {k: fill(v) for k, v in self.template.headers.items()},
+            }
+        )
+
+    @staticmethod
+    def _digest(values: dict[str, str]) -> str:
+        text = "\0".join(f"{k}={v}" for k, v in sorted(values.items()))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _upstream(self, values: dict[str, str]) -> Upstream:
+        return Upstream(self.name, self.namespace, self._configured(values), self.call_timeout)
+
+    # ---- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            values = await self._values(SHARED)
+        except CatalystError as exc:
+            log.warning("%s: shared secrets unavailable (%s); starting without", self.name, exc)
+            values = dict.fromkeys(self.names, "")
+        self._shared_digest = self._digest(values)
+        shared = self.shared = self._upstream(values)
+        shared.on_change = lambda _provider, kinds: self.on_change(self, kinds)
+        shared.on_resource_updated = lambda _provider, uri: self.on_resource_updated(self, uri)
+        await shared.start()
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def wait_settled(self, timeout: float) -> None:
+        if self.shared is not None:
+            await self.shared.wait_settled(timeout)
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for task in list(self._starting.values()):
+            task.cancel()
+        users, self.users = self.users, {}
+        await asyncio.gather(*(i.upstream.stop() for i in users.values()))
+        if self.shared is not None:
+            await self.shared.stop()
+
+    async def _reap(self) -> None:
+        """Stop the instances of users idle for ``idle_seconds``."""
+        while True:
+            await asyncio.sleep(max(1.0, min(60.0, self.idle_seconds / 4)))
+            await self.reap_idle()
+
+    async def reap_idle(self) -> int:
+        cutoff = self.clock() - self.idle_seconds
+        idle = [owner for owner, i in self.users.items() if i.last_used <= cutoff]
+        for owner in idle:
+            instance = self.users.pop(owner)
+            log.info("%s: stopping the idle instance of %s", self.name, owner)
+            await instance.upstream.stop()
+        return len(idle)
+
+    # ---- serving ------------------------------------------------------------------------
+
+    def items(self, kind: ListKind) -> list[dict[str, Any]]:
+        return self.shared.items(kind) if self.shared is not None else []
+
+    async def refresh(self) -> None:
+        if self.shared is not None:
+            await self.shared.refresh()
+
+    async def call(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        owner = ctx.identity.subject
+        values = await self._values(owner)
+        digest = self._digest(values)
+        if digest == self._shared_digest:
+            upstream = self.shared
+        else:
+            upstream = (await self._instance(owner, digest, values)).upstream
+        if upstream is None:
+            raise UpstreamUnavailable(self.name, f"{self.name} is not started")
+        return await upstream.call(method, params, ctx)
+
+    async def _instance(self, owner: str, digest: str, values: dict[str, str]) -> _Instance:
+        instance = self.users.get(owner)
+        if instance is not None and instance.digest == digest:
+            instance.last_used = self.clock()
+            return instance
+        task = self._starting.get(owner)
+        if task is None:  # one start per user, however many calls arrive meanwhile
+            task = asyncio.get_running_loop().create_task(self._start_for(owner, digest, values))
+            self._starting[owner] = task
+            task.add_done_callback(lambda _t: self._starting.pop(owner, None))
+        return await asyncio.shield(task)
+
+    async def _start_for(self, owner: str, digest: str, values: dict[str, str]) -> _Instance:
+        old = self.users.pop(owner, None)
+        if old is not None:  # their secrets changed: restart with the new values
+            await old.upstream.stop()
+        if len(self.users) >= MAX_USERS:
+            oldest = min(self.users, key=lambda o: self.users[o].last_used)
+            await self.users.pop(oldest).upstream.stop()
+        upstream = self._upstream(values)
+        await upstream.start()
+        await upstream.wait_settled(self.template.connect_timeout_seconds + 5)
+        instance = _Instance(upstream, digest, self.clock())
+        self.users[owner] = instance
+        log.info("%s: started an instance for %s", self.name, owner)
+        return instance
+
+    async def subscribe(self, uri: str) -> None:
+        if self.shared is not None:
+            await self.shared.subscribe(uri)
+
+    async def unsubscribe(self, uri: str) -> None:
+        if self.shared is not None:
+            await self.shared.unsubscribe(uri)
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        return self.shared.capabilities if self.shared is not None else {}
+
+    @property
+    def instructions(self) -> str | None:
+        return self.shared.instructions if self.shared is not None else None
+
+    @property
+    def may_ask(self) -> bool:
+        return self.shared.may_ask if self.shared is not None else False
+
+    def health(self) -> dict[str, Any]:
+        if self.shared is None:
+            return {"name": self.name, "kind": self.template.kind, "status": "starting"}
+        report = dict(self.shared.health())
+        report["per_user_instances"] = len(self.users)
+        return report

@@ -1,0 +1,148 @@
+"""Per-user upstream processes: a stdio server whose env says ``${secret:API_TOKEN}`` runs once
+with the shared value, and once more for each caller who stored their own, started at their
+first call and stopped when idle. The values reach the processes and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from catalyst_mcp.app import Gateway
+from catalyst_mcp.observability.auditsearch import export
+from catalyst_mcp.security import apikeys
+from catalyst_mcp.security.secretstore import SecretStore
+from catalyst_mcp.security.vault import generate_key
+from catalyst_mcp.settings import Settings
+from catalyst_mcp.storage.db import Database
+from catalyst_mcp.storage.keys import KeyRepo
+from catalyst_mcp.storage.migrate import upgrade
+from catalyst_mcp.storage.users import UserRepo
+from catalyst_mcp.upstreams.peruser import PerUserUpstream
+from tests.asgiclient import AsgiClient
+from tests.conftest import FIXTURES, PYTHON
+from tests.fakes import modern_headers, modern_request
+
+pytestmark = pytest.mark.subprocess
+
+ALICE = "canary-alice-token-5e7a"
+SHARED = "canary-shared-token-91c2"
+
+
+@pytest_asyncio.fixture
+async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gateway]:
+    key = generate_key()
+    monkeypatch.setenv("CATALYST_SECRET_KEY", key)
+    url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    db = Database(url)
+    await upgrade(db)
+    store = SecretStore.from_environ(db, {"CATALYST_SECRET_KEY": key})
+    await store.put("*", "envy", "API_TOKEN", SHARED)
+    await store.put("alice", "*", "API_TOKEN", ALICE)
+    for user in ("alice", "bob"):
+        await UserRepo(db).create(user, roles=("admin",))
+    await db.close()
+    server = {
+        "command": PYTHON,
+        "args": [str(FIXTURES / "env_server.py")],
+        "env": {"API_TOKEN": "${secret:API_TOKEN}"},
+    }
+    settings = Settings.model_validate(
+        {
+            "storage": {"url": url},
+            "auth": {"enabled": True},
+            "servers": {"envy": server},
+            "packs": {"path": None},
+        }
+    )
+    gw = Gateway(settings)
+    await gw.start()
+    yield gw
+    await gw.stop()
+
+
+async def token_of(gw: Gateway, user: str) -> str:
+    assert gw.db is not None
+    new = apikeys.generate()
+    await KeyRepo(gw.db).create(user, "k", new.prefix, new.key_hash)
+    return new.token
+
+
+async def whoami(client: AsgiClient, token: str) -> dict[str, Any]:
+    message = modern_request("tools/call", {"name": "envy__whoami", "arguments": {}})
+    headers = {**modern_headers(message), "authorization": f"Bearer {token}"}
+    result = (await client.post("/mcp", message, headers)).message()["result"]
+    assert not result.get("isError"), result
+    structured: dict[str, Any] = result["structuredContent"]
+    return structured
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_each_user_with_own_secrets_gets_their_own_process(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="catalyst")
+    client = AsgiClient(gateway.asgi)
+    provider = gateway.registry.provider("envy")
+    assert isinstance(provider, PerUserUpstream)
+    assert [t["name"] for t in gateway.registry.items("tools")] == ["envy__whoami"]
+
+    alice, bob = await token_of(gateway, "alice"), await token_of(gateway, "bob")
+    bob_sees = await whoami(client, bob)
+    assert bob_sees["token"] == SHARED  # no value of his own: the shared process
+    alice_sees = await whoami(client, alice)
+    assert alice_sees["token"] == ALICE
+    assert alice_sees["pid"] != bob_sees["pid"]
+    assert (await whoami(client, alice))["pid"] == alice_sees["pid"]  # reused
+    assert provider.health()["per_user_instances"] == 1
+
+    # idle: her process is stopped; her next call starts another
+    provider.clock = lambda: 10**9
+    assert await provider.reap_idle() == 1
+    assert provider.health()["per_user_instances"] == 0
+    for _ in range(100):
+        if not alive(int(alice_sees["pid"])):
+            break
+        await asyncio.sleep(0.05)
+    assert not alive(int(alice_sees["pid"]))
+
+    # the values went to the processes, and nowhere else the gateway writes
+    assert gateway.access.audit is not None and gateway.db is not None
+    await gateway.access.audit.flush()
+    trail = tmp_path / "audit.jsonl"
+    with trail.open("w") as stream:
+        await export(gateway.db, stream)
+    for canary in (ALICE, SHARED):
+        assert canary not in caplog.text
+        assert canary not in trail.read_text()
+        assert canary not in str(gateway.readiness())
+
+
+def test_secret_references_of_env_and_headers_are_filled_per_user() -> None:
+    from catalyst_mcp.security.injection import SecretInjector
+    from catalyst_mcp.settings import ServerConfig
+
+    config = ServerConfig.model_validate(
+        {
+            "url": "https://api.example.com/mcp",
+            "headers": {"Authorization": "Bearer ${secret:TOKEN}", "X-Org": "${secret:ORG}"},
+        }
+    )
+    provider = PerUserUpstream("remote", "remote", config, 30.0, SecretInjector())
+    assert provider.names == ["ORG", "TOKEN"]
+    filled = provider._configured({"TOKEN": "t-1", "ORG": "acme"})
+    assert filled.headers == {"Authorization": "Bearer t-1", "X-Org": "acme"}
+    assert config.headers["Authorization"] == "Bearer ${secret:TOKEN}"  # the template stays
