@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
@@ -78,6 +79,10 @@ def database_url(raw: str) -> URL:
     return url.set(drivername=f"{backend}+{driver}")
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 class Database:
     """An async engine and its session factory. Create one per process; :meth:`close` it.
 
@@ -93,7 +98,13 @@ class Database:
     ) -> None:
         self.url = database_url(url)
         args: dict[str, Any] = {}
-        kwargs: dict[str, Any] = {"hide_parameters": True}
+        kwargs: dict[str, Any] = {
+            "hide_parameters": True,
+            # JSON columns (audit details, role rules, scopes) through orjson: the audit
+            # writer stores one per record, and the json module is its costliest step
+            "json_serializer": _json_text,
+            "json_deserializer": orjson.loads,
+        }
         if self.dialect == "sqlite":
             args["timeout"] = SQLITE_BUSY_TIMEOUT_MS / 1000
             if self._sqlite_file() is None:
