@@ -141,19 +141,28 @@ async def test_flush_before_start_is_an_error(db: Database) -> None:
 
 
 class Outage:
-    """Makes every statement on ``db`` fail while ``down`` (as a lost database would)."""
+    """Makes every statement on ``db`` fail while ``down`` (as a lost database would), also
+    those of the logs :meth:`watch`-ed (SQLite logs write through an engine of their own)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.down = False
         self.failures = 0
+        self.engines: list[Any] = [db.engine.sync_engine]
+
+    def watch(self, log: AuditLog) -> AuditLog:
+        if log._thread_engine is not None:
+            self.engines.append(log._thread_engine)
+            event.listen(log._thread_engine, "before_cursor_execute", self._check)
+        return log
 
     def __enter__(self) -> Outage:
         event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._check)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self.db.engine.sync_engine, "before_cursor_execute", self._check)
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._check)
 
     def _check(self, *args: Any) -> None:
         if self.down:
@@ -166,7 +175,8 @@ async def test_an_outage_loses_nothing_while_the_queue_has_room(
 ) -> None:
     caplog.set_level(logging.WARNING, "catalyst.audit")
     with Outage(db) as outage:
-        async with AuditLog(db, batch_size=4, flush_interval=0.001, max_backoff=0.02) as log:
+        log = outage.watch(AuditLog(db, batch_size=4, flush_interval=0.001, max_backoff=0.02))
+        async with log:
             for n in range(3):
                 log.record(event_(n))
             await log.flush()
@@ -207,7 +217,7 @@ async def test_a_full_queue_drops_the_oldest_and_counts_them(
 async def test_close_gives_up_after_its_timeout_while_the_database_is_down(db: Database) -> None:
     with Outage(db) as outage:
         outage.down = True
-        log = AuditLog(db, flush_interval=0.001, max_backoff=0.01)
+        log = outage.watch(AuditLog(db, flush_interval=0.001, max_backoff=0.01))
         log.start()
         for n in range(7):
             log.record(event_(n))
@@ -218,17 +228,23 @@ async def test_close_gives_up_after_its_timeout_while_the_database_is_down(db: D
 async def test_a_commit_that_looked_failed_is_not_written_twice(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = audit_module.append_batch
+    real, real_sync = audit_module.append_batch, audit_module.append_batch_sync
     calls = []
 
-    async def lossy(*args: Any) -> bool:
-        written = await real(*args)
+    def happened(written: bool) -> bool:
         calls.append(written)
         if len(calls) == 1:
             raise ConnectionResetError("lost after COMMIT")
         return written
 
+    async def lossy(*args: Any) -> bool:
+        return happened(await real(*args))
+
+    def lossy_sync(*args: Any) -> bool:  # SQLite: written in a worker thread
+        return happened(real_sync(*args))
+
     monkeypatch.setattr(audit_module, "append_batch", lossy)
+    monkeypatch.setattr(audit_module, "append_batch_sync", lossy_sync)
     async with AuditLog(db, max_backoff=0.01) as log:
         for n in range(4):
             log.record(event_(n))

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import orjson
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalyst_mcp.context import Identity
@@ -41,6 +42,7 @@ from catalyst_mcp.observability.auditchain import (
     Pending,
     VerifyReport,
     append_batch,
+    append_batch_sync,
     engine_of,
     jsonable,
     verify,
@@ -213,6 +215,10 @@ class AuditLog:
         if batch_size < 1 or max_queue < batch_size or flush_interval < 0:
             raise ValueError("need batch_size >= 1, max_queue >= batch_size, flush_interval >= 0")
         self._engine = engine_of(db)
+        # SQLite: batches are written by a plain sqlite3 connection in a worker thread, one
+        # thread hop per batch (through aiosqlite every statement is one: measured ~3 ms of
+        # CPU per batch of one record against ~0.3 ms)
+        self._thread_engine = _thread_engine(self._engine)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_queue = max_queue
@@ -329,6 +335,8 @@ class AuditLog:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._closed = True
+        if self._thread_engine is not None:
+            self._thread_engine.dispose()
         lost = self.queued
         if lost:
             self._dropped += lost
@@ -395,7 +403,12 @@ class AuditLog:
                     await self._wait(self._flush_interval)  # let a batch gather
                 self._take()
             try:
-                written = await append_batch(self._engine, self._inflight, self._attempt)
+                if self._thread_engine is not None:
+                    written = await asyncio.to_thread(
+                        self._append_in_thread, self._inflight, self._attempt
+                    )
+                else:
+                    written = await append_batch(self._engine, self._inflight, self._attempt)
             except Exception as exc:
                 self._failed(exc)
                 backoff = min(self._max_backoff, backoff * 2 or FIRST_BACKOFF)
@@ -410,6 +423,11 @@ class AuditLog:
                 self._outage = self._dropping = False
                 logger.warning("audit trail: writing again (%d records dropped)", self._dropped)
             self._settle()
+
+    def _append_in_thread(self, batch: list[Pending], attempt: Attempt) -> bool:
+        assert self._thread_engine is not None
+        with self._thread_engine.connect() as conn:
+            return append_batch_sync(conn, batch, attempt)
 
     def _take(self) -> None:
         count = min(len(self._queue), self._batch_size)
@@ -429,3 +447,26 @@ class AuditLog:
                 self.queued,
                 self._max_queue,
             )
+
+
+def _thread_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on the same SQLite file (None for other databases)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    sync = create_engine(
+        url.set(drivername="sqlite"),
+        hide_parameters=True,
+        json_serializer=lambda value: orjson.dumps(value).decode(),
+        json_deserializer=orjson.loads,
+        connect_args={"timeout": 30.0, "check_same_thread": False},
+    )
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # see storage/db.py: safe against a kill
+    cursor.close()

@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalyst_mcp.errors import StorageError
 from catalyst_mcp.storage.audit_model import HEAD_ID, AuditChain, AuditRecord
@@ -176,18 +176,18 @@ def record_hash(prev_hash: str, seq: int, fields: Pending) -> str:
 # ---- appending ------------------------------------------------------------------------------
 
 
-async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
+def _lock_head(conn: Connection) -> tuple[int, str]:
     """Take the chain's write lock and read its head, creating the head row if it is missing."""
     if conn.dialect.name == "sqlite":
         # BEGIN IMMEDIATE semantics however the transaction was begun: a write as its first
         # statement takes SQLite's write lock (waiting up to the busy timeout) before anything
         # is read, so two writers never read the same head. (The seq primary key would refuse
         # a fork anyway; this avoids the failed attempt.)
-        await conn.execute(
+        conn.execute(
             update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=AuditChain.last_seq)
         )
     head = (
-        await conn.execute(
+        conn.execute(
             select(AuditChain.last_seq, AuditChain.last_hash)
             .where(AuditChain.id == HEAD_ID)
             .with_for_update()
@@ -198,12 +198,12 @@ async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
     # No head (tables made without the migration): start from the last record, if any. A
     # concurrent writer doing the same makes one of the two inserts fail; it is retried.
     last = (
-        await conn.execute(
+        conn.execute(
             select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
         )
     ).first()
     seq, digest = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
-    await conn.execute(insert(AuditChain).values(id=HEAD_ID, last_seq=seq, last_hash=digest))
+    conn.execute(insert(AuditChain).values(id=HEAD_ID, last_seq=seq, last_hash=digest))
     return seq, digest
 
 
@@ -213,27 +213,33 @@ async def append_batch(
     """Append ``batch`` to the chain in one transaction; False if ``attempt`` shows that an
     earlier try whose outcome was unknown committed it already (nothing is written again)."""
     async with engine.connect() as conn:
-        seq, prev = await _lock_head(conn)
-        if attempt is not None and attempt.last_hash is not None:
-            done = await conn.execute(
-                select(AuditRecord.seq).where(AuditRecord.hash == attempt.last_hash)
-            )
-            if done.first() is not None:
-                await conn.rollback()
-                return False
-        rows = []
-        for fields in batch:
-            seq += 1
-            digest = record_hash(prev, seq, fields)
-            rows.append({**fields._asdict(), "seq": seq, "prev_hash": prev, "hash": digest})
-            prev = digest
-        if attempt is not None:
-            attempt.last_hash = prev
-        await conn.execute(insert(AuditRecord), rows)
-        await conn.execute(
-            update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=seq, last_hash=prev)
-        )
-        await conn.commit()
+        return await conn.run_sync(append_batch_sync, batch, attempt)
+
+
+def append_batch_sync(
+    conn: Connection, batch: Sequence[Pending], attempt: Attempt | None = None
+) -> bool:
+    """:func:`append_batch` on a synchronous connection (run in a worker thread for SQLite:
+    one thread hop per batch instead of one per statement)."""
+    seq, prev = _lock_head(conn)
+    if attempt is not None and attempt.last_hash is not None:
+        done = conn.execute(select(AuditRecord.seq).where(AuditRecord.hash == attempt.last_hash))
+        if done.first() is not None:
+            conn.rollback()
+            return False
+    rows = []
+    for fields in batch:
+        seq += 1
+        digest = record_hash(prev, seq, fields)
+        rows.append({**fields._asdict(), "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    if attempt is not None:
+        attempt.last_hash = prev
+    conn.execute(insert(AuditRecord), rows)
+    conn.execute(
+        update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=seq, last_hash=prev)
+    )
+    conn.commit()
     return True
 
 

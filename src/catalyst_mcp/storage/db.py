@@ -288,6 +288,11 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed transaction
+    # survives the process being killed (it is in the WAL, which the OS holds); only a power
+    # loss may take the last ones back, never corrupting the file. FULL costs an fsync per
+    # audit batch (measured: ~3 ms of a 2-core VM's time per commit).
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
