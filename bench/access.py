@@ -1,7 +1,8 @@
 """What authentication, RBAC, rate limits and audit add to a gateway ``tools/call``.
 
-Two gateways serve the same one-tool SQL pack (``SELECT :x + 1``, SQLite in memory, so the
-call itself is short and steady):
+Two gateways serve the same one-tool REST pack (``get_item(id)`` over a local endpoint process
+answering ~200 bytes of JSON: the benchmark pack of ``bench/packs.py``, a short and steady call;
+a SQL tool on SQLite would add aiosqlite's thread hops and their jitter to both sides):
 
 * **off**: ``auth.enabled: false``, no rate limits, ``audit.enabled: false`` — the local
   single-user gateway of before;
@@ -15,7 +16,7 @@ modern-era ``tools/call`` to each, swapping the order every round, after a warm-
 Each batch records every latency and the CPU time each gateway used. The table gives the
 median of the round medians; the target is an added median latency of at most 0.1 ms.
 
-    .venv/bin/python bench/access.py [--rounds 5] [--requests 1000] [--check]
+    .venv/bin/python bench/access.py [--rounds 7] [--requests 1000] [--check]
 """
 
 from __future__ import annotations
@@ -39,30 +40,18 @@ import yaml
 from mcpwire import META, call_headers
 from measure import CpuWatch
 from packs_gateway import child_env, wait_ready
-from packs_rest import batch
+from packs_gen import rest_pack
+from packs_rest import batch, start_endpoint
 from procs import BenchError, Processes, free_port, gateway_argv
 from report import code_version
 
-TOOL = "bench__add_one"
+TOOL = "pack__get_item"
 TARGET_MS = 0.1
-PACK = {
-    "pack": "bench",
-    "description": "One cheap SQL tool for the access benchmark.",
-    "connections": {"db": {"type": "sql", "url": "sqlite://", "read_only": True}},
-    "tools": [
-        {
-            "name": "add_one",
-            "description": "x + 1",
-            "parameters": {"x": {"type": "integer", "required": True}},
-            "sql": {"connection": "db", "statement": "SELECT :x + 1 AS y"},
-        }
-    ],
-}
 ROLES = {
     "bench": {
         "rules": [
-            {"effect": "deny", "kinds": ["tool"], "match": ["bench__drop_*"]},
-            {"effect": "allow", "kinds": ["tool"], "match": ["bench__*"]},
+            {"effect": "deny", "kinds": ["tool"], "match": ["pack__delete_*"]},
+            {"effect": "allow", "kinds": ["tool"], "match": ["pack__*"]},
         ]
     }
 }
@@ -118,7 +107,7 @@ async def measure(
             "jsonrpc": "2.0",
             "id": 1,
             "method": "tools/call",
-            "params": {"name": TOOL, "arguments": {"x": 41}, "_meta": META},
+            "params": {"name": TOOL, "arguments": {"id": 7}, "_meta": META},
         }
     )
     headers = {
@@ -133,7 +122,7 @@ async def measure(
             async def send() -> None:
                 response = await http.post(urls[name], content=body, headers=headers[name])
                 content = response.content
-                if response.status_code != 200 or b'"y":42' not in content:
+                if response.status_code != 200 or b'"in_stock":true' not in content:
                     raise BenchError(f"{name}: bad answer {response.status_code} {content[:300]!r}")
 
             return send
@@ -193,7 +182,7 @@ def table(runs: dict[str, list[dict[str, Any]]], started: float, load: tuple[flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=1000, help="requests per batch")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
@@ -206,9 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         packs = workdir / "packs"
         packs.mkdir()
-        (packs / "bench.yaml").write_text(yaml.safe_dump(PACK, sort_keys=False))
         procs = Processes(workdir)
         try:
+            _endpoint, base = start_endpoint(procs)
+            (packs / "pack.yaml").write_text(yaml.safe_dump(rest_pack(base), sort_keys=False))
             urls, pids = {}, {}
             for name, secure in (("off", False), ("on", True)):
                 path, port = config(workdir, name, packs, secure)

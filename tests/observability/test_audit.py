@@ -406,9 +406,35 @@ def test_the_public_api_is_declared() -> None:
         "OUTCOMES",
         "AuditEvent",
         "AuditLog",
+        "DeferredDigest",
         "VerifyReport",
         "digest_arguments",
         "export",
         "search",
         "verify",
     }
+
+
+async def test_deferred_digests_are_computed_when_written(db: Database) -> None:
+    from catalyst_mcp.observability.audit import DeferredDigest, digest_arguments
+
+    arguments = {"query": "canary-deferred-1", "limit": 5}
+    async with AuditLog(db) as log:
+        log.record(
+            AuditEvent(
+                "a",
+                "user",
+                "tools/call",
+                "t",
+                "ok",
+                1.0,
+                {"arguments": DeferredDigest(arguments, frozenset({"limit"}), b"k" * 32)},
+            )
+        )
+    (record,) = await search(db)
+    assert record["detail"]["arguments"] == digest_arguments(
+        arguments, frozenset({"limit"}), key=b"k" * 32
+    )
+    assert record["detail"]["arguments"]["limit"] == {"value": 5}
+    assert "canary-deferred-1" not in str(record)
+    assert "canary" not in repr(DeferredDigest(arguments))

@@ -53,6 +53,7 @@ __all__ = [
     "OUTCOMES",
     "AuditEvent",
     "AuditLog",
+    "DeferredDigest",
     "VerifyReport",
     "digest_arguments",
     "export",
@@ -165,8 +166,30 @@ def _pending(at: int, event: AuditEvent) -> Pending:
         _cut(event.target, "target"),
         _cut(event.outcome, "outcome"),
         latency,
-        _plain(event.detail),
+        _plain(_resolved(event.detail)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredDigest:
+    """Call arguments to digest when the record is written, in the background, rather than on
+    the request path (a ``detail`` value). The arguments are only held until then."""
+
+    arguments: Mapping[str, Any] = field(repr=False)
+    record_values: frozenset[str] = frozenset()
+    key: bytes | None = field(default=None, repr=False)
+
+    def resolve(self) -> dict[str, Any]:
+        return digest_arguments(self.arguments, self.record_values, key=self.key)
+
+
+def _resolved(detail: Mapping[str, Any]) -> Mapping[str, Any]:
+    for value in detail.values():
+        if isinstance(value, DeferredDigest):
+            return {
+                k: v.resolve() if isinstance(v, DeferredDigest) else v for k, v in detail.items()
+            }
+    return detail
 
 
 def _plain(detail: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import AccessError, CatalystError, Forbidden, Unauthenticated
-from catalyst_mcp.observability.audit import AuditEvent, AuditLog, digest_arguments
+from catalyst_mcp.observability.audit import AuditEvent, AuditLog, DeferredDigest
 from catalyst_mcp.security.ratelimit import Check, MemoryLimiter, RateLimiter, RedisLimiter
 from catalyst_mcp.security.rbac import Kind, Policy, RoleSpec, load_roles
 
@@ -302,10 +302,8 @@ class Access:
         if audit is None:
             return
         detail: dict[str, Any] = {}
-        if arguments:
-            detail["arguments"] = digest_arguments(
-                arguments, self.record_values, key=self.audit_key
-            )
+        if arguments:  # digested by the writer, off the request path
+            detail["arguments"] = DeferredDigest(arguments, self.record_values, self.audit_key)
         if reason:
             detail["reason"] = reason
         if request_id is not None:
