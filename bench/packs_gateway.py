@@ -49,6 +49,9 @@ def start_gateway(
     settings = {
         "gateway": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
         "packs": {"path": str(packs), "watch": watch},
+        # the packs alone: what auth, RBAC, rate limits and audit add is bench/access.py's
+        "audit": {"enabled": False},
+        "storage": {"url": f"sqlite+aiosqlite:///{workdir / name}.db"},
     }
     config.write_text(json.dumps(settings, indent=2))  # JSON is YAML
     proc = procs.start(name, gateway_argv(config), env=child_env())
