@@ -267,6 +267,9 @@ def gateway_config(path: Path, port: int, server: dict[str, Any]) -> None:
     config = {
         "gateway": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
         "servers": {GATEWAY_SERVER: server},
+        "packs": {"path": None},
+        # the proxy path alone: what auth, RBAC, rate limits and audit add is bench/access.py's
+        "audit": {"enabled": False},
     }
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
 

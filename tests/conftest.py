@@ -31,13 +31,22 @@ PYTHON = sys.executable
 def _empty_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Run the tests in an empty working directory, not the repository root: its
     ``knowledge-packs/`` is the default ``packs.path``, and no test should serve (or watch) it
-    unless it asks to. Session-wide, so module-scoped gateways are built there too."""
+    unless it asks to; and with a state folder of their own (the default database). Session-wide,
+    so module-scoped gateways are built there too."""
     before = Path.cwd()
+    state = os.environ.get("XDG_STATE_HOME")
     os.chdir(tmp_path_factory.mktemp("cwd"))
+    # the default database (storage.url unset) lives in the user's state folder: a temporary
+    # one here, never the real user's
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
     try:
         yield
     finally:
         os.chdir(before)
+        if state is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = state
 
 
 def free_port() -> int:

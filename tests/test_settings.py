@@ -295,3 +295,19 @@ def test_the_template_shows_every_packs_setting_with_its_default() -> None:
     assert set(shown) == set(PacksSettings.model_fields)
     data = parse("packs:\n" + "".join(f"  {k}: {v}\n" for k, v in shown.items())).packs
     assert data == PacksSettings()
+
+
+def test_the_default_database_is_in_the_users_state_folder() -> None:
+    from catalyst_mcp.settings import StorageSettings
+
+    storage = StorageSettings()
+    assert storage.database_url({"XDG_STATE_HOME": "/s"}) == (
+        "sqlite+aiosqlite:////s/catalyst/catalyst.db"
+    )
+    assert storage.database_url({"HOME": "/home/ann"}) == (
+        "sqlite+aiosqlite:////home/ann/.local/state/catalyst/catalyst.db"
+    )
+    assert storage.database_url({"CATALYST_DATABASE_URL": "postgresql://db/x"}) == (
+        "postgresql://db/x"
+    )
+    assert StorageSettings(url="sqlite:///a.db").database_url({}) == "sqlite:///a.db"

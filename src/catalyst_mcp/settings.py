@@ -227,7 +227,16 @@ class PacksSettings(_Model):
 
 
 DATABASE_URL_ENV = "CATALYST_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.catalyst/catalyst.db"
+STATE_DIR_ENV = "XDG_STATE_HOME"
+
+
+def default_database_url(environ: Mapping[str, str]) -> str:
+    """The SQLite file in the user's state folder: ``$XDG_STATE_HOME/catalyst/catalyst.db``,
+    else ``~/.local/state/catalyst/catalyst.db`` (the same wherever the gateway is started:
+    a desktop client may start ``catalyst serve --stdio`` in any folder)."""
+    home = Path(environ.get("HOME") or Path.home())
+    base = environ.get(STATE_DIR_ENV) or str(home / ".local" / "state")
+    return f"sqlite+aiosqlite:///{Path(base) / 'catalyst' / 'catalyst.db'}"
 
 
 class StorageSettings(_Model):
@@ -237,8 +246,8 @@ class StorageSettings(_Model):
         None,
         description="SQLAlchemy async URL of the database, e.g. "
         "'postgresql+asyncpg://user@host/db'. Unset: the CATALYST_DATABASE_URL environment "
-        f"variable, else a SQLite file ({DEFAULT_DATABASE_URL}, relative to the working "
-        "directory).",
+        "variable, else the SQLite file catalyst/catalyst.db in the user's state folder "
+        "($XDG_STATE_HOME, else ~/.local/state).",
     )
     auto_upgrade: bool = Field(
         True,
@@ -249,7 +258,7 @@ class StorageSettings(_Model):
     def database_url(self, environ: Mapping[str, str] | None = None) -> str:
         """The URL in effect: this setting, else CATALYST_DATABASE_URL, else the SQLite file."""
         env = os.environ if environ is None else environ
-        return self.url or env.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+        return self.url or env.get(DATABASE_URL_ENV) or default_database_url(env)
 
 
 def _check_server_name(name: str) -> str:

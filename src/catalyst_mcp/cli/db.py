@@ -1,8 +1,8 @@
 """``catalyst db``: apply and inspect the database's schema migrations.
 
 The database is the configured ``storage.url``, else ``$CATALYST_DATABASE_URL``, else the
-SQLite file ``.catalyst/catalyst.db``. Exit code 4 when it cannot be reached, 1 when a
-migration fails.
+SQLite file ``catalyst/catalyst.db`` in the user's state folder. Exit code 4 when it cannot be
+reached, 1 when a migration fails.
 """
 
 from __future__ import annotations

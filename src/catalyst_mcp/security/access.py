@@ -113,9 +113,7 @@ class Access:
         from catalyst_mcp.storage.keys import KeyRepo
         from catalyst_mcp.storage.migrate import ensure_current
 
-        applied = await ensure_current(self.db, self.settings.storage.auto_upgrade)
-        if applied:
-            log.info("database %s migrated: %s", self.db.redacted_url, ", ".join(applied))
+        await ensure_current(self.db, self.settings.storage.auto_upgrade)  # logs what it did
         await self.reload_roles()
         if self.settings.auth.api_keys:
             self.keys = KeyAuthenticator(KeyRepo(self.db), self.settings.auth.key_cache_seconds)
