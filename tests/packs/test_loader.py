@@ -87,11 +87,11 @@ def test_pack_dir_and_env_references_expand(tmp_path: Path) -> None:
     ("url", "message"),
     [
         ("sqlite:///${env:NOPE}", "environment variable NOPE is not set"),
-        ("postgresql://u:${secret:PG}@h/db", "only resolved in a REST connection's headers"),
+        ("postgresql://u:${env:PG}@h/db", "environment variable PG is not set"),
         ("sqlite:///${home}/x.db", "unknown reference ${home}"),
         ("mysql://h/db", "database 'mysql' is not supported yet"),
     ],
-    ids=["unset-env", "secret", "unknown", "unsupported"],
+    ids=["unset-env", "unset-env-in-password", "unknown", "unsupported"],
 )
 def test_bad_connection_urls(tmp_path: Path, url: str, message: str) -> None:
     file = write_pack(tmp_path, "p.yaml", people_pack(url))
@@ -302,3 +302,9 @@ def test_an_api_key_in_the_query_may_have_any_name(tmp_path: Path) -> None:
     auth = {"type": "api_key", "name": "api key", "value": "k", "in": "query"}
     data = rest_pack({"base_url": "https://api.example.com", "auth": auth})
     assert load_pack(write_pack(tmp_path, "p.yaml", data)).pack.pack == "api"
+
+
+def test_a_secret_in_a_sql_url_stays_a_reference(tmp_path: Path) -> None:
+    data = people_pack("postgresql://app:${secret:PG_PASSWORD}@db.example.com/crm")
+    loaded = load_pack(write_pack(tmp_path, "p.yaml", data), environ={})
+    assert loaded.pack.connections["db"].url.endswith(":${secret:PG_PASSWORD}@db.example.com/crm")

@@ -3,10 +3,10 @@
 One broken pack never stops the others: :func:`load_packs` returns the valid packs and every
 problem of the invalid ones. References in connection settings are expanded first:
 ``${pack_dir}`` (the pack file's folder) and ``${env:NAME}`` (an environment variable);
-``${secret:NAME}`` is kept as it is in a REST connection's ``headers`` and ``auth`` values, to be
-resolved on each call for the caller from the secrets store (their own value, else the shared
-one: docs/security.md), and refused anywhere else. The values taken from
-the environment are secrets wherever they were used: :attr:`LoadedPack.env_values` keeps them
+``${secret:NAME}`` is kept as it is in a SQL connection's ``url`` and a REST connection's
+``headers`` and ``auth`` values, to be resolved on each call for the caller from the secrets
+store (their own value, else the shared one: docs/security.md), and refused anywhere else. The
+values taken from the environment are secrets wherever they were used: :attr:`LoadedPack.env_values` keeps them
 per connection, for the connector to scrub from messages and redact from recordings. An
 action's own values (path, query, headers, body) take no ``${...}`` reference.
 """
@@ -31,7 +31,7 @@ from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.packs.arguments import check_value
 from catalyst_mcp.packs.connectors.restauth import MIN_SECRET_LENGTH
 from catalyst_mcp.packs.connectors.restbuild import RESERVED_HEADERS, BuildError, plan_request
-from catalyst_mcp.packs.connectors.sql import async_url
+from catalyst_mcp.packs.connectors.sql import async_url, fill_secrets
 from catalyst_mcp.packs.schema import (
     IDENTIFIER,
     TEMPLATE_VARIABLE,
@@ -199,11 +199,13 @@ def _expand(
                 return env[name]
             message = f"environment variable {name} is not set (referenced as ${{env:{name}}})"
         elif kind == "secret" and SECRET_NAME.match(name):
-            if rest and len(loc) > 3 and loc[2] in ("headers", "auth"):
+            if (rest and len(loc) > 3 and loc[2] in ("headers", "auth")) or (
+                not rest and loc[2:] == ("url",)
+            ):
                 return match.group(0)  # resolved on each call, for the caller
             message = (
-                f"${{secret:{name}}} is only resolved in a REST connection's headers and auth "
-                "values (for each caller); here use ${env:NAME}"
+                f"${{secret:{name}}} is only resolved in a SQL connection's url and a REST "
+                "connection's headers and auth values (for each caller); here use ${env:NAME}"
             )
         else:
             message = f"unknown reference ${{{ref}}}: use ${{pack_dir}} or ${{env:NAME}}"
@@ -240,7 +242,7 @@ def _check(pack: Pack, source: LocatedYaml, folder: Path) -> list[ConfigProblem]
     for name, conn in pack.connections.items():
         if isinstance(conn, SqlConnection):
             try:
-                async_url(conn.url)
+                async_url(fill_secrets(conn.url, {}))
             except ValueError as error:
                 problem(("connections", name, "url"), str(error))
         else:

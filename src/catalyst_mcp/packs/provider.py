@@ -67,7 +67,7 @@ class PackProvider(Provider):
         self.connectors: dict[str, SqlConnector | RestConnector] = {}
         for name, conn in pack.connections.items():
             if isinstance(conn, SqlConnection):
-                self.connectors[name] = SqlConnector(name, conn)
+                self.connectors[name] = SqlConnector(name, conn, secrets=secrets)
             else:
                 from catalyst_mcp.packs.connectors.rest import RestConnector
 
@@ -121,7 +121,7 @@ class PackProvider(Provider):
             values = check_arguments(tool.parameters, params.get("arguments"))
             async with self.limiter.slot():
                 if tool.sql is not None:
-                    result = await self._run(tool.sql, tool.parameters, values)
+                    result = await self._run(tool.sql, tool.parameters, values, ctx)
                     structured: Json | None = {"rows": result.rows, "truncated": result.truncated}
                     text = rows_text(result)
                 else:
@@ -138,7 +138,11 @@ class PackProvider(Provider):
         return out
 
     async def _run(
-        self, action: SqlAction, params: dict[str, ParamSpec], values: Json
+        self,
+        action: SqlAction,
+        params: dict[str, ParamSpec],
+        values: Json,
+        ctx: CallContext | None = None,
     ) -> QueryResult:
         connector = self.connectors[action.connection]
         assert isinstance(connector, SqlConnector)  # the loader checks the connection's kind
@@ -146,7 +150,7 @@ class PackProvider(Provider):
         if statement is None:
             arrays = {name for name, spec in params.items() if spec.type == "array"}
             statement = self._statements[id(action)] = SqlStatement(action, arrays)
-        return await connector.query(statement, values, action.max_rows)
+        return await connector.query(statement, values, action.max_rows, ctx)
 
     async def _request(
         self, action: RestAction, values: Json, ctx: CallContext | None
@@ -205,7 +209,7 @@ class PackProvider(Provider):
         else:
             assert spec.sql is not None  # the schema requires one source
             params = {v: spec.parameters.get(v, ParamSpec(type="string")) for v in spec.variables}
-            result = await self._run(spec.sql, params, values)
+            result = await self._run(spec.sql, params, values, ctx)
             if not result.rows:
                 raise ResourceNotFound(f"Resource not found: {uri}", data={"uri": uri})
             data: Any = {"rows": result.rows, "truncated": result.truncated}

@@ -201,3 +201,41 @@ async def test_an_identifier_outside_the_allow_list_is_refused(
     assert result["isError"] is True
     assert result["content"][0]["text"] == "argument 'by' must be one of ['id', 'name', 'email']"
     assert await everyone(provider) == before
+
+
+async def test_a_url_with_secrets_gets_each_callers_own_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    from catalyst_mcp.context import Identity
+    from catalyst_mcp.errors import PackError
+    from catalyst_mcp.packs.connectors.sql import SqlConnector
+    from catalyst_mcp.packs.schema import SqlConnection
+
+    for who in ("alice", "shared"):
+        folder = tmp_path / who
+        folder.mkdir()
+        with sqlite3.connect(folder / "db.sqlite") as db:
+            db.execute("CREATE TABLE t (owner TEXT)")
+            db.execute("INSERT INTO t VALUES (?)", (who,))
+    values = {("alice", "DIR"): str(tmp_path / "alice"), ("*", "DIR"): str(tmp_path / "shared")}
+
+    async def lookup(name: str, ctx: CallContext | None) -> str | None:
+        subject = ctx.identity.subject if ctx is not None else "*"
+        return values.get((subject, name)) or values.get(("*", name))
+
+    config = SqlConnection(type="sql", url="sqlite:///${secret:DIR}/db.sqlite")
+    connector = SqlConnector("db", config, secrets=lookup)
+    try:
+
+        def ctx_of(user: str) -> CallContext:
+            return CallContext("modern", "2026-07-28", identity=Identity(user, "user"))
+
+        for user, expected in (("alice", "alice"), ("bob", "shared"), ("alice", "alice")):
+            result = await connector.query("SELECT owner FROM t", {}, 10, ctx_of(user))
+            assert result.rows == [{"owner": expected}]
+        assert len(connector._engines) == 2  # one per distinct filled-in URL
+        del values[("*", "DIR")]
+        with pytest.raises(PackError, match="secret DIR is not set for this user"):
+            await connector.query("SELECT owner FROM t", {}, 10, ctx_of("carol"))
+    finally:
+        await connector.close()

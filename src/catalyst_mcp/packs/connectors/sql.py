@@ -18,20 +18,46 @@ import asyncio
 import base64
 import datetime
 import decimal
+import hashlib
 import logging
+import re
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import bindparam, event, exc, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.schema import TEMPLATE_VARIABLE, SqlAction, SqlConnection
 
-__all__ = ["ASYNC_DRIVERS", "QueryResult", "SqlConnector", "SqlStatement", "async_url"]
+if TYPE_CHECKING:
+    from catalyst_mcp.packs.connectors.restauth import SecretLookup
+
+__all__ = [
+    "ASYNC_DRIVERS",
+    "QueryResult",
+    "SqlConnector",
+    "SqlStatement",
+    "async_url",
+    "fill_secrets",
+]
+
+SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z0-9_.\-]{1,128})\}")
+MAX_ENGINES = 32  # per connection: one per distinct caller's credentials
+PLACEHOLDER = "secret"
+
+
+def fill_secrets(url: str, values: dict[str, str]) -> str:
+    """``url`` with each ``${secret:NAME}`` replaced by its value, percent-encoded for a URL
+    (a placeholder where ``values`` has none: enough to check the URL's form)."""
+    return SECRET_REFERENCE.sub(lambda m: quote(values.get(m.group(1), PLACEHOLDER), safe=""), url)
+
 
 log = logging.getLogger("catalyst.packs.sql")
 
@@ -101,17 +127,53 @@ def async_url(raw: str) -> URL:
 
 
 class SqlConnector:
-    """One declared ``sql`` connection: a lazily connecting async engine."""
+    """One declared ``sql`` connection: a lazily connecting async engine.
 
-    def __init__(self, name: str, config: SqlConnection) -> None:
+    A URL with ``${secret:NAME}`` (a password, say) is filled in for each caller from the
+    secrets store (their own value, else the shared one) and gets one engine per distinct
+    filled-in URL, the least recently used of which are disposed beyond ``MAX_ENGINES``.
+    """
+
+    def __init__(
+        self, name: str, config: SqlConnection, *, secrets: SecretLookup | None = None
+    ) -> None:
         self.name = name
         self.config = config
-        self.url = async_url(config.url)
+        self.secret_names = sorted(set(SECRET_REFERENCE.findall(config.url)))
+        self.secrets = secrets
+        self.url = async_url(fill_secrets(config.url, {}))  # placeholders: dialect and driver
         self.backend = self.url.get_backend_name()
         self._engine: AsyncEngine | None = None
+        self._engines: OrderedDict[str, AsyncEngine] = OrderedDict()  # by filled-in URL
         self._interrupts: set[asyncio.Future[None]] = set()
 
-    def _create(self) -> AsyncEngine:
+    async def engine_for(self, ctx: CallContext | None) -> AsyncEngine:
+        """The engine for this caller: the one engine, or theirs when the URL names secrets."""
+        if not self.secret_names:
+            return self.engine
+        values = {}
+        for secret in self.secret_names:
+            value = await self.secrets(secret, ctx) if self.secrets is not None else None
+            if value is None:
+                raise PackError(
+                    f"connection '{self.name}': secret {secret} is not set for this user"
+                    if self.secrets is not None
+                    else f"connection '{self.name}': ${{secret:{secret}}} needs the secrets store"
+                )
+            values[secret] = value
+        key = hashlib.sha256(fill_secrets(self.config.url, values).encode()).hexdigest()
+        engine = self._engines.get(key)
+        if engine is not None:
+            self._engines.move_to_end(key)
+            return engine
+        engine = self._create(async_url(fill_secrets(self.config.url, values)))
+        self._engines[key] = engine
+        if len(self._engines) > MAX_ENGINES:
+            _, oldest = self._engines.popitem(last=False)
+            await oldest.dispose()
+        return engine
+
+    def _create(self, url: URL | None = None) -> AsyncEngine:
         kwargs: dict[str, Any] = {}
         connect_args: dict[str, Any] = {}
         if self.backend == "postgresql":
@@ -121,7 +183,7 @@ class SqlConnector:
             if self.config.read_only:
                 settings["default_transaction_read_only"] = "on"
             connect_args["server_settings"] = settings
-        engine = create_async_engine(self.url, connect_args=connect_args, **kwargs)
+        engine = create_async_engine(url or self.url, connect_args=connect_args, **kwargs)
         if self.backend == "sqlite" and self.config.read_only:
             event.listen(engine.sync_engine, "connect", _sqlite_query_only)
         return engine
@@ -133,7 +195,11 @@ class SqlConnector:
         return self._engine
 
     async def query(
-        self, statement: str | SqlStatement, values: dict[str, Any], max_rows: int
+        self,
+        statement: str | SqlStatement,
+        values: dict[str, Any],
+        max_rows: int,
+        ctx: CallContext | None = None,
     ) -> QueryResult:
         """Run ``statement`` with ``values`` bound; at most ``max_rows`` rows come back.
 
@@ -144,11 +210,12 @@ class SqlConnector:
         timeout = self.config.timeout_seconds
         interrupted = False
         try:
+            engine = await self.engine_for(ctx)
             if isinstance(statement, str):
                 clause = text(statement)
             else:
-                clause = statement.clause(values, self.engine.dialect)
-            async with self.engine.connect() as conn:
+                clause = statement.clause(values, engine.dialect)
+            async with engine.connect() as conn:
                 stop = None
                 if self.backend == "sqlite":
                     raw = (await conn.get_raw_connection()).driver_connection
@@ -206,8 +273,11 @@ class SqlConnector:
         return PackError(f"the query on connection '{self.name}' failed (database error)")
 
     async def close(self) -> None:
+        engines, self._engines = list(self._engines.values()), OrderedDict()
         if self._engine is not None:
-            engine, self._engine = self._engine, None
+            engines.append(self._engine)
+            self._engine = None
+        for engine in engines:
             await engine.dispose()
 
 
