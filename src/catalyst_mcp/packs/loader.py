@@ -6,9 +6,10 @@ problem of the invalid ones. References in connection settings are expanded firs
 ``${secret:NAME}`` is kept as it is in a SQL connection's ``url`` and a REST connection's
 ``headers`` and ``auth`` values, to be resolved on each call for the caller from the secrets
 store (their own value, else the shared one: docs/security.md), and refused anywhere else. The
-values taken from the environment are secrets wherever they were used: :attr:`LoadedPack.env_values` keeps them
-per connection, for the connector to scrub from messages and redact from recordings. An
-action's own values (path, query, headers, body) take no ``${...}`` reference.
+values taken from the environment are secrets wherever they were used:
+:attr:`LoadedPack.env_values` keeps them per connection, for the connector to scrub from
+messages and redact from recordings. An action's own values (path, query, headers, body) take
+no ``${...}`` reference.
 """
 
 from __future__ import annotations
