@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.api import AdminApi
-from catalyst_mcp.errors import ConfigProblem, InvalidRequest
+from catalyst_mcp.errors import CatalystError, ConfigProblem, InvalidRequest
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.hub import NotificationHub
 from catalyst_mcp.protocol.jsonrpc import error_response
@@ -24,6 +24,7 @@ from catalyst_mcp.providers import Provider
 from catalyst_mcp.registry import Registry
 from catalyst_mcp.security.access import Access
 from catalyst_mcp.security.injection import SecretInjector
+from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.settings import Settings
 from catalyst_mcp.transports.asgi import (
     OriginPolicy,
@@ -202,6 +203,9 @@ class Gateway:
                 await send_json(send, 200, {"status": "ok"})
             elif path == "/ready":
                 report = self.readiness()
+                if self.access.required and not await self._admin(headers):
+                    # with auth on, what is served stays private: probes get the status only
+                    report = {"status": report["status"]}
                 strict = b"strict" in scope.get("query_string", b"")
                 ok = report["status"] == "ready" or (report["status"] == "degraded" and not strict)
                 await send_json(send, 200 if ok else 503, report)
@@ -221,6 +225,17 @@ class Gateway:
                 await send_bytes(send, 404, b'{"error":"not found"}')
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _admin(self, headers: dict[bytes, bytes]) -> bool:
+        """Whether the request carries an administrator's valid credentials."""
+        authorization = headers.get(b"authorization")
+        if authorization is None:
+            return False
+        try:
+            identity = await self.access.authenticate(authorization)
+        except CatalystError:
+            return False
+        return ADMIN_ROLE in identity.roles
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

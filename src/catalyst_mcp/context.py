@@ -14,7 +14,7 @@ from typing import Any
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId
 from catalyst_mcp.protocol.versions import Era
 
-__all__ = ["ANONYMOUS", "Asker", "CallContext", "Emitter", "Identity"]
+__all__ = ["ANONYMOUS", "Asker", "CallContext", "Emitter", "Identity", "same_caller"]
 
 Emitter = Callable[[Message], Awaitable[None]]
 Asker = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -38,6 +38,13 @@ class Identity:
 
 
 ANONYMOUS = Identity()
+
+
+def same_caller(a: Identity, b: Identity) -> bool:
+    """Whether two requests come from the same caller, authenticated the same way (a legacy
+    session belongs to its opener: a JWT of the same name does not get an API-key user's
+    session). Roles and scopes are not compared: each request is authorized on its own."""
+    return a.subject == b.subject and a.via == b.via
 
 
 async def _drop(message: Message) -> None:

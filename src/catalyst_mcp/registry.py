@@ -208,6 +208,13 @@ class Registry:
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
         return self._views[kind]
 
+    def is_listed(self, kind: str, public: str) -> bool:
+        """Whether ``public`` names a listed tool, prompt, resource or resource template (RBAC
+        kinds: ``tool``, ``prompt``, ``resource``)."""
+        if kind == "resource":
+            return public in self._names["resources"] or public in self._names["resourceTemplates"]
+        return public in self._names["tools" if kind == "tool" else "prompts"]
+
     def owner_name(self, kind: ListKind, public: str) -> str | None:
         """The name of the provider serving the listed item ``public``."""
         found = self._names[kind].get(public)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import orjson
 import pytest
 import pytest_asyncio
 
@@ -278,3 +279,100 @@ async def test_without_auth_the_local_user_is_an_admin_and_calls_are_audited(
         assert set(record["detail"]["arguments"]) == {"text"}
     finally:
         await gw.stop()
+
+
+# ---- every way to reach an object is checked ----------------------------------------------------
+
+
+async def test_completion_of_a_denied_prompt_is_refused_and_audited(gateway: Gateway) -> None:
+    client = AsgiClient(gateway.asgi)
+    analyst = await key_for(gateway, "ann", ("analyst",))
+    params = {
+        "ref": {"type": "ref/prompt", "name": "fake__hello"},
+        "argument": {"name": "who", "value": "a"},
+    }
+    error = (await call(client, "completion/complete", params, analyst)).message()["error"]
+    assert error["code"] == -32003
+    assert "prompt 'fake__hello'" in error["message"]
+    assert gateway.access.audit is not None and gateway.db is not None
+    await gateway.access.audit.flush()
+    (record,) = await search(gateway.db, action="completion/complete")
+    assert (record["target"], record["outcome"]) == ("fake__hello", "denied")
+
+
+async def test_subscriptions_to_a_denied_resource_are_refused(gateway: Gateway) -> None:
+    client = AsgiClient(gateway.asgi)
+    analyst = await key_for(gateway, "ann", ("analyst",))
+    uri = "catalyst://fake/mem://a"
+    # legacy: resources/subscribe is a clear refusal
+    opened = await client.post("/mcp", initialize_request(), {**JSON_HEADERS, **bearer(analyst)})
+    own = {**JSON_HEADERS, **bearer(analyst), "mcp-session-id": opened.headers["mcp-session-id"]}
+    answer = await client.post("/mcp", legacy_request("resources/subscribe", {"uri": uri}), own)
+    assert answer.message()["error"]["code"] == -32003
+    # modern: the listen stream acknowledges only what the caller may follow
+    message = modern_request(
+        "subscriptions/listen", {"notifications": {"resourceSubscriptions": [uri]}}
+    )
+    headers = {**modern_headers(message), **bearer(analyst)}
+    async with client.stream("POST", "/mcp", headers=headers, body=orjson.dumps(message)) as sse:
+        first = await sse.next_message()
+    assert first["params"]["notifications"].get("resourceSubscriptions") == []
+    provider = gateway.registry.provider("fake")
+    assert isinstance(provider, FakeProvider) and provider.subscribed == []
+
+
+async def test_each_legacy_request_is_authorized_as_its_own_sender(gateway: Gateway) -> None:
+    client = AsgiClient(gateway.asgi)
+    broad = await key_for(gateway, "alice", ("admin",))
+    assert gateway.db is not None
+    narrow = apikeys.generate()
+    await KeyRepo(gateway.db).create(
+        "alice", "n", narrow.prefix, narrow.key_hash, ["tool:fake__echo"]
+    )
+    opened = await client.post("/mcp", initialize_request(), {**JSON_HEADERS, **bearer(broad)})
+    session = opened.headers["mcp-session-id"]
+    riding = {**JSON_HEADERS, **bearer(narrow.token), "mcp-session-id": session}
+    call_all = legacy_request("tools/call", {"name": "fake__delete_all", "arguments": {}})
+    assert (await client.post("/mcp", call_all, riding)).message()["error"]["code"] == -32003
+    # a token of the same name, authenticated another way, does not get the session at all
+    token = jwt.encode(
+        {"sub": "alice", "aud": RESOURCE, "exp": int(time.time()) + 60, "roles": ["admin"]},
+        SECRET,
+        algorithm="HS256",
+    )
+    other = {**JSON_HEADERS, **bearer(token), "mcp-session-id": session}
+    assert (await client.post("/mcp", call_all, other)).status == 404
+
+
+async def test_reserved_subjects_and_huge_names_are_refused(gateway: Gateway) -> None:
+    client = AsgiClient(gateway.asgi)
+    star = jwt.encode({"sub": "*", "aud": RESOURCE, "exp": int(time.time()) + 60}, SECRET)
+    refused = await call(client, "tools/list", None, star)
+    assert refused.status == 401 and "reserved" in refused.json()["error"]["message"]
+    token = await key_for(gateway, "root", ("admin",))
+    huge = await call(client, "tools/call", {"name": "fake__" + "x" * 5000}, token)
+    assert "at most 2048 characters" in huge.message()["error"]["message"]
+
+
+async def test_ready_shows_only_the_status_unless_an_admin_asks(gateway: Gateway) -> None:
+    client = AsgiClient(gateway.asgi)
+    assert (await client.get("/ready")).json() == {"status": "ready"}
+    nobody = await key_for(gateway, "nemo", ())
+    assert (await client.get("/ready", headers=bearer(nobody))).json() == {"status": "ready"}
+    admin = await key_for(gateway, "root", ("admin",))
+    assert "servers" in (await client.get("/ready", headers=bearer(admin))).json()
+
+
+def test_metadata_needs_the_resource_url() -> None:
+    with pytest.raises(ValueError, match=r"auth\.resource_url is required"):
+        Settings.model_validate(
+            {"auth": {"enabled": True, "authorization_servers": ["https://idp.example.com"]}}
+        )
+
+
+def test_rate_limit_buckets_of_different_users_never_collide(tmp_path: Path) -> None:
+    from catalyst_mcp.security.access import Access
+
+    limits = {"per_tool": {"rate_per_second": 1, "burst": 1}}
+    access = Access(settings(tmp_path, rate_limits=limits))
+    assert access._checks("a", "b:c", "s")[0].key != access._checks("a:b", "c", "s")[0].key

@@ -146,3 +146,32 @@ def test_secret_references_of_env_and_headers_are_filled_per_user() -> None:
     filled = provider._configured({"TOKEN": "t-1", "ORG": "acme"})
     assert filled.headers == {"Authorization": "Bearer t-1", "X-Org": "acme"}
     assert config.headers["Authorization"] == "Bearer ${secret:TOKEN}"  # the template stays
+
+
+async def test_reaping_skips_instances_replaced_or_used_meanwhile() -> None:
+    from catalyst_mcp.security.injection import SecretInjector
+    from catalyst_mcp.settings import ServerConfig
+    from catalyst_mcp.upstreams.peruser import _Instance
+
+    class Stub:
+        def __init__(self) -> None:
+            self.stopped = False
+
+        async def stop(self) -> None:
+            self.stopped = True
+            await asyncio.sleep(0)
+            # while this one stops, bob's instance is replaced by a new start
+            provider.users["bob"] = fresh
+
+    config = ServerConfig.model_validate({"command": "x", "env": {"T": "${secret:T}"}})
+    provider = PerUserUpstream("s", "s", config, 30.0, SecretInjector())
+    provider.clock = lambda: 1000.0
+    old_alice, old_bob, fresh = Stub(), Stub(), _Instance(Stub(), "d2", 999.0)  # type: ignore[arg-type]
+    provider.users = {
+        "alice": _Instance(old_alice, "d", 0.0),  # type: ignore[arg-type]
+        "bob": _Instance(old_bob, "d", 0.0),  # type: ignore[arg-type]
+    }
+    provider.idle_seconds = 10
+    assert await provider.reap_idle() == 1  # alice's; bob's new instance is not touched
+    assert old_alice.stopped and not old_bob.stopped
+    assert provider.users == {"bob": fresh}

@@ -25,7 +25,7 @@ from catalyst_mcp.errors import (
     UnsupportedVersion,
     UpstreamRejected,
 )
-from catalyst_mcp.protocol.hub import NotificationHub
+from catalyst_mcp.protocol.hub import MAX_SUBSCRIPTIONS, NotificationHub
 from catalyst_mcp.protocol.jsonrpc import Message, error_response, result_response
 from catalyst_mcp.protocol.legacy import LegacySession, SessionStore, negotiate_version
 from catalyst_mcp.protocol.server import McpServer
@@ -44,7 +44,6 @@ __all__ = ["Dispatcher", "ModernMeta", "error_for", "modern_meta"]
 log = logging.getLogger("catalyst.protocol")
 
 ModernMeta = dict[str, Any]
-MAX_SUBSCRIPTIONS = 256
 
 
 def modern_meta(message: Message) -> ModernMeta | None:
@@ -165,9 +164,16 @@ class Dispatcher:
         return session, result_response(message["id"], self.server.initialize_result(version))
 
     async def legacy(
-        self, session: LegacySession, message: Message, emit: Emitter
+        self,
+        session: LegacySession,
+        message: Message,
+        emit: Emitter,
+        identity: Identity | None = None,
     ) -> Message | None:
-        """Serve one message of a legacy session; None when there is nothing to send back."""
+        """Serve one message of a legacy session; None when there is nothing to send back.
+        ``identity``: who sent this request (authorized on its own: roles and key scopes may
+        have changed since the session was opened); default: whoever opened it."""
+        caller = session.identity if identity is None else identity
         if "method" not in message:
             session.answer(message)
             return None
@@ -185,7 +191,7 @@ class Dispatcher:
                 return result_response(request_id, session.set_level(params))
             if method in ("resources/subscribe", "resources/unsubscribe"):
                 return result_response(
-                    request_id, await self._subscription(session, method, params)
+                    request_id, await self._subscription(session, method, params, caller)
                 )
             if method == "initialize":
                 raise InvalidRequest("Invalid Request: the session is already initialized")
@@ -204,7 +210,7 @@ class Dispatcher:
             emit=emit,
             ask=partial(session.ask, emit),
             session_id=session.id,
-            identity=session.identity,
+            identity=caller,
         )
         task = asyncio.current_task()
         if task is not None:
@@ -220,12 +226,13 @@ class Dispatcher:
             session.inflight.pop(request_id, None)
 
     async def _subscription(
-        self, session: LegacySession, method: str, params: dict[str, Any]
+        self, session: LegacySession, method: str, params: dict[str, Any], caller: Identity
     ) -> dict[str, Any]:
         uri = params.get("uri")
         if not isinstance(uri, str):
             raise InvalidParams(f'{method} needs a string "uri"')
         if method == "resources/subscribe":
+            self.server.check_subscribe(caller, uri)
             if len(session.subscriptions) >= MAX_SUBSCRIPTIONS and uri not in session.subscriptions:
                 raise InvalidParams(
                     f"a session may subscribe to at most {MAX_SUBSCRIPTIONS} resources"

@@ -8,6 +8,7 @@ the listen request's id.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ CHANGED_METHOD: dict[ListKind, tuple[str, str]] = {
     "prompts": ("notifications/prompts/list_changed", "promptsListChanged"),
 }
 QUEUE_LIMIT = 1000
+MAX_SUBSCRIPTIONS = 256  # resource URIs one listener or legacy session may subscribe to
 
 
 def accepted_filter(requested: Any) -> dict[str, Any]:
@@ -93,12 +95,18 @@ class NotificationHub:
             if uri in listener.filter.get("resourceSubscriptions", ()):
                 listener.offer(listener.tagged("notifications/resources/updated", {"uri": uri}))
 
-    async def add(self, listener: Listener) -> None:
-        """Register a listener; resource URIs nobody serves are dropped from its filter."""
+    async def add(self, listener: Listener, allowed: Callable[[str], bool] | None = None) -> None:
+        """Register a listener. Resource URIs nobody serves, and those ``allowed`` refuses
+        (RBAC: the caller may not read them), are dropped from its filter alike; at most
+        :data:`MAX_SUBSCRIPTIONS` are kept."""
         uris = listener.filter.get("resourceSubscriptions")
         if uris is not None:
-            kept = []
+            kept: list[str] = []
             for uri in uris:
+                if len(kept) >= MAX_SUBSCRIPTIONS:
+                    break
+                if allowed is not None and not allowed(uri):
+                    continue
                 try:
                     await self.registry.subscribe(uri)
                 except NotFound:

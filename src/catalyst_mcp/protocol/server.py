@@ -17,12 +17,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp import __version__
-from catalyst_mcp.context import CallContext
+from catalyst_mcp.context import CallContext, Identity
 from catalyst_mcp.errors import (
     AccessError,
     CatalystError,
+    Forbidden,
     InvalidParams,
     MethodNotFound,
+    NotFound,
     UpstreamError,
     UpstreamRejected,
 )
@@ -55,7 +57,9 @@ GUARDED: dict[str, tuple[Kind, str]] = {
     "tools/call": ("tool", "name"),
     "prompts/get": ("prompt", "name"),
     "resources/read": ("resource", "uri"),
+    "completion/complete": ("prompt", "ref"),  # or a resource: the ref says which (no limits)
 }
+MAX_NAME = 2048  # characters of a tool or prompt name, or a resource URI, a client may send
 LIST_KINDS: dict[ListKind, tuple[Kind, str]] = {
     "tools": ("tool", "name"),
     "prompts": ("prompt", "name"),
@@ -142,7 +146,9 @@ class McpServer:
         """Serve a call on one object and audit it, refused or not."""
         started = time.perf_counter()
         target = params.get(GUARDED[method][1])
-        target = target if isinstance(target, str) else ""
+        if isinstance(target, dict):  # completion/complete: a ref/prompt or ref/resource
+            target = target.get("name") or target.get("uri")
+        target = target[:MAX_NAME] if isinstance(target, str) else ""
         arguments = params.get("arguments")
         arguments = arguments if isinstance(arguments, dict) else None
         try:
@@ -151,6 +157,8 @@ class McpServer:
             access.record_refusal(ctx.identity, method, target, exc, ctx.request_id)
             raise
         except CatalystError as exc:
+            if method == "completion/complete":
+                raise  # suggestions as someone types: only refusals are worth a record
             access.record(
                 ctx.identity,
                 method,
@@ -162,6 +170,8 @@ class McpServer:
                 request_id=ctx.request_id,
             )
             raise
+        if method == "completion/complete":
+            return result
         access.record(
             ctx.identity,
             method,
@@ -173,10 +183,52 @@ class McpServer:
         )
         return result
 
-    async def _admit(self, ctx: CallContext, provider: Provider, name: str) -> None:
-        """RBAC and rate limits for a call of ``name`` (public) served by ``provider``."""
+    async def _admit(
+        self,
+        ctx: CallContext,
+        provider: Provider,
+        name: str,
+        kind: Kind | None = None,
+        *,
+        limit: bool = True,
+    ) -> None:
+        """RBAC, key scopes and rate limits for a call of ``name`` (public) served by
+        ``provider``; names longer than :data:`MAX_NAME` are refused before anything else."""
+        if len(name) > MAX_NAME:
+            raise InvalidParams(f"names and URIs are at most {MAX_NAME} characters")
         if self.access is not None:
-            await self.access.admit(ctx.identity, GUARDED[ctx.method][0], name, provider.name)
+            kind = kind or GUARDED[ctx.method][0]
+            listed = self.registry.is_listed(kind, name)
+            if limit:
+                await self.access.admit(ctx.identity, kind, name, provider.name, listed=listed)
+            else:
+                self.access.authorize(ctx.identity, kind, name, provider.name, listed=listed)
+
+    def check_subscribe(self, identity: Identity, uri: str) -> None:
+        """Forbidden unless ``identity`` may read ``uri`` (its updates are as good as reading
+        it); a URI nobody serves is left for the subscription itself to refuse."""
+        if self.access is None or len(uri) > MAX_NAME:
+            return
+        try:
+            provider, _ = self.registry.resolve_uri(uri)
+        except NotFound:
+            return
+        listed = self.registry.is_listed("resource", uri)
+        self.access.authorize(identity, "resource", uri, provider.name, listed=listed)
+
+    def may_subscribe(self, identity: Identity) -> Callable[[str], bool]:
+        """A predicate for ``subscriptions/listen``: the URIs ``identity`` may follow."""
+
+        def allowed(uri: str) -> bool:
+            if len(uri) > MAX_NAME:
+                return False
+            try:
+                self.check_subscribe(identity, uri)
+            except Forbidden:
+                return False
+            return True
+
+        return allowed
 
     # ---- lists -------------------------------------------------------------------------------
 
@@ -208,6 +260,8 @@ class McpServer:
         name = params.get("name")
         if not isinstance(name, str):
             raise InvalidParams('tools/call needs a string "name"')
+        if len(name) > MAX_NAME:
+            raise InvalidParams(f"names and URIs are at most {MAX_NAME} characters")
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams('"arguments" must be an object')
@@ -246,9 +300,11 @@ class McpServer:
             raise InvalidParams('completion/complete needs a "ref" object')
         if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
             provider, original = self.registry.resolve("prompts", ref["name"])
+            await self._admit(ctx, provider, ref["name"], "prompt", limit=False)
             ref = {**ref, "name": original}
         elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
             provider, original = self.registry.resolve_uri(ref["uri"])
+            await self._admit(ctx, provider, ref["uri"], "resource", limit=False)
             ref = {**ref, "uri": original}
         else:
             raise InvalidParams('"ref" must be a ref/prompt with "name" or ref/resource with "uri"')

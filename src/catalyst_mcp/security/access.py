@@ -53,6 +53,7 @@ SECRET_KEY_ENV = "CATALYST_SECRET_KEY"  # noqa: S105 (a variable name, not a sec
 TOUCH_SECONDS = 10.0
 ROLES_SECONDS = 30.0
 MAX_CACHED_CHECKS = 100_000
+MAX_REASON = 500  # characters of a refusal's reason kept in its audit record
 T = TypeVar("T")
 
 
@@ -195,14 +196,17 @@ class Access:
 
     # ---- what they may do ---------------------------------------------------------------
 
-    async def admit(self, identity: Identity, kind: Kind, name: str, server: str) -> None:
-        """Allow one call or raise Forbidden / RateLimited (the caller audits the refusal)."""
+    def authorize(
+        self, identity: Identity, kind: Kind, name: str, server: str, *, listed: bool = True
+    ) -> None:
+        """RBAC and key scopes for one object, or Forbidden. ``listed``: the name is one the
+        registry lists (decisions about other names are not cached)."""
         policy = self.policy
         roles = self.anonymous.roles if identity.kind == "anonymous" else identity.roles
         on_server = policy.decide(roles, "server", server, server)
         if not on_server.allowed and on_server.rule is not None:
             raise Forbidden(f"Forbidden: {on_server.reason}")
-        decision = policy.decide(roles, kind, name, server)
+        decision = policy.decide(roles, kind, name, server, remember=listed)
         if not decision.allowed:
             raise Forbidden(f"Forbidden: {decision.reason}")
         scopes = identity.scopes
@@ -212,13 +216,21 @@ class Access:
             and not _in_scopes(scopes, kind, name, server)
         ):
             raise Forbidden(f"Forbidden: the API key's scopes do not include {kind} {name!r}")
+
+    async def admit(
+        self, identity: Identity, kind: Kind, name: str, server: str, *, listed: bool = True
+    ) -> None:
+        """Allow one call or raise Forbidden / RateLimited (the caller audits the refusal)."""
+        self.authorize(identity, kind, name, server, listed=listed)
         if self.limiter is not None:
             key = (identity.subject, name, server)
             checks = self._check_cache.get(key)
             if checks is None:
-                if len(self._check_cache) >= MAX_CACHED_CHECKS:
-                    self._check_cache.clear()
-                checks = self._check_cache[key] = self._checks(*key)
+                checks = self._checks(*key)
+                if listed:  # names a caller made up are not kept
+                    if len(self._check_cache) >= MAX_CACHED_CHECKS:
+                        self._check_cache.clear()
+                    self._check_cache[key] = checks
             if self._take is not None:
                 self._take(checks)
             else:
@@ -227,14 +239,16 @@ class Access:
     def _checks(self, subject: str, name: str, server: str) -> list[Check]:
         limits = self.settings.rate_limits
         checks = []
+        # length-prefixed: user "a" on tool "b:c" and user "a:b" on tool "c" get two buckets
+        who = f"{len(subject)}:{subject}"
         if limits.per_user is not None:
             u = limits.per_user
-            checks.append(Check(f"user:{subject}", u.rate_per_second, u.burst, f"user '{subject}'"))
+            checks.append(Check(f"user:{who}", u.rate_per_second, u.burst, f"user '{subject}'"))
         if limits.per_tool is not None:
             t = limits.per_tool
             checks.append(
                 Check(
-                    f"tool:{subject}:{name}",
+                    f"tool:{who}:{name}",
                     t.rate_per_second,
                     t.burst,
                     f"'{name}' for user '{subject}'",
@@ -244,7 +258,7 @@ class Access:
             s = limits.per_server
             checks.append(
                 Check(
-                    f"server:{subject}:{server}",
+                    f"server:{who}:{server}",
                     s.rate_per_second,
                     s.burst,
                     f"server '{server}' for user '{subject}'",
@@ -303,7 +317,7 @@ class Access:
         if arguments:  # digested by the writer, off the request path
             detail["arguments"] = DeferredDigest(arguments, self.record_values, self.audit_key)
         if reason:
-            detail["reason"] = reason
+            detail["reason"] = reason[:MAX_REASON]
         if request_id is not None:
             detail["request_id"] = request_id
         latency = (time.perf_counter() - started) * 1000 if started is not None else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalyst_mcp.errors import ConfigError
 from catalyst_mcp.security.jwt import JwtSettings
@@ -104,8 +104,20 @@ class AuthSettings(_Model):
     )
     anonymous_roles: list[str] = Field(
         default_factory=lambda: ["admin"],
-        description="Roles of the local anonymous user while auth is off.",
+        description="Roles of the local anonymous user: every HTTP caller while auth is off, "
+        "and always the stdio transport and the CLI's in-process client (local users).",
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> AuthSettings:
+        if self.enabled and self.authorization_servers and not self.resource_url:
+            raise ValueError(
+                "auth.resource_url is required with authorization_servers: it is the resource "
+                "the Protected Resource Metadata describes and tokens must name (e.g. "
+                "https://mcp.example.com/mcp)"
+            )
+        return self
+
     key_cache_seconds: float = Field(
         30.0,
         ge=0,

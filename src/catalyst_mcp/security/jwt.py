@@ -57,6 +57,7 @@ from catalyst_mcp.security.jwks import ASYMMETRIC_ALGORITHMS, HttpFetcher, JwksC
 __all__ = ["MAX_TOKEN_CHARS", "JwtSettings", "JwtVerifier"]
 
 MAX_TOKEN_CHARS = 16 * 1024
+RESERVED_SUBJECTS = frozenset({"*", "anonymous"})
 MIN_SECRET_BYTES = 32
 MAX_LEEWAY_SECONDS = 300.0
 _SHOWN_ALG = re.compile(r"[A-Za-z0-9]{1,10}")
@@ -229,6 +230,8 @@ class JwtVerifier:
         subject = _claim(claims, self.settings.subject_claim)
         if not isinstance(subject, str) or not subject.strip() or len(subject) > _MAX_SUBJECT:
             raise Unauthenticated("token has no subject")
+        if subject in RESERVED_SUBJECTS:  # the shared owner of secrets, the local user
+            raise Unauthenticated(f"token subject {subject!r} is reserved")
         roles = _strings(_claim(claims, self.settings.roles_claim))
         return Identity(
             subject=subject,

@@ -67,7 +67,10 @@ class KeyAuthenticator:
     ) -> tuple[float, KeyCredential | None, Identity | None]:
         credential = await self.repo.find(prefix)
         if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
+            # forget the oldest tenth (dicts keep insertion order), not every key at once: a
+            # flood of made-up prefixes must not make every valid key a database query again
+            for stale in list(self._cache)[: MAX_CACHED // 10]:
+                del self._cache[stale]
         if credential is None:
             entry: tuple[float, KeyCredential | None, Identity | None] = (
                 now + min(UNKNOWN_SECONDS, self.cache_seconds),

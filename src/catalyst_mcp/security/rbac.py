@@ -351,13 +351,21 @@ class Policy:
         name: str,
         server: str | None = None,
         now: datetime | None = None,
+        *,
+        remember: bool = True,
     ) -> Decision:
         """Whether a caller with ``roles`` may use the ``kind`` object ``name`` of ``server``
         (for kind ``server``, ``server`` defaults to ``name``). ``now``: the clock for time
-        windows (naive means UTC; default: the current time)."""
+        windows (naive means UTC; default: the current time). ``remember=False`` decides
+        without caching: for names a caller made up (not listed), which must not fill the
+        cache."""
         entry = self._cache.get((roles, kind, name, server))  # the hot path: one look-up
         if entry is None:
-            entry = self._entry(roles, kind, name, server)
+            entry = (
+                self._entry(roles, kind, name, server)
+                if remember
+                else self._plan(roles, kind, name, server)
+            )
         if isinstance(entry, Decision):
             return entry
         return _resolve(entry, time.time() if now is None else timestamp(now))

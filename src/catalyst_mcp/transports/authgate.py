@@ -40,24 +40,23 @@ class AuthGate:
         self.mcp_path = settings.gateway.mcp_path
         self.publishes_metadata = bool(self.auth.enabled and self.auth.authorization_servers)
 
-    def resource_url(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
-        """This endpoint's canonical URL: ``auth.resource_url``, else from the request."""
-        if self.auth.resource_url:
-            return self.auth.resource_url
-        host = headers.get(b"host", b"localhost").decode("latin-1")
-        return f"{scope.get('scheme', 'http')}://{host}{self.mcp_path}"
+    @property
+    def resource_url(self) -> str:
+        """This endpoint's canonical URL (``auth.resource_url``: the settings require it when
+        the metadata is published, so nothing here is taken from a request's Host)."""
+        assert self.auth.resource_url is not None
+        return self.auth.resource_url
 
     def is_metadata_path(self, path: str) -> bool:
         if not self.publishes_metadata or not path.startswith(WELL_KNOWN):
             return False
         suffix = path[len(WELL_KNOWN) :]
-        own = urlsplit(self.auth.resource_url).path if self.auth.resource_url else self.mcp_path
-        return suffix in ("", "/", own)
+        return suffix in ("", "/", urlsplit(self.resource_url).path)
 
     async def metadata(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> None:
         """The Protected Resource Metadata document (public, cacheable)."""
         document = protected_resource_metadata(
-            self.resource_url(scope, headers),
+            self.resource_url,
             self.auth.authorization_servers,
             self.auth.scopes_supported or None,
             resource_name="Catalyst MCP gateway",
@@ -92,7 +91,7 @@ class AuthGate:
     ) -> bytes:
         error = "invalid_token" if presented is not None else None
         if self.publishes_metadata:
-            url = metadata_url(self.resource_url(scope, headers))
+            url = metadata_url(self.resource_url)
             return www_authenticate(url, error, exc.message).encode("latin-1")
         value = 'Bearer realm="catalyst"'
         if error is not None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from catalyst_mcp.context import ANONYMOUS, Identity
+from catalyst_mcp.context import ANONYMOUS, Identity, same_caller
 from catalyst_mcp.deadlines import deadlines
 from catalyst_mcp.errors import (
     CatalystError,
@@ -225,7 +225,7 @@ class StreamableHttpEndpoint:
             return
         method = message["method"]
         if method == "subscriptions/listen":
-            await self._listen(message, receive, send)
+            await self._listen(message, receive, send, identity)
             return
         if not self.dispatcher.server.knows(method):
             unknown = MethodNotFound(f"Method not found: {method}")
@@ -257,11 +257,13 @@ class StreamableHttpEndpoint:
             status = _status_for(response["error"])
         await stream.finish(response, status)
 
-    async def _listen(self, message: Message, receive: Receive, send: Send) -> None:
+    async def _listen(
+        self, message: Message, receive: Receive, send: Send, identity: Identity
+    ) -> None:
         params = message.get("params") or {}
         listener = Listener(message["id"], accepted_filter(params.get("notifications")))
         hub = self.dispatcher.hub
-        await hub.add(listener)
+        await hub.add(listener, self.dispatcher.server.may_subscribe(identity))
         stream = EventStream(send)
         gone = asyncio.Event()
         watcher = watch_disconnect(receive, gone.set)
@@ -304,7 +306,7 @@ class StreamableHttpEndpoint:
                 "Bad Request: Mcp-Session-Id header is required (send initialize first)",
             )
         session = self.dispatcher.sessions.get(raw.decode("latin-1"))
-        if session is None or session.identity.subject != identity.subject:
+        if session is None or not same_caller(session.identity, identity):
             # another caller's session is as good as none: its id says nothing to this one
             return None, 404, "Session not found: initialize a new session"
         version = headers.get(b"mcp-protocol-version")
@@ -320,11 +322,11 @@ class StreamableHttpEndpoint:
             await send_json(send, status, error_response(message.get("id"), InvalidRequest(why)))
             return
         if "id" not in message or "method" not in message:
-            await self.dispatcher.legacy(session, message, _no_stream)
+            await self.dispatcher.legacy(session, message, _no_stream, identity)
             await send_bytes(send, 202, b"", None)
             return
         stream = EventStream(send, [(b"mcp-session-id", session.id.encode())])
-        response = await self.dispatcher.legacy(session, message, stream.event)
+        response = await self.dispatcher.legacy(session, message, stream.event, identity)
         await stream.finish(response)
 
     async def _get(
@@ -351,7 +353,7 @@ class StreamableHttpEndpoint:
             await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
             return
         session = self.dispatcher.sessions.get(raw.decode("latin-1"))
-        found = session is not None and session.identity.subject == identity.subject
+        found = session is not None and same_caller(session.identity, identity)
         if found:
             self.dispatcher.close_session(raw.decode("latin-1"))
         await send_bytes(send, 200 if found else 404, b"", None)

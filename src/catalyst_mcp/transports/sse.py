@@ -12,7 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from catalyst_mcp.context import ANONYMOUS, Identity
+from catalyst_mcp.context import ANONYMOUS, Identity, same_caller
 from catalyst_mcp.errors import CatalystError, InvalidRequest, ProtocolError
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.jsonrpc import Message, decode, error_response, validate
@@ -77,7 +77,7 @@ class LegacySseEndpoints:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         session_id = (query.get("session_id") or query.get("sessionId") or [""])[0]
         session = self.dispatcher.sessions.get(session_id) if session_id else None
-        if session is not None and session.identity.subject != identity.subject:
+        if session is not None and not same_caller(session.identity, identity):
             session = None  # another caller's session is as good as none
         if session is None:
             status, why = (
@@ -102,11 +102,13 @@ class LegacySseEndpoints:
             await send_json(send, 400, error_response(None, exc))
             return
         await send_bytes(send, 202, b"Accepted", b"text/plain")
-        task = asyncio.create_task(self._handle(session, message))
+        task = asyncio.create_task(self._handle(session, message, identity))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, session: LegacySession, message: Message) -> None:
+    async def _handle(
+        self, session: LegacySession, message: Message, identity: Identity = ANONYMOUS
+    ) -> None:
         async def emit(outgoing: Message) -> None:
             session.post(outgoing)
 
@@ -124,7 +126,7 @@ class LegacySseEndpoints:
             }
         else:
             try:
-                response = await self.dispatcher.legacy(session, message, emit)
+                response = await self.dispatcher.legacy(session, message, emit, identity)
             except CatalystError as exc:
                 response = error_response(message.get("id"), exc)
         if response is not None:

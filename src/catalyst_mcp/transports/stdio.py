@@ -156,7 +156,8 @@ class StdioConnection:
         params = message.get("params") or {}
         listener = Listener(message["id"], accepted_filter(params.get("notifications")))
         hub = self.gateway.hub
-        await hub.add(listener)
+        anonymous = self.gateway.access.anonymous
+        await hub.add(listener, self.gateway.dispatcher.server.may_subscribe(anonymous))
         try:
             ack = {"notifications": listener.filter}
             await self.write(listener.tagged("notifications/subscriptions/acknowledged", ack))

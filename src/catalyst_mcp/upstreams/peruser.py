@@ -78,7 +78,8 @@ class PerUserUpstream(Provider):
         self.shared: Upstream | None = None
         self._shared_digest = ""
         self.users: dict[str, _Instance] = {}
-        self._starting: dict[str, asyncio.Task[_Instance]] = {}
+        # starts in flight, by user and the digest of the values they start with
+        self._starting: dict[tuple[str, str], asyncio.Task[_Instance]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
     # ---- values -------------------------------------------------------------------------
@@ -141,19 +142,29 @@ class PerUserUpstream(Provider):
             await self.shared.stop()
 
     async def _reap(self) -> None:
-        """Stop the instances of users idle for ``idle_seconds``."""
+        """Stop the instances of users idle for ``idle_seconds`` (a failure is logged and the
+        next round tries again: the reaper never stops)."""
         while True:
             await asyncio.sleep(max(1.0, min(60.0, self.idle_seconds / 4)))
-            await self.reap_idle()
+            try:
+                await self.reap_idle()
+            except Exception as exc:
+                log.warning("%s: reaping idle instances failed: %s", self.name, exc)
 
     async def reap_idle(self) -> int:
+        """Stop every instance unused for ``idle_seconds``; how many were stopped."""
         cutoff = self.clock() - self.idle_seconds
-        idle = [owner for owner, i in self.users.items() if i.last_used <= cutoff]
-        for owner in idle:
-            instance = self.users.pop(owner)
+        idle = [(owner, i) for owner, i in self.users.items() if i.last_used <= cutoff]
+        stopped = 0
+        for owner, instance in idle:
+            # it may have been replaced, evicted or used while earlier ones were stopping
+            if self.users.get(owner) is not instance or instance.last_used > cutoff:
+                continue
+            del self.users[owner]
             log.info("%s: stopping the idle instance of %s", self.name, owner)
             await instance.upstream.stop()
-        return len(idle)
+            stopped += 1
+        return stopped
 
     # ---- serving ------------------------------------------------------------------------
 
@@ -181,11 +192,12 @@ class PerUserUpstream(Provider):
         if instance is not None and instance.digest == digest:
             instance.last_used = self.clock()
             return instance
-        task = self._starting.get(owner)
-        if task is None:  # one start per user, however many calls arrive meanwhile
+        key = (owner, digest)
+        task = self._starting.get(key)
+        if task is None:  # one start per user and values, however many calls arrive meanwhile
             task = asyncio.get_running_loop().create_task(self._start_for(owner, digest, values))
-            self._starting[owner] = task
-            task.add_done_callback(lambda _t: self._starting.pop(owner, None))
+            self._starting[key] = task
+            task.add_done_callback(lambda _t: self._starting.pop(key, None))
         return await asyncio.shield(task)
 
     async def _start_for(self, owner: str, digest: str, values: dict[str, str]) -> _Instance:
@@ -194,12 +206,17 @@ class PerUserUpstream(Provider):
             await old.upstream.stop()
         if len(self.users) >= MAX_USERS:
             oldest = min(self.users, key=lambda o: self.users[o].last_used)
-            await self.users.pop(oldest).upstream.stop()
+            evicted = self.users.pop(oldest, None)
+            if evicted is not None:
+                await evicted.upstream.stop()
         upstream = self._upstream(values)
         await upstream.start()
         await upstream.wait_settled(self.template.connect_timeout_seconds + 5)
         instance = _Instance(upstream, digest, self.clock())
+        replaced = self.users.get(owner)
         self.users[owner] = instance
+        if replaced is not None:  # a start with other values finished meanwhile: never orphan it
+            await replaced.upstream.stop()
         log.info("%s: started an instance for %s", self.name, owner)
         return instance
 
