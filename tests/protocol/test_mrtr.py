@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from catalyst_mcp.context import CallContext
+from catalyst_mcp.context import CallContext, Identity
 from catalyst_mcp.errors import CatalystError, InvalidParams
 from catalyst_mcp.protocol import mrtr
 from catalyst_mcp.protocol.jsonrpc import Message
@@ -335,3 +335,29 @@ async def test_gives_up_after_max_rounds() -> None:
     with pytest.raises(CatalystError, match="kept asking"):
         await satisfy_for_legacy(input_required(r="roots/list"), {}, ctx, retry)
     assert rounds == mrtr.MAX_ROUNDS
+
+
+@pytest.mark.parametrize(
+    ("who", "name"),
+    [(Identity("mallory", "user", via="api_key"), "t"), (None, "other_tool")],
+    ids=["another-caller", "another-tool"],
+)
+async def test_a_parked_call_resumes_only_for_its_own_caller_and_tool(
+    who: Identity | None, name: str
+) -> None:
+    bridge = InputBridge()
+    first = await bridge.run(modern_ctx(), {"name": "t"}, asks_once)
+    retry_ctx = modern_ctx()
+    if who is not None:
+        retry_ctx.identity = who
+    retry = {
+        "name": name,
+        "requestState": first["requestState"],
+        "inputResponses": {"input-1": {"content": {"name": "Eve"}}},
+    }
+    with pytest.raises(InvalidParams, match="unknown or expired"):
+        await bridge.run(retry_ctx, retry, asks_once)
+    # the rightful retry still resumes it
+    retry["name"] = "t"
+    final = await bridge.run(modern_ctx(), retry, asks_once)
+    assert final == {"content": [{"type": "text", "text": "hi Eve"}]}

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalyst_mcp.context import Asker, CallContext
+from catalyst_mcp.context import Asker, CallContext, same_caller
 from catalyst_mcp.errors import CatalystError, InvalidParams, MissingCapability
 
 __all__ = ["InputBridge", "satisfy_for_legacy"]
@@ -38,6 +38,7 @@ class _Parked:
     )
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     expires: float = 0.0
+    target: str | None = None  # the tool or prompt name, or resource URI, of the call
     keys: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     refusal: MissingCapability | None = None
@@ -79,9 +80,11 @@ class InputBridge:
         """Run ``work`` (or resume the parked call ``params`` name) until it completes or asks."""
         self._sweep()
         if self.owns(params):
-            parked = self._parked.pop(params["requestState"], None)
-            if parked is None:
+            parked = self._parked.get(params["requestState"])
+            if parked is None or not _same_call(parked, ctx, params):
+                # a token of another caller, method or tool is as good as an unknown one
                 raise InvalidParams("requestState is unknown or expired; send the request again")
+            del self._parked[params["requestState"]]
             parked.ctx.emit = ctx.emit  # later progress goes to the retry's stream
             responses = params.get("inputResponses")
             if isinstance(responses, dict):
@@ -92,6 +95,7 @@ class InputBridge:
                         del parked.asks[key]
         else:
             parked = _Parked(ctx)
+            parked.target = _target(params)
             ctx.ask = parked.ask
             parked.task = asyncio.create_task(work(ctx))
         return await self._wait(parked)
@@ -173,3 +177,17 @@ async def satisfy_for_legacy(
             params.pop("requestState", None)
         result = await retry(params)
     raise CatalystError("the upstream kept asking for input; giving up after 16 rounds")
+
+
+def _target(params: dict[str, Any]) -> str | None:
+    name = params.get("name", params.get("uri"))
+    return name if isinstance(name, str) else None
+
+
+def _same_call(parked: _Parked, retry: CallContext, params: dict[str, Any]) -> bool:
+    """Whether a retry resumes its own call: same caller, method and object."""
+    return (
+        same_caller(parked.ctx.identity, retry.identity)
+        and parked.ctx.method == retry.method
+        and parked.target == _target(params)
+    )
