@@ -303,6 +303,20 @@ async def test_unknown_roles_are_422_on_the_field(admin: Admin) -> None:
     assert patched.status == 422
 
 
+@pytest.mark.parametrize("name", ["*", "anonymous"])
+async def test_reserved_user_names_are_422(admin: Admin, name: str) -> None:
+    """'*' owns the secrets shared by everyone (deleting a user of that name deleted them)."""
+    created = await admin.call("POST", "/users", {"name": name})
+    assert created.status == 422
+    (problem,) = error_of(created)["problems"]
+    assert problem["location"] == "body.name"
+    assert "reserved" in problem["message"]
+    key = await admin.call("POST", "/keys", {"user": name, "name": "k"})
+    assert key.status == 422
+    users = (await admin.call("GET", "/users")).json()["users"]
+    assert name not in [u["name"] for u in users]
+
+
 async def test_every_problem_is_listed(admin: Admin) -> None:
     response = await admin.call(
         "POST", "/users", {"name": "has space", "kind": "robot", "roles": [""], "extra": 1}

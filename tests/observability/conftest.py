@@ -8,6 +8,7 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,54 @@ async def execute(db: Database, *statements: str) -> None:
             await conn.execute(text(statement))
 
 
+def _float(value: float) -> str:
+    """A float as the documented form writes it (auditchain's docstring), from Python's own
+    shortest round-trip digits."""
+    text = repr(value)
+    if "e" not in text and "inf" not in text and "nan" not in text:
+        digits = text
+    else:
+        # Decimal of repr's digits: exact, and its exponent says where the point is
+        digits = format(Decimal(text), "f")
+        if "." not in digits:
+            digits += ".0"
+    magnitude = abs(value)
+    if magnitude == 0 or 1e-5 <= magnitude < 1e16:
+        return digits
+    sign, number, exponent = Decimal(text).as_tuple()
+    assert isinstance(exponent, int)  # a finite number
+    mantissa = "".join(map(str, number)).rstrip("0") or "0"
+    power = exponent + len(number) - 1
+    head = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
+    return f"{'-' if sign else ''}{head}e{'+' if power >= 0 else '-'}{abs(power)}"
+
+
+def documented_json(value: Any) -> str:
+    """The documented canonical JSON, written independently of orjson and auditchain."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, str):
+        # json escapes exactly the documented set when ensure_ascii is off
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ",".join(documented_json(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = sorted(value.items())  # str order is code point order
+        return "{" + ",".join(f"{documented_json(k)}:{documented_json(v)}" for k, v in items) + "}"
+    raise TypeError(f"not JSON: {value!r}")
+
+
 def expected_hash(line: dict[str, Any]) -> str:
-    """The documented chain hash, computed independently of auditchain."""
-    fields = ("seq", "at", "actor", "actor_kind", "action", "target", "outcome")
-    payload = {k: line[k] for k in (*fields, "latency_ms", "detail")}
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256((line["prev_hash"] + canonical).encode()).hexdigest()
+    """The documented chain hash of an exported line, computed independently of auditchain:
+    the line without ``prev_hash`` and ``hash``, in the canonical form, after ``prev_hash``."""
+    payload = {k: v for k, v in line.items() if k not in ("prev_hash", "hash")}
+    canonical = documented_json(payload)
+    return hashlib.sha256((line["prev_hash"] + canonical).encode("utf-8")).hexdigest()

@@ -4,15 +4,21 @@ overflow, two writers, two processes and SIGKILL; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import inspect
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import textwrap
+import threading
+import time
+import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +27,17 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from catalyst_mcp.observability import audit as audit_module
-from catalyst_mcp.observability.audit import AuditEvent, AuditLog, digest_arguments, search, verify
+from catalyst_mcp.observability.audit import (
+    AuditEvent,
+    AuditLog,
+    DeferredDigest,
+    digest_arguments,
+    search,
+    verify,
+)
 from catalyst_mcp.storage.audit_model import AuditRecord
 from catalyst_mcp.storage.db import Database
+from catalyst_mcp.storage.migrate import upgrade
 from tests.conftest import PYTHON
 from tests.observability.conftest import event_, open_db, rows, sqlite_database, write
 
@@ -78,6 +92,45 @@ def test_record_is_synchronous_and_needs_no_loop(tmp_path: Path) -> None:
     asyncio.run(db.close())
 
 
+async def test_the_sqlite_writer_syncs_at_checkpoints_only(tmp_path: Path) -> None:
+    async with sqlite_database(tmp_path / "a.db") as db:
+        log = AuditLog(db)
+        try:
+            assert log._thread_engine is not None
+            with log._thread_engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            async with db.engine.connect() as conn:  # everything else: FULL
+                assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2
+        finally:
+            await log.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///file:audit-{id}?mode=memory&uri=true",
+        "sqlite:///file:audit-{id}?mode=memory&cache=shared&uri=true",
+        "sqlite:///:memory:",
+        "sqlite://",
+    ],
+    ids=["uri-memory", "uri-shared-cache", "memory", "no-name"],
+)
+async def test_sqlite_that_is_not_a_plain_file_is_written_through_the_engine(url: str) -> None:
+    """A second connection (the writer thread's) on a ``file:`` URI may open another database
+    (``mode=memory``): the log must write through the database's own engine."""
+    db = Database(url.format(id=uuid.uuid4().hex))
+    try:
+        await upgrade(db)
+        async with AuditLog(db) as log:
+            assert log._thread_engine is None
+            log.record(event_(1))
+            await asyncio.wait_for(log.flush(), 5)
+        assert (log.committed, log.dropped) == (1, 0)
+        assert (await verify(db)).records == 1
+    finally:
+        await db.close()
+
+
 async def test_fields_are_cut_to_their_columns(db: Database) -> None:
     async with AuditLog(db) as log:
         log.record(event_(1, actor="a" * 500, target="t" * 600, outcome="x" * 40))
@@ -89,6 +142,18 @@ async def test_fields_are_cut_to_their_columns(db: Database) -> None:
     assert found[1]["latency_ms"] is None
     assert found[1]["detail"] == {"bad": None}
     assert (await verify(db)).ok
+
+
+async def test_a_negative_zero_latency_is_stored_as_zero(db: Database) -> None:
+    """SQLite gives -0.0 back as 0 (a whole REAL is stored as an integer): the record must
+    have been hashed with 0.0."""
+    async with AuditLog(db) as log:
+        log.record(event_(1, latency_ms=-0.0))
+        log.record(event_(2, latency_ms=-0.0001))  # rounds to -0.0
+    assert [r["latency_ms"] for r in await search(db)] == [0.0, 0.0]
+    assert [math.copysign(1, r["latency_ms"]) for r in await search(db)] == [1.0, 1.0]
+    report = await verify(db)
+    assert (report.ok, report.records) == (True, 2), report
 
 
 async def test_flush_waits_for_everything_recorded(db: Database) -> None:
@@ -438,3 +503,165 @@ async def test_deferred_digests_are_computed_when_written(db: Database) -> None:
     assert record["detail"]["arguments"]["limit"] == {"value": 5}
     assert "canary-deferred-1" not in str(record)
     assert "canary" not in repr(DeferredDigest(arguments))
+
+
+# ---- deferred digests: raw arguments are held only for a short queue --------------------------
+
+KEY = b"k" * 32
+
+
+class Arguments(dict[str, Any]):
+    """Plain JSON arguments that a weak reference can watch."""
+
+
+def deferred(arguments: Any) -> AuditEvent:
+    return AuditEvent(
+        "a", "user", "tools/call", "t", "ok", 1.0, {"arguments": DeferredDigest(arguments, key=KEY)}
+    )
+
+
+def waiting_arguments(log: AuditLog) -> list[bool]:
+    return [isinstance(e.detail["arguments"], DeferredDigest) for _, _, e in log._queue]
+
+
+def test_small_arguments_wait_for_the_writer_large_ones_are_digested_at_once(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    log = AuditLog(db)
+    large = {"doc": "x" * audit_module.DEFER_MAX_BYTES}
+    log.record(deferred({"q": "small"}))
+    log.record(deferred(large))
+    log.record(deferred({"odd": {1, 2}}))  # not plain JSON: its size is unknown, digested
+    assert waiting_arguments(log) == [True, False, False]
+    assert log._queue[1][2].detail["arguments"] == digest_arguments(large, key=KEY)
+    asyncio.run(db.close())
+
+
+def test_beyond_one_batch_arguments_are_digested_when_recorded(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    log = AuditLog(db, batch_size=4)  # not started: nothing is written
+    kept = [Arguments(n=n) for n in range(10)]
+    watch = [weakref.ref(arguments) for arguments in kept]
+    for arguments in kept:
+        log.record(deferred(arguments))
+    assert waiting_arguments(log) == [True] * 4 + [False] * 6
+    assert log._queue[9][2].detail["arguments"] == digest_arguments({"n": 9}, key=KEY)
+    del kept, arguments
+    gc.collect()
+    assert [ref() is not None for ref in watch] == [True] * 4 + [False] * 6
+    asyncio.run(db.close())
+
+
+async def test_during_an_outage_arguments_are_digested_when_recorded(db: Database) -> None:
+    """The database is down: the queue may grow to max_queue records, so none of them may
+    hold raw arguments (up to 4 MiB each)."""
+    with Outage(db) as outage:
+        log = outage.watch(AuditLog(db, batch_size=50, flush_interval=0.001, max_backoff=0.02))
+        async with log:
+            outage.down = True
+            log.record(event_(0))
+            while not log._outage:  # the writer noticed
+                await asyncio.sleep(0.005)
+            arguments = Arguments(document="x" * 1000)
+            watch = weakref.ref(arguments)
+            log.record(deferred(arguments))
+            del arguments
+            gc.collect()
+            assert watch() is None  # digested and let go, not queued
+            assert waiting_arguments(log)[-1] is False
+            outage.down = False
+            await asyncio.wait_for(log.flush(), 10)
+    found = await search(db)
+    assert found[-1]["detail"]["arguments"] == digest_arguments({"document": "x" * 1000}, key=KEY)
+    assert (await verify(db)).ok
+
+
+# ---- close() giving up while a batch is being written -------------------------------------------
+
+
+async def test_close_does_not_count_a_batch_still_being_written_as_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite: the batch is written in a worker thread, which a timeout cannot stop. It may
+    commit after close() gave up: neither committed nor dropped, but unsettled."""
+    caplog.set_level(logging.WARNING, "catalyst.audit")
+    monkeypatch.setattr(audit_module, "CLOSE_GRACE", 0.05)
+    entered, release = threading.Event(), threading.Event()
+    real = audit_module.append_batch_sync
+
+    def slow(*args: Any) -> bool:
+        entered.set()
+        release.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(audit_module, "append_batch_sync", slow)
+    async with sqlite_database(tmp_path / "a.db") as db:
+        log = AuditLog(db, flush_interval=0.001)
+        log.start()
+        for n in range(3):
+            log.record(event_(n))
+        await asyncio.to_thread(entered.wait, 10)
+        await log.close(timeout=0.05)
+        assert (log.committed, log.dropped, log.unsettled, log.queued) == (0, 0, 3, 0)
+        assert "a batch of 3 records was being written: it may still be committed" in caplog.text
+        release.set()
+        for _ in range(500):
+            if "committed after all" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        assert "the batch of 3 records being written at close was committed after all" in (
+            caplog.text
+        )
+        assert (await verify(db)).records == 3
+
+
+async def test_close_waits_a_moment_for_a_batch_being_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = audit_module.append_batch_sync
+
+    def slow(*args: Any) -> bool:
+        time.sleep(0.2)
+        return real(*args)
+
+    monkeypatch.setattr(audit_module, "append_batch_sync", slow)
+    async with sqlite_database(tmp_path / "a.db") as db:
+        log = AuditLog(db, flush_interval=0.001)
+        log.start()
+        for n in range(3):
+            log.record(event_(n))
+        await asyncio.sleep(0.05)  # the thread is writing
+        await log.close(timeout=0.01)  # then CLOSE_GRACE (1 s) for the attempt under way
+        assert (log.committed, log.dropped, log.unsettled) == (3, 0, 0)
+        assert (await verify(db)).records == 3
+
+
+async def test_close_cancelling_an_append_reports_it_unsettled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a worker thread (PostgreSQL; SQLite in memory) the append is cancelled: its
+    COMMIT may already have been sent, so it is not counted as dropped either."""
+    monkeypatch.setattr(audit_module, "CLOSE_GRACE", 0.05)
+    started = asyncio.Event()
+
+    async def hanging(*args: Any) -> bool:
+        started.set()
+        await asyncio.Event().wait()
+        return True
+
+    monkeypatch.setattr(audit_module, "append_batch", hanging)
+    db = Database("sqlite:///:memory:")
+    try:
+        await upgrade(db)
+        log = AuditLog(db, flush_interval=0.001)
+        assert log._thread_engine is None
+        log.start()
+        for n in range(4):
+            log.record(event_(n))
+        await started.wait()
+        log.record(event_(4))  # still queued: certainly not written
+        await log.close(timeout=0.05)
+        assert (log.committed, log.dropped, log.unsettled, log.queued) == (0, 1, 4, 0)
+    finally:
+        await db.close()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import random
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +17,18 @@ from sqlalchemy import Connection, select
 
 from catalyst_mcp.errors import StorageError
 from catalyst_mcp.observability import auditchain
-from catalyst_mcp.observability.audit import export, search, verify
-from catalyst_mcp.observability.auditchain import GENESIS, jsonable
+from catalyst_mcp.observability.audit import AuditLog, export, search, verify
+from catalyst_mcp.observability.auditchain import GENESIS, canonical_json, jsonable
 from catalyst_mcp.storage.audit_model import AuditChain
 from catalyst_mcp.storage.base import Base
 from catalyst_mcp.storage.db import Database
-from tests.observability.conftest import execute, expected_hash, write
+from tests.observability.conftest import (
+    documented_json,
+    event_,
+    execute,
+    expected_hash,
+    write,
+)
 
 
 async def test_records_form_one_chain_anyone_can_recompute(db: Database) -> None:
@@ -43,6 +52,68 @@ async def test_records_form_one_chain_anyone_can_recompute(db: Database) -> None
     async with db.engine.connect() as conn:
         head = (await conn.execute(select(AuditChain))).one()
     assert (head.id, head.last_seq, head.last_hash) == (1, 7, lines[-1]["hash"])
+
+
+TRICKY: list[dict[str, Any]] = [
+    {"actor": "ålice", "target": "tgt-é—😀", "latency_ms": 1e16},
+    {
+        "latency_ms": 123456.789,
+        "detail": {
+            "ключ": "値",
+            "z": '\x01\x1f\u2028/\x7f"\\\n',
+            "floats": [1e-7, 1.5e-7, 1e16, 5e-324, 1.5e300, -0.0, 0.00001, 123456.789, 2.0],
+            "ints": [2**63 - 1, -(2**63)],
+            "é": {"😀": 1, "\uffff": 2, "Z": 3},
+        },
+    },
+    {"actor": "x" * 300 + "é", "target": "é" * 600, "detail": {"nul": "a\x00b"}},
+]
+
+
+async def test_an_export_recomputes_the_documented_way(db: Database) -> None:
+    """Non-ASCII text, control characters, exponent floats: an export parsed with the json
+    module and rehashed as the documentation says (tests/observability/conftest.py, written
+    without orjson or auditchain) gives every stored hash."""
+    async with AuditLog(db) as log:
+        for n, fields in enumerate(TRICKY, 1):
+            log.record(event_(n, **fields))
+    stream = io.StringIO()
+    assert await export(db, stream) == len(TRICKY)
+    text = stream.getvalue()
+    assert "ålice" in text  # UTF-8, not \u escapes
+    assert '"latency_ms":1e+16' in text
+    assert "1e-7,1.5e-7,1e+16,5e-324,1.5e+300,-0.0,0.00001,123456.789,2.0" in text
+    # one record per "\n" (not str.splitlines: U+2028 is written as is)
+    lines = [json.loads(line) for line in text.removesuffix("\n").split("\n")]
+    assert [line["v"] for line in lines] == [auditchain.FORMAT] * len(TRICKY) == [1, 1, 1]
+    for line in lines:
+        assert line["hash"] == expected_hash(line)
+    assert lines[1]["latency_ms"] == 123456.789
+    assert lines[1]["detail"]["floats"][6] == 0.00001
+    assert lines[1]["detail"]["é"] == {"😀": 1, "\uffff": 2, "Z": 3}
+    assert lines[2]["target"] == "é" * 512
+    # the version is hashed: the same line claiming another form does not match
+    assert expected_hash({**lines[0], "v": 2}) != lines[0]["hash"]
+    assert (await verify(db)).ok
+
+
+def test_the_documented_form_is_the_canonical_form() -> None:
+    """The test helper's independent encoder agrees with canonical_json on random data."""
+    rng = random.Random(20260101)
+    for _ in range(20000):
+        bits = rng.getrandbits(64).to_bytes(8, "little")
+        value = struct.unpack("<d", bits)[0]
+        if not math.isfinite(value):
+            continue
+        scaled = rng.uniform(-1, 1) * 10 ** rng.randint(-25, 25)
+        for number in (value, scaled):
+            assert documented_json(number).encode() == canonical_json(number), number
+    keys = {
+        chr(rng.randrange(1, 0xD800)) + chr(rng.randrange(0xE000, 0x110000)) for _ in range(500)
+    }
+    every_char = "".join(map(chr, range(0x100))) + "\u2028\u2029\ufeff\uffff😀"
+    value = {key: [every_char, rng.random(), rng.randrange(-(2**63), 2**63)] for key in keys}
+    assert documented_json(value).encode() == canonical_json(value)
 
 
 async def test_an_empty_trail_verifies(db: Database) -> None:

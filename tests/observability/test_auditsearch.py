@@ -59,6 +59,7 @@ async def test_export_writes_json_lines_with_filters(
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["seq"] for line in lines] == [1, 3, 5, 7, 9, 11]
     assert set(lines[0]) == {
+        "v",
         "seq",
         "at",
         "actor",

@@ -4,6 +4,7 @@ Redis at 127.0.0.1:6379 (shared by several limiters and a second process)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -281,6 +282,103 @@ async def test_a_redis_error_is_mapped_too(shared: RedisLimiter, prefix: str) ->
     with pytest.raises(LimiterUnavailable) as caught:
         await shared.acquire([Check("k", 1.0, 1)])
     assert isinstance(caught.value.__cause__, redis.ResponseError)
+
+
+class SlowReplies:
+    """A TCP proxy to Redis that holds back the reply to the first EVALSHA for ``delay``
+    seconds: Redis has run the script, its answer is late."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.sent_script = False
+        self.delayed = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+    def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.create_task(self._serve(reader, writer))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        self.writers.append(up_writer)
+        await asyncio.gather(
+            self._pipe(reader, up_writer, upstream=True),
+            self._pipe(up_reader, writer, upstream=False),
+        )
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            while data := await reader.read(65536):
+                if upstream and b"EVALSHA" in data.upper():
+                    self.sent_script = True
+                if not upstream and self.sent_script and not self.delayed:
+                    self.delayed = True
+                    await asyncio.sleep(self.delay)
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
+@pytest.mark.redis
+async def test_a_late_reply_never_charges_the_call_twice(prefix: str) -> None:
+    """A timeout after Redis ran the script: the call fails (closed), it is not retried."""
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await client.script_load(ratelimit.SCRIPT)  # EVALSHA runs at once
+        async with SlowReplies(delay=0.6) as url:
+            limiter = RedisLimiter(url, prefix, timeout=0.3)
+            try:
+                with pytest.raises(LimiterUnavailable):
+                    await limiter.acquire([Check("user:alice", SLOW, 5)])
+            finally:
+                await limiter.aclose()
+        assert await client.hget(prefix + "user:alice", "t") == "4"  # one token, not two
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_connection_redis_dropped_is_replaced_without_a_retry(
+    shared: RedisLimiter, prefix: str
+) -> None:
+    """What the retry was for: an idle pooled connection Redis closed (a restart, a timeout)
+    is noticed before the script is sent, and a new one is made."""
+    check = Check("k", SLOW, 5)
+    await shared.acquire([check])
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        own = await client.client_id()
+        killed = await client.client_kill_filter(skipme=True, _type="normal")
+        assert killed >= 1
+        assert await client.client_id() == own
+        await asyncio.sleep(0.2)  # dropped while idle: the loop has seen the connection end
+        await shared.acquire([check])
+        left = await client.hget(prefix + "k", "t")
+        assert left is not None
+        assert float(left) == pytest.approx(3, abs=0.01)
+    finally:
+        await client.aclose()
 
 
 HAMMER = """

@@ -22,6 +22,7 @@ from catalyst_mcp.security.vault import (
 )
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import upgrade
+from catalyst_mcp.storage.secrets import SealedSecret
 from tests.storage.conftest import BACKENDS, open_database
 
 OLD, NEW, OTHER = generate_key(), generate_key(), generate_key()
@@ -243,19 +244,42 @@ async def test_a_value_changed_during_rotation_wins(
     serving = store_with(database, NEW, OLD)  # another gateway, writing as it serves
     replace = rotating.repo.replace_sealed
 
-    async def interfere(id: int, old_key: str, new_key: str, nonce: bytes, data: bytes) -> bool:
-        row = next(r for r in await serving.list() if r.id == id)
-        if row.name == "token":
+    async def interfere(current: SealedSecret, new_key: str, nonce: bytes, data: bytes) -> bool:
+        if current.name == "token":
             await serving.put("ada", ANY, "token", "new value")
         else:
             await serving.delete("ada", ANY, "gone")
-        return await replace(id, old_key, new_key, nonce, data)
+        return await replace(current, new_key, nonce, data)
 
     monkeypatch.setattr(rotating.repo, "replace_sealed", interfere)
     report = await rotating.rotate()
     assert (report.resealed, report.already_current, report.failed) == (0, 1, ())
     assert await serving.resolve("ada", ANY, "token") == "new value"
     assert [r.name for r in await serving.list()] == ["token"]
+
+
+async def test_a_value_stored_under_the_old_key_during_rotation_wins(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway (or an operator's shell) not yet given the new key stores a value while the
+    rotation runs: sealed with the old key again, the row must still not be overwritten with
+    the value the rotation read before it."""
+    not_switched = store_with(database, OLD)
+    await not_switched.put("alice", ANY, "token", "V1-revoked")
+    rotating = store_with(database, NEW, OLD)
+    replace = rotating.repo.replace_sealed
+
+    async def racing(current: SealedSecret, new_key: str, nonce: bytes, data: bytes) -> bool:
+        # between the rotation's read and its compare-and-swap, the value is replaced
+        await not_switched.put("alice", ANY, "token", "V2-current")
+        monkeypatch.setattr(rotating.repo, "replace_sealed", replace)
+        return await replace(current, new_key, nonce, data)
+
+    monkeypatch.setattr(rotating.repo, "replace_sealed", racing)
+    report = await rotating.rotate()
+    assert (report.resealed, report.already_current, report.failed) == (1, 0, ())
+    assert await rotating.resolve("alice", "x", "token") == "V2-current"
+    assert {r.key_id for r in await rotating.list()} == {key_id(NEW)}  # resealed on retry
 
 
 async def test_resolve_during_rotation_returns_the_right_values(database: Database) -> None:

@@ -7,11 +7,13 @@ tables. They are marked ``postgres`` and skipped (failed under CI=true) when the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,9 +50,38 @@ async def pg_schema() -> AsyncIterator[str]:
         await conn.close()
 
 
-def pg_database(schema: str) -> Database:
-    """A Database whose connections work in ``schema`` (their ``search_path``)."""
-    return Database(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+def pg_database(schema: str, application_name: str | None = None) -> Database:
+    """A Database whose connections work in ``schema`` (their ``search_path``), named
+    ``application_name`` (see :func:`wait_until_blocked`)."""
+    settings = {"search_path": schema}
+    if application_name is not None:
+        settings["application_name"] = application_name
+    return Database(PG_URL, connect_args={"server_settings": settings})
+
+
+async def wait_until_blocked(
+    application_name: str, task: asyncio.Future[Any] | None = None, timeout: float = 10.0
+) -> bool:
+    """Wait until a connection named ``application_name`` waits for a lock (True), or until
+    ``task`` is done without having had to (False)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
+    try:
+        for _ in range(int(timeout / 0.01)):
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                application_name,
+            )
+            if waiting:
+                return True
+            if task is not None and task.done():
+                return False
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+    raise AssertionError(f"{application_name} never waited for a lock")
 
 
 @contextlib.asynccontextmanager

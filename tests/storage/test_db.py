@@ -76,6 +76,9 @@ async def test_sqlite_creates_its_folder_and_sets_its_pragmas(tmp_path: Path) ->
             assert await session.scalar(text("PRAGMA foreign_keys")) == 1
             assert await session.scalar(text("PRAGMA journal_mode")) == "wal"
             assert await session.scalar(text("PRAGMA busy_timeout")) == 5000
+            # every commit synced: an admin write survives a power loss (only the audit
+            # writer's own connections run with NORMAL)
+            assert await session.scalar(text("PRAGMA synchronous")) == 2  # FULL
     finally:
         await db.close()
     assert path.exists()

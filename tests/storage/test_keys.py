@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
+import asyncpg
 import pytest
 from sqlalchemy import event
 
 from catalyst_mcp.errors import Conflict, Missing, StorageError
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.keys import KeyCredential, KeyRecord, KeyRepo
+from catalyst_mcp.storage.migrate import upgrade
 from catalyst_mcp.storage.roles import RoleRepo
 from catalyst_mcp.storage.users import UserRepo
+from tests.storage.conftest import PG_URL, pg_database, pg_schema, wait_until_blocked
 
 HASH = "ab" * 32
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -154,3 +158,37 @@ async def test_times_are_utc_aware_and_naive_ones_refused(keys: KeyRepo) -> None
     assert found is not None and found.expires_at == T0 and found.expires_at.tzinfo is UTC
     with pytest.raises(StorageError, match="a last-used time must be"):
         await keys.touch({"abcd2345": T0.replace(tzinfo=None)})
+
+
+@pytest.mark.postgres
+async def test_touch_and_deleting_the_owner_never_deadlock() -> None:
+    """Both lock the keys by id. Before, touch() updated them in prefix order (key 2 first)
+    and the deletion's ON DELETE CASCADE deleted them in id order: with key 2 held by a third
+    transaction, touch waited for it, the cascade took key 1 and waited for key 2 too; once
+    key 2 was free touch took it and waited for key 1: a deadlock, one of them failed."""
+    async with pg_schema() as schema:
+        setup = pg_database(schema)
+        touching = pg_database(schema, f"touch-{schema}")
+        deleting = pg_database(schema, f"delete-{schema}")
+        holder = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
+        try:
+            await upgrade(setup)
+            await UserRepo(setup).create("bob")
+            first = await KeyRepo(setup).create("bob", "first", "zzzzzzzz", HASH)
+            second = await KeyRepo(setup).create("bob", "second", "aaaaaaaa", HASH)
+            assert first.id < second.id  # prefix order is the reverse of id order
+            await holder.execute(f"SET search_path TO {schema}")
+            held = holder.transaction()
+            await held.start()
+            await holder.execute(f"SELECT id FROM api_keys WHERE id = {second.id} FOR UPDATE")
+            touch = asyncio.create_task(KeyRepo(touching).touch({"zzzzzzzz": T0, "aaaaaaaa": T0}))
+            assert await wait_until_blocked(f"touch-{schema}", touch)
+            delete = asyncio.create_task(UserRepo(deleting).delete("bob"))
+            assert await wait_until_blocked(f"delete-{schema}", delete)
+            await held.commit()
+            await asyncio.wait_for(asyncio.gather(touch, delete), 10)
+            assert await KeyRepo(setup).list() == []
+        finally:
+            await holder.close()
+            for db in (setup, touching, deleting):
+                await db.close()

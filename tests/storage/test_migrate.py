@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import pkgutil
+import shutil
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +17,10 @@ from sqlalchemy import Connection, inspect, text
 
 import catalyst_mcp.storage
 from catalyst_mcp.errors import StorageError
+from catalyst_mcp.storage import migrate
 from catalyst_mcp.storage.base import Base
 from catalyst_mcp.storage.db import Database
+from catalyst_mcp.storage.keys import KeyRepo
 from catalyst_mcp.storage.migrate import (
     MIGRATIONS,
     current,
@@ -24,6 +29,7 @@ from catalyst_mcp.storage.migrate import (
     revisions,
     upgrade,
 )
+from catalyst_mcp.storage.users import UserRepo
 from tests.storage.conftest import pg_database, pg_schema
 
 FIRST = "0001_identities"
@@ -136,3 +142,94 @@ def test_the_scripts_ship_inside_the_package() -> None:
     assert (MIGRATIONS / "script.py.mako").is_file()
     assert (MIGRATIONS / "versions" / f"{FIRST}.py").is_file()
     assert not (MIGRATIONS.parent / "alembic.ini").exists()
+
+
+# ---- a later revision that recreates a table (Alembic's batch mode on SQLite) ---------------
+
+LATER = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9000_later"
+down_revision = {head!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users", recreate="always") as batch:
+        batch.alter_column("email", type_=sa.String(400))
+{extra}
+
+def downgrade() -> None:
+    pass
+"""
+ORPHAN = "    op.execute(\"INSERT INTO user_roles (user_id, role_name) VALUES (4242, 'ghost')\")"
+
+
+@pytest.fixture
+def later_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Ship a copy of the migrations plus one later revision written as ``extra`` says."""
+
+    def add(extra: str = "") -> str:
+        folder = tmp_path / "migrations"
+        shutil.copytree(MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        script = LATER.format(head=revisions()[-1], extra=extra)
+        (folder / "versions" / "9000_later.py").write_text(textwrap.dedent(script))
+        monkeypatch.setattr(migrate, "MIGRATIONS", folder)
+        migrate._script.cache_clear()
+        return "9000_later"
+
+    yield add
+    migrate._script.cache_clear()
+
+
+async def _identities(db: Database) -> tuple[Any, ...]:
+    keys = [(k.user, k.prefix) for k in await KeyRepo(db).list()]
+    return keys, (await UserRepo(db).get("alice")).roles
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> Any:
+    """A SQLite database migrated to the shipped head."""
+    db = Database(f"sqlite:///{tmp_path / 'catalyst.db'}")
+    try:
+        await upgrade(db)
+        yield db
+    finally:
+        await db.close()
+
+
+async def test_a_recreated_table_keeps_the_rows_referring_to_it(
+    sqlite_db: Database, later_revision: Any
+) -> None:
+    """SQLite drops the old table of a batch migration: with foreign keys on, that deleted every
+    API key and role grant of every user (ON DELETE CASCADE)."""
+    db = sqlite_db
+    await UserRepo(db).create("alice", roles=["admin"])
+    await KeyRepo(db).create("alice", "laptop", "abcdefgh", "0" * 64)
+    before = await _identities(db)
+    later = later_revision()
+    assert await upgrade(db) == [later]
+    assert await _identities(db) == before == ([("alice", "abcdefgh")], ("admin",))
+    async with db.begin() as conn:  # the pooled connection has its foreign keys on again
+        assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+    with pytest.raises(StorageError, match="FOREIGN KEY constraint failed"):  # and enforced
+        async with db.begin() as conn:
+            await conn.exec_driver_sql("INSERT INTO user_roles VALUES (4242, 'ghost')")
+
+
+async def test_a_migration_breaking_foreign_keys_is_rolled_back(
+    sqlite_db: Database, later_revision: Any
+) -> None:
+    db = sqlite_db
+    head = await current(db)
+    later_revision(ORPHAN)
+    with pytest.raises(StorageError, match="cannot upgrade the database to 'head'") as info:
+        await upgrade(db)
+    assert "1 row(s) referring to rows that do not exist (user_roles -> users)" in str(info.value)
+    assert "nothing was changed" in str(info.value)
+    assert await current(db) == head
+    async with db.begin() as conn:
+        assert (await conn.exec_driver_sql("SELECT count(*) FROM user_roles")).scalar() == 0
+        assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1

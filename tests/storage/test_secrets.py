@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -124,21 +125,24 @@ async def test_iter_sealed_walks_everything_in_batches(secrets: SecretRepo) -> N
 
 async def test_replace_sealed_is_a_compare_and_swap(secrets: SecretRepo) -> None:
     stored = await secrets.put("ada", "github", "token", "old", NONCE, b"v-old")
-    assert await secrets.replace_sealed(stored.id, "old", "new", b"\x02" * 12, b"v-new")
+    read = await secrets.get("ada", "github", "token")
+    assert await secrets.replace_sealed(read, "new", b"\x02" * 12, b"v-new")
     got = await secrets.get("ada", "github", "token")
     assert (got.key_id, got.nonce, got.ciphertext) == ("new", b"\x02" * 12, b"v-new")
     assert got.updated_at == stored.updated_at  # the value itself did not change
     # a second rotation that read the row before the first one swapped loses
-    assert not await secrets.replace_sealed(stored.id, "old", "new", NONCE, b"stale")
+    assert not await secrets.replace_sealed(read, "new", b"\x03" * 12, b"stale")
     assert (await secrets.get("ada", "github", "token")).ciphertext == b"v-new"
-    assert not await secrets.replace_sealed(stored.id + 1000, "new", "newer", NONCE, b"x")
+    gone = dataclasses.replace(got, id=got.id + 1000)
+    assert not await secrets.replace_sealed(gone, "newer", NONCE, b"x")
 
 
 async def test_concurrent_rotations_swap_once(secrets: SecretRepo) -> None:
-    stored = await secrets.put("ada", "github", "token", "old", NONCE, b"v-old")
+    await secrets.put("ada", "github", "token", "old", NONCE, b"v-old")
+    read = await secrets.get("ada", "github", "token")
     results = await asyncio.gather(
         *(
-            secrets.replace_sealed(stored.id, "old", "new", NONCE, f"r{n}".encode())
+            secrets.replace_sealed(read, "new", bytes([n + 2]) * 12, f"r{n}".encode())
             for n in range(4)
         )
     )
@@ -148,7 +152,21 @@ async def test_concurrent_rotations_swap_once(secrets: SecretRepo) -> None:
 
 
 async def test_a_new_value_beats_a_rotation_in_flight(secrets: SecretRepo) -> None:
-    stored = await secrets.put("ada", "github", "token", "old", NONCE, b"v-old")
-    await secrets.put("ada", "github", "token", "new", NONCE, b"v-user")
-    assert not await secrets.replace_sealed(stored.id, "old", "new", NONCE, b"v-resealed")
+    await secrets.put("ada", "github", "token", "old", NONCE, b"v-old")
+    read = await secrets.get("ada", "github", "token")
+    await secrets.put("ada", "github", "token", "new", b"\x02" * 12, b"v-user")
+    assert not await secrets.replace_sealed(read, "new", b"\x03" * 12, b"v-resealed")
     assert (await secrets.get("ada", "github", "token")).ciphertext == b"v-user"
+
+
+async def test_a_new_value_under_the_old_key_beats_a_rotation_in_flight(
+    secrets: SecretRepo,
+) -> None:
+    """A gateway not yet given the new key stores a value during the rotation: still sealed
+    with the old key, so only the nonce tells the rotation that the row changed."""
+    await secrets.put("ada", "github", "token", "old", NONCE, b"v-revoked")
+    read = await secrets.get("ada", "github", "token")
+    await secrets.put("ada", "github", "token", "old", b"\x02" * 12, b"v-current")
+    assert not await secrets.replace_sealed(read, "new", b"\x03" * 12, b"v-revoked-resealed")
+    got = await secrets.get("ada", "github", "token")
+    assert (got.key_id, got.nonce, got.ciphertext) == ("old", b"\x02" * 12, b"v-current")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC
 
 import pytest
+from sqlalchemy import text
 
 from catalyst_mcp.errors import Conflict, Missing, StorageError
 from catalyst_mcp.storage.db import Database
@@ -138,3 +140,35 @@ async def test_concurrent_writers_all_succeed(users: UserRepo) -> None:
 async def test_delete_of_a_missing_user(users: UserRepo) -> None:
     with pytest.raises(Missing, match="no user named 'nobody'"):
         await users.delete("nobody")
+
+
+@pytest.mark.parametrize("name", ["*", "anonymous"])
+async def test_reserved_names_are_refused(users: UserRepo, name: str) -> None:
+    reserved = f"the user name {re.escape(repr(name))} is reserved: '\\*' stands for everyone"
+    with pytest.raises(StorageError, match=reserved):
+        await users.create(name)
+    assert await users.list() == []
+
+
+async def test_deleting_a_user_named_star_keeps_the_shared_secrets(
+    database: Database, users: UserRepo
+) -> None:
+    """A user named '*' from before the name was reserved: its deletion must not take the
+    secrets shared by everyone (owner '*') with it."""
+    secrets = SecretRepo(database)
+    await secrets.put("*", "github", "token", "k1", b"n" * 12, b"shared")
+    await secrets.put("*", "*", "api_key", "k1", b"n" * 12, b"shared")
+    async with database.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO users (name, kind, disabled, created_at, updated_at) VALUES "
+                "('*', 'user', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    await users.delete("*")
+    with pytest.raises(Missing):
+        await users.get("*")
+    assert [(s.owner, s.scope, s.name) for s in await secrets.list()] == [
+        ("*", "*", "api_key"),
+        ("*", "github", "token"),
+    ]

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from catalyst_mcp.security.rbac import KINDS
+from catalyst_mcp.storage.users import RESERVED_USER_NAMES
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -80,13 +81,24 @@ def _plain(spaces: bool = False) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_USER_NAMES:
+        raise ValueError(
+            "is reserved: '*' stands for everyone (the owner of shared secrets) and "
+            "'anonymous' for callers without credentials"
+        )
+    return value
+
+
 def _secret_name(value: str) -> str:
     if not _SECRET_NAME.fullmatch(value):
         raise ValueError("must be 1 to 128 letters, digits, '_', '-' or '.'")
     return value
 
 
-UserName = Annotated[str, StringConstraints(min_length=1, max_length=128), _plain()]
+UserName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), _plain(), AfterValidator(_not_reserved)
+]
 RoleName = Annotated[str, StringConstraints(min_length=1, max_length=64), _plain()]
 SecretPart = Annotated[str, StringConstraints(min_length=1, max_length=128), _plain(True)]
 SecretName = Annotated[
@@ -179,7 +191,9 @@ class UserList(_Out):
 
 
 class UserCreate(_In):
-    name: UserName = Field(description="Stable user name (no spaces or '/').")
+    name: UserName = Field(
+        description="Stable user name (no spaces or '/'; '*' and 'anonymous' are reserved)."
+    )
     kind: Literal["user", "service"] = Field("user", description="A person or a service.")
     display_name: Annotated[str, StringConstraints(max_length=256)] | None = None
     email: Annotated[str, StringConstraints(max_length=320)] | None = None

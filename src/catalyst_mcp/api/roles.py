@@ -92,7 +92,7 @@ class RoleHandlers:
         name = request.path_as(m.RolePath).name
         force = request.query_as(m.RoleDeleteQuery).force
         try:
-            await RoleRepo(self.services.db).delete(name, force=force)
+            await self.services.roles().delete(name, force=force)
         except Missing:
             if name in self.services.access.settings.rbac.roles:
                 raise ApiError(

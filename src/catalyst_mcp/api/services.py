@@ -13,6 +13,7 @@ from catalyst_mcp.errors import ConfigError, Missing
 from catalyst_mcp.security.access import Access
 from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.storage.keys import KeyRepo
+from catalyst_mcp.storage.roles import RoleRepo
 from catalyst_mcp.storage.users import UserRepo
 
 if TYPE_CHECKING:
@@ -53,6 +54,11 @@ class AdminServices:
         if self._db is None:
             raise ApiError(503, "storage is off")
         return self._db
+
+    def roles(self) -> RoleRepo:
+        """The stored roles; deleting one whose name stays valid (configured or built in)
+        keeps its holders' grants."""
+        return RoleRepo(self.db, known_roles={ADMIN_ROLE, *self.access.settings.rbac.roles})
 
     def users(self) -> UserRepo:
         """The users, with the role names that need no stored role: the built-in ``admin``

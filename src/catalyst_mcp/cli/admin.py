@@ -25,6 +25,7 @@ from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.settings import Settings
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import ensure_current
+from catalyst_mcp.storage.roles import RoleRepo
 from catalyst_mcp.storage.users import UserRepo
 
 __all__ = ["Admin", "admin_session", "cli_identity", "iso", "run_admin", "shown_time"]
@@ -64,6 +65,12 @@ class Admin:
     def users(self) -> UserRepo:
         """The users, with the roles of the settings (and the built-in admin) grantable too."""
         return UserRepo(self.db, known_roles={ADMIN_ROLE, *self.settings.rbac.roles})
+
+    @property
+    def roles(self) -> RoleRepo:
+        """The stored roles; deleting one whose name stays valid (configured or built in)
+        keeps its holders' grants."""
+        return RoleRepo(self.db, known_roles={ADMIN_ROLE, *self.settings.rbac.roles})
 
     def record(
         self, action: str, target: str, outcome: str = "ok", detail: dict[str, Any] | None = None

@@ -223,10 +223,12 @@ def remove(name: str, force: bool, config_path: Path | None) -> None:
     """Delete stored role NAME. Exit 1 while users hold it (they are named), unless --force."""
 
     async def main(admin: Admin) -> list[str]:
-        repo = RoleRepo(admin.db)
+        repo = admin.roles
         async with admin.change("admin.roles.delete", name, {"force": force}) as detail:
             try:
-                holders = await repo.holders(name)
+                # a name that stays valid (configured, built in) keeps its holders' grants
+                kept = name in repo.known_roles
+                holders = [] if kept else await repo.holders(name)
                 await repo.delete(name, force=force)
             except Missing as exc:
                 if name in admin.settings.rbac.roles:

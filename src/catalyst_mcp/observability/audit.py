@@ -12,12 +12,20 @@ batch) after :meth:`~AuditLog.record`; :meth:`~AuditLog.flush` waits for it. A p
 and the chain of committed records stays valid. While the database is down the log keeps
 records in memory and retries with backoff; once ``max_queue`` records wait, the oldest waiting
 ones are dropped and counted in :attr:`~AuditLog.dropped`.
+
+Memory: call arguments handed over as a :class:`DeferredDigest` are digested by the writer
+only while the queue is short. They are digested at once, on :meth:`~AuditLog.record`, when
+they are large (over ``DEFER_MAX_BYTES`` as compact JSON), while the database cannot be
+written, or once a whole batch is already waiting: at most one batch of small arguments is
+ever held, never ``max_queue`` records' worth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -48,6 +56,7 @@ from catalyst_mcp.observability.auditchain import (
     verify,
 )
 from catalyst_mcp.observability.auditsearch import export, search
+from catalyst_mcp.storage.db import sqlite_file
 
 __all__ = [
     "OUTCOMES",
@@ -66,6 +75,11 @@ logger = logging.getLogger("catalyst.audit")
 OUTCOMES = ("ok", "error", "denied", "limited", "unauthenticated")
 # Values kept in clear longer than this (as canonical JSON) are digested after all.
 MAX_CLEAR_BYTES = 1024
+# Deferred arguments larger than this (as compact JSON) are digested when recorded: a batch
+# then never holds much to digest on the loop, nor the queue much to keep.
+DEFER_MAX_BYTES = 8 * 1024
+# After close() times out, a batch being written gets this long to finish before it is given up.
+CLOSE_GRACE = 1.0
 FIRST_BACKOFF = 0.05
 FULL = "the queue is full (is the database down?): dropping the oldest waiting records"
 
@@ -157,7 +171,9 @@ def _utc(ns: int) -> datetime:
 def _pending(at: int, event: AuditEvent) -> Pending:
     latency = event.latency_ms
     if latency is not None:
-        latency = round(float(latency), 3) if math.isfinite(latency) else None
+        # + 0.0 turns -0.0 into 0.0: SQLite stores a whole REAL as an integer, losing the sign,
+        # and the record would no longer match its hash
+        latency = round(float(latency), 3) + 0.0 if math.isfinite(latency) else None
     return Pending(
         _utc(at),
         _cut(event.actor, "actor"),
@@ -173,7 +189,8 @@ def _pending(at: int, event: AuditEvent) -> Pending:
 @dataclass(frozen=True, slots=True)
 class DeferredDigest:
     """Call arguments to digest when the record is written, in the background, rather than on
-    the request path (a ``detail`` value). The arguments are only held until then."""
+    the request path (a ``detail`` value). The arguments are only held until then, and only
+    while that is cheap (see the module's documentation on memory)."""
 
     arguments: Mapping[str, Any] = field(repr=False)
     record_values: frozenset[str] = frozenset()
@@ -181,6 +198,15 @@ class DeferredDigest:
 
     def resolve(self) -> dict[str, Any]:
         return digest_arguments(self.arguments, self.record_values, key=self.key)
+
+    def small(self) -> bool:
+        """Whether the arguments are at most ``DEFER_MAX_BYTES`` as compact JSON. orjson
+        measures that in well under a microsecond for the usual small arguments (a tenth of
+        what digesting them costs); arguments it cannot encode as they are count as large."""
+        try:
+            return len(orjson.dumps(self.arguments)) <= DEFER_MAX_BYTES
+        except TypeError:  # orjson.JSONEncodeError: odd types, huge integers
+            return False
 
 
 def _resolved(detail: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -190,6 +216,21 @@ def _resolved(detail: Mapping[str, Any]) -> Mapping[str, Any]:
                 k: v.resolve() if isinstance(v, DeferredDigest) else v for k, v in detail.items()
             }
     return detail
+
+
+def _digested_now(event: AuditEvent, always: bool) -> AuditEvent:
+    """``event`` with its deferred digests computed now if ``always`` or if they are not
+    small; the same event when there is nothing to do (the common case: a short scan)."""
+    detail = event.detail
+    for value in detail.values():
+        if isinstance(value, DeferredDigest) and (always or not value.small()):
+            try:
+                return dataclasses.replace(event, detail=_resolved(detail))
+            except Exception as exc:  # a value whose str() fails: keep the record, not it
+                return dataclasses.replace(
+                    event, detail={"unrecordable_detail": type(exc).__name__}
+                )
+    return event
 
 
 def _plain(detail: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,6 +303,13 @@ class AuditLog:
         self._outage = False
         self._dropping = False
         self._task: asyncio.Task[None] | None = None
+        # while a batch is being appended: the writer is inside append_batch, or the worker
+        # thread runs it (SQLite); close() then cannot tell whether it will commit
+        self._writing = False
+        self._give_up = False
+        self._thread_write: concurrent.futures.Future[bool] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._unsettled = 0
 
     # ---- counters ----------------------------------------------------------------------
 
@@ -282,6 +330,13 @@ class AuditLog:
         return self._dropped
 
     @property
+    def unsettled(self) -> int:
+        """Records whose fate :meth:`close` could not learn: their batch was still being
+        written when it gave up, and may yet be committed (``verify`` and ``search`` tell).
+        Counted neither as committed nor as dropped."""
+        return self._unsettled
+
+    @property
     def queued(self) -> int:
         """Records waiting to be committed (including the batch being written)."""
         return len(self._queue) + len(self._inflight)
@@ -296,6 +351,9 @@ class AuditLog:
             return
         self._recorded += 1
         queue = self._queue
+        if event.detail:
+            # raw arguments are only held for a short queue (see the module's documentation)
+            event = _digested_now(event, self._outage or len(queue) >= self._batch_size)
         if len(queue) + len(self._inflight) >= self._max_queue:
             if not queue:  # everything waiting is the batch being written: drop the new one
                 self._drop(FULL)
@@ -343,8 +401,10 @@ class AuditLog:
 
     async def close(self, timeout: float | None = 30.0) -> None:
         """Commit everything recorded, then stop. After ``timeout`` seconds (the database is
-        down; None: no limit), stop anyway: records left unwritten are counted as dropped and
-        logged."""
+        down; None: no limit), stop anyway: a batch being written gets ``CLOSE_GRACE`` more
+        seconds to finish; records left unwritten are counted as dropped and logged, and
+        those of a batch still being written then, which may yet commit, as
+        :attr:`unsettled`."""
         if self._closed:
             return
         self._closing = True
@@ -354,19 +414,75 @@ class AuditLog:
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout)
             except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await self._stop(task)
         self._closed = True
-        if self._thread_engine is not None:
-            self._thread_engine.dispose()
-        lost = self.queued
+        unsettled = self._settle_inflight()
+        lost = len(self._queue) + len(self._inflight)
+        self._queue.clear()
+        self._inflight = []
         if lost:
             self._dropped += lost
-            self._queue.clear()
-            self._inflight = []
             logger.warning("audit trail: closed with %d records not written", lost)
+        if unsettled:
+            self._unsettled += unsettled
+            logger.warning(
+                "audit trail: closed while a batch of %d records was being written: "
+                "it may still be committed",
+                unsettled,
+            )
+        self._release(unsettled)
         self._settle(everything=True)
+
+    async def _stop(self, task: asyncio.Task[None]) -> None:
+        """Stop the writer after the attempt under way (given ``CLOSE_GRACE`` seconds)."""
+        self._give_up = True
+        self._wake.set()
+        if self._writing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_GRACE)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _settle_inflight(self) -> int:
+        """After the writer stopped: how many records of the batch taken may still commit
+        (they leave the in-flight list), the others being lost."""
+        if not self._inflight or not self._writing:
+            return 0  # none taken, or its last attempt failed: not written
+        pending = self._thread_write
+        if pending is not None and pending.done():  # the thread ended after all
+            if pending.cancelled() or pending.exception() is not None:
+                return 0
+            self._committed += len(self._inflight)
+            self._inflight = []
+            return 0
+        count = len(self._inflight)  # cancelled mid-append, or its thread still runs
+        self._inflight = []
+        return count
+
+    def _release(self, unsettled: int) -> None:
+        """Dispose of the thread engine, once the worker thread is done with it."""
+        engine, executor = self._thread_engine, self._executor
+        if engine is None:
+            return
+        if executor is not None:
+            executor.shutdown(wait=False)
+        pending = self._thread_write
+        if pending is None or pending.done():
+            engine.dispose()
+            return
+
+        def finished(future: concurrent.futures.Future[bool]) -> None:
+            ok = not future.cancelled() and future.exception() is None
+            logger.warning(
+                "audit trail: the batch of %d records being written at close was %s",
+                unsettled,
+                "committed after all" if ok else "not committed",
+            )
+            engine.dispose()
+
+        pending.add_done_callback(finished)
 
     async def __aenter__(self) -> Self:
         self.start()
@@ -425,18 +541,18 @@ class AuditLog:
                 if len(self._queue) < self._batch_size and not (self._urgent or self._closing):
                     await self._wait(self._flush_interval)  # let a batch gather
                 self._take()
+            self._writing = True
             try:
-                if self._thread_engine is not None:
-                    written = await asyncio.to_thread(
-                        self._append_in_thread, self._inflight, self._attempt
-                    )
-                else:
-                    written = await append_batch(self._engine, self._inflight, self._attempt)
+                written = await self._append()
             except Exception as exc:
+                self._writing = False
                 self._failed(exc)
+                if self._give_up:
+                    return
                 backoff = min(self._max_backoff, backoff * 2 or FIRST_BACKOFF)
                 await asyncio.sleep(backoff)
                 continue
+            self._writing = False
             backoff = 0.0
             self._committed += len(self._inflight)
             self._inflight = []
@@ -446,6 +562,22 @@ class AuditLog:
                 self._outage = self._dropping = False
                 logger.warning("audit trail: writing again (%d records dropped)", self._dropped)
             self._settle()
+            if self._give_up:
+                return
+
+    async def _append(self) -> bool:
+        """Append the batch taken: through the async engine, or (SQLite) in this log's worker
+        thread, whose future :meth:`close` can still look at if it is cancelled meanwhile."""
+        if self._thread_engine is None:
+            return await append_batch(self._engine, self._inflight, self._attempt)
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="catalyst-audit"
+            )
+        self._thread_write = self._executor.submit(
+            self._append_in_thread, self._inflight, self._attempt
+        )
+        return await asyncio.wrap_future(self._thread_write)
 
     def _append_in_thread(self, batch: list[Pending], attempt: Attempt) -> bool:
         assert self._thread_engine is not None
@@ -473,9 +605,11 @@ class AuditLog:
 
 
 def _thread_engine(engine: AsyncEngine) -> Engine | None:
-    """A synchronous engine on the same SQLite file (None for other databases)."""
+    """A synchronous engine on the same SQLite file; None for other databases and for SQLite
+    databases that are not a plain file (in memory, ``file:`` URIs): a new connection from
+    another thread might not reach the same one."""
     url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if url.get_backend_name() != "sqlite" or sqlite_file(url) is None:
         return None
     sync = create_engine(
         url.set(drivername="sqlite"),
@@ -491,5 +625,10 @@ def _thread_engine(engine: AsyncEngine) -> Engine | None:
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # see storage/db.py: safe against a kill
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed batch survives
+    # the process being killed (it is in the WAL, which the OS holds); only a power loss may
+    # take the last ones back, never corrupting the file or breaking the chain. FULL would
+    # cost an fsync per batch (measured: ~3 ms of a 2-core VM's time per commit). The
+    # gateway's other connections stay FULL (storage/db.py).
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -1,10 +1,29 @@
-"""The hash chain of the audit trail: canonical form, appending a batch, verifying.
+r"""The hash chain of the audit trail: canonical form, appending a batch, verifying.
 
-Each record's hash is ``sha256(prev_hash + canonical)`` in hex, where ``canonical`` is the JSON
-of ``{seq, at, actor, actor_kind, action, target, outcome, latency_ms, detail}`` with sorted
-keys, no whitespace, ASCII only (``\\uXXXX`` escapes), floats in Python's shortest round-trip
-form and ``at`` as UTC ISO 8601 with microseconds (``2025-01-31T12:00:00.000000+00:00``). The
-first record's ``prev_hash`` is 64 zeros. Anyone can recompute the chain from an export.
+Each record's hash is ``sha256(prev_hash + canonical)`` in lowercase hex, where ``prev_hash``
+is the previous record's hash (64 zeros for the first record) and ``canonical`` is the JSON of
+the record's fields as exported, without ``prev_hash`` and ``hash``::
+
+    {"v": 1, "seq", "at", "actor", "actor_kind", "action", "target", "outcome",
+     "latency_ms", "detail"}
+
+written as orjson writes it with sorted keys (:func:`canonical_json`), exactly:
+
+* UTF-8, no whitespace, object keys sorted by code point at every level;
+* strings escaped only where JSON must: ``\"``, ``\\``, ``\b \t \n \f \r`` and the other
+  characters below U+0020 as ``\u00XX`` (lowercase hex); everything else, ``/``, DEL,
+  U+2028 and all non-ASCII text included, as is;
+* integers in decimal (stored values fit in 64 bits); ``true``, ``false``, ``null``;
+* floats in the shortest digits that read back to the same double: plain decimal with at
+  least one digit after the point when ``x`` is zero or ``1e-5 <= |x| < 1e16`` (``1.0``,
+  ``0.00001``, ``-0.0``), else ``d[.ddd]e+N`` or ``d[.ddd]e-N`` with no leading zeros in ``N``
+  (``1e+16``, ``1.5e-7``, ``5e-324``); NaN and infinities never occur (stored as strings);
+* ``at``: UTC ISO 8601 with microseconds (``2025-01-31T12:00:00.000000+00:00``);
+* ``v``: the version of this form, :data:`FORMAT` (1). A later form would carry another
+  number, so a record is never checked against the wrong rules.
+
+Anyone can recompute the chain from an unfiltered export: for each line, drop ``prev_hash``
+and ``hash``, serialize the rest as above, and hash it after ``prev_hash``.
 
 Appending locks the head row (``audit_chain``) for the whole transaction: ``SELECT ... FOR
 UPDATE`` on PostgreSQL, a first write (``BEGIN IMMEDIATE`` semantics) on SQLite. So several
@@ -35,6 +54,7 @@ from catalyst_mcp.errors import StorageError
 from catalyst_mcp.storage.audit_model import HEAD_ID, AuditChain, AuditRecord
 
 __all__ = [
+    "FORMAT",
     "GENESIS",
     "Attempt",
     "HasEngine",
@@ -51,6 +71,8 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
+FORMAT = 1
+"""The version of the canonical form: the ``v`` of every hashed (and exported) record."""
 VERIFY_BATCH = 2000
 LIMITS = {"actor": 128, "actor_kind": 16, "action": 64, "target": 512, "outcome": 16}
 MAX_INT = 2**63
@@ -146,8 +168,8 @@ def jsonable(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8, shortest round-trip floats (orjson: the same bytes
-    for the same data, and ten times faster than the json module)."""
+    """The canonical form described in this module's documentation: orjson with sorted keys
+    (the same bytes for the same data, and ten times faster than the json module)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
@@ -160,6 +182,7 @@ def iso(at: datetime) -> str:
 def record_hash(prev_hash: str, seq: int, fields: Pending) -> str:
     """The chain hash of record ``seq`` following ``prev_hash``."""
     payload = {
+        "v": FORMAT,
         "seq": seq,
         "at": iso(fields.at),
         "actor": fields.actor,

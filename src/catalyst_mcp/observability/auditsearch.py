@@ -2,7 +2,8 @@
 
 Filters use the indexed columns (``at``, ``actor``, ``action``, ``outcome``) and page by
 ``seq`` (keyset, never OFFSET), so both stay fast on millions of records. Exported lines carry
-``seq``, ``prev_hash`` and ``hash``: an unfiltered export can be verified without the database.
+the canonical form's version ``v``, ``seq``, ``prev_hash`` and ``hash``: an unfiltered export
+can be verified without the database (see :mod:`~catalyst_mcp.observability.auditchain`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import orjson
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from catalyst_mcp.observability.auditchain import HasEngine, engine_of, iso, storage_errors
+from catalyst_mcp.observability.auditchain import (
+    FORMAT,
+    HasEngine,
+    engine_of,
+    iso,
+    storage_errors,
+)
 from catalyst_mcp.storage.audit_model import AuditRecord
 
 __all__ = ["TextSink", "export", "search"]
@@ -69,6 +76,7 @@ def _filters(
 
 def _as_dict(record: Any) -> dict[str, Any]:
     return {
+        "v": FORMAT,
         "seq": record.seq,
         "at": iso(record.at),
         "actor": record.actor,

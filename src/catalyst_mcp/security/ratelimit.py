@@ -19,7 +19,9 @@ Two implementations:
   slot: put a hash tag in them (``{alice}``).
 
 When Redis cannot be reached the call fails with :class:`LimiterUnavailable` (fail closed, the
-default), or, with ``fail_open=True``, goes through unlimited while a warning is logged.
+default), or, with ``fail_open=True``, goes through unlimited while a warning is logged. A
+script is never sent twice: after a timeout Redis may have run it, and a retry would charge the
+call again.
 """
 
 from __future__ import annotations
@@ -236,13 +238,17 @@ class RedisLimiter(RateLimiter):
         self.prefix = prefix
         self.fail_open = fail_open
         self.where = _location(url)
-        # its own connection pool; one quick retry covers a connection Redis has dropped
+        # Its own connection pool, and no retries: a script that timed out (or whose
+        # connection broke) after Redis received it may well have run, and running it again
+        # would charge the call twice. A connection Redis dropped while idle is no reason
+        # for one: the pool checks a connection before handing it out and reconnects.
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(NoBackoff(), 0),
             decode_responses=True,
+            **_checked_pool(),
         )
         self._warned = -math.inf
 
@@ -285,6 +291,18 @@ class RedisLimiter(RateLimiter):
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _checked_pool() -> dict[str, Any]:
+    """Options making the pool check a connection before handing it out (a connection Redis
+    closed is then replaced, not used): recent redis-py versions skip that check while their
+    maintenance notifications are on, as they are by default ("auto"). They only matter to
+    Redis Enterprise and Redis Cloud, and could also stretch ``timeout`` during maintenance."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # older redis-py: the pool always checks
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def _location(url: str) -> str:

@@ -6,10 +6,13 @@ with the associated data of the row it came from when it is resolved, so a ciphe
 another owner, scope or name fails to open instead of leaking.
 
 Key rotation (:meth:`SecretStore.rotate`) reseals, in short batches, every value not sealed with
-the active key. Each row is swapped in with a compare-and-swap, so gateways can keep serving
-(and writing new values) during a rotation as long as they have both keys configured:
-``CATALYST_SECRET_KEY`` the new one, ``CATALYST_SECRET_KEY_PREVIOUS`` the old ones. A value
-that cannot be opened is reported by owner, scope and name; it never stops the run.
+the active key. Each row is swapped in with a compare-and-swap on the sealed value read (its
+key id and nonce, unique per seal), so a value written meanwhile always wins, even one sealed
+again with the old key by a process not yet given the new one; it is then resealed in turn.
+Gateways can keep serving (and writing new values) during a rotation as long as they have
+both keys configured: ``CATALYST_SECRET_KEY`` the new one, ``CATALYST_SECRET_KEY_PREVIOUS`` the
+old ones. A value that cannot be opened is reported by owner, scope and name; it never stops
+the run.
 
 No value ever appears in a ``repr``, a log line or an error message.
 """
@@ -190,7 +193,7 @@ class SecretStore:
             if fresh is None:
                 return "current"
             swapped = await self.repo.replace_sealed(
-                row.id, row.key_id, fresh.key_id, fresh.nonce, fresh.ciphertext
+                row, fresh.key_id, fresh.nonce, fresh.ciphertext
             )
             if swapped:
                 return "resealed"

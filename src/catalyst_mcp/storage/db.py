@@ -3,9 +3,9 @@
 * URLs name an async driver (``sqlite+aiosqlite://``, ``postgresql+asyncpg://``); plain
   ``sqlite://`` and ``postgresql://`` (or ``postgres://``) are mapped to them.
 * SQLite: the file's folder is created; every connection runs with ``foreign_keys=ON`` (so
-  ``ON DELETE CASCADE`` works), WAL journaling and a busy timeout; transactions start with an
-  explicit ``BEGIN`` (so DDL, and with it a migration, is transactional too), or ``BEGIN
-  IMMEDIATE`` for a session that says it will write.
+  ``ON DELETE CASCADE`` works), WAL journaling, ``synchronous=FULL`` and a busy timeout;
+  transactions start with an explicit ``BEGIN`` (so DDL, and with it a migration, is
+  transactional too), or ``BEGIN IMMEDIATE`` for a session that says it will write.
 * Failures become :class:`StorageError`. A connection failure names the database and host (or
   file) and a short reason, never the password, a statement or a bound value: the engine runs
   with ``hide_parameters`` and the raw URL is never logged (see :attr:`Database.redacted_url`).
@@ -40,7 +40,7 @@ from sqlalchemy.pool import StaticPool
 from catalyst_mcp.errors import CatalystError, StorageError
 from catalyst_mcp.storage.base import Base
 
-__all__ = ["ASYNC_DRIVERS", "Database", "database_url"]
+__all__ = ["ASYNC_DRIVERS", "Database", "database_url", "sqlite_file"]
 
 log = logging.getLogger("catalyst.storage")
 
@@ -77,6 +77,16 @@ def database_url(raw: str) -> URL:
     if driver is None:
         raise StorageError(f"database {backend!r} is not supported: use sqlite or postgresql")
     return url.set(drivername=f"{backend}+{driver}")
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite ``url`` names; None when it is not a plain file: in memory
+    (``:memory:``, no name) or a SQLite URI (``file:...``, as with ``mode=memory`` or a shared
+    cache), which other connections, such as another thread's, may not reach the same way."""
+    name = url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
 
 
 def _json_text(value: Any) -> str:
@@ -136,10 +146,7 @@ class Database:
         return f"Database({self.redacted_url!r})"
 
     def _sqlite_file(self) -> Path | None:
-        name = self.url.database
-        if not name or name == ":memory:" or name.startswith("file:"):
-            return None
-        return Path(name)
+        return sqlite_file(self.url)
 
     def _make_folder(self) -> None:
         path = self._sqlite_file() if self.dialect == "sqlite" else None
@@ -177,15 +184,31 @@ class Database:
                 raise self._failed(error) from error
 
     @asynccontextmanager
-    async def begin(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def begin(
+        self, *, write: bool = False, foreign_keys: bool = True
+    ) -> AsyncIterator[AsyncConnection]:
         """A connection in one transaction (as ``engine.begin()``), with failures mapped to
         :class:`StorageError`; ``write`` as for :meth:`session`. Migrations run on it through
-        ``run_sync``."""
+        ``run_sync``.
+
+        ``foreign_keys=False`` (SQLite; migrations): the connection runs the transaction with
+        ``PRAGMA foreign_keys=OFF``, set before it begins (SQLite ignores it inside one), and
+        ``ON`` again once it ended. A table a migration recreates (Alembic's batch mode) is
+        then not emptied of its references by ``ON DELETE CASCADE``; check them with ``PRAGMA
+        foreign_key_check`` before the block ends.
+        """
+        relaxed = not foreign_keys and self.dialect == "sqlite"
         try:
             conn = await self.engine.connect()
+        except (exc.SQLAlchemyError, OSError) as error:
+            raise self._unreachable(error) from error
+        try:
             if write:
                 await conn.execution_options(**_write_options(write))
-        except (exc.SQLAlchemyError, OSError) as error:
+            if relaxed:
+                await _sqlite_pragma(conn, "PRAGMA foreign_keys=OFF")
+        except (exc.SQLAlchemyError, OSError, sqlite3.Error) as error:
+            await conn.close()
             raise self._unreachable(error) from error
         try:
             async with conn.begin():
@@ -195,6 +218,8 @@ class Database:
         except exc.SQLAlchemyError as error:
             raise self._failed(error) from error
         finally:
+            if relaxed:
+                await _restore_foreign_keys(conn)
             await conn.close()
 
     async def ping(self) -> None:
@@ -288,12 +313,32 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed transaction
-    # survives the process being killed (it is in the WAL, which the OS holds); only a power
-    # loss may take the last ones back, never corrupting the file. FULL costs an fsync per
-    # audit batch (measured: ~3 ms of a 2-core VM's time per commit).
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: every commit is synced, so an admin write (a key revoked, a user disabled) survives
+    # a power loss too. Only the audit writer's own connections run with NORMAL (see
+    # observability/audit.py), where an fsync per batch is the costliest step.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+async def _sqlite_pragma(conn: AsyncConnection, pragma: str) -> None:
+    """Run ``pragma`` on the driver's connection itself: through SQLAlchemy, the statement
+    would first begin a transaction (see :func:`_sqlite_begin`)."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    if not isinstance(driver, aiosqlite.Connection):
+        raise TypeError("not an aiosqlite connection")
+    cursor = await driver.execute(pragma)
+    await cursor.close()
+
+
+async def _restore_foreign_keys(conn: AsyncConnection) -> None:
+    """``PRAGMA foreign_keys=ON`` again on a connection going back to the pool; if that fails,
+    the connection is discarded rather than reused without foreign keys."""
+    try:
+        await _sqlite_pragma(conn, "PRAGMA foreign_keys=ON")
+    except (exc.SQLAlchemyError, OSError, sqlite3.Error) as error:
+        log.debug("discarding a connection whose foreign keys could not be restored: %s", error)
+        await conn.invalidate()
 
 
 def _write_options(write: bool) -> dict[str, Any]:

@@ -196,13 +196,23 @@ class KeyRepo:
 
     async def touch(self, prefixes_to_times: Mapping[str, datetime]) -> None:
         """Record when keys were last used, in one transaction. A time older than the stored
-        one is ignored (batches may arrive out of order); unknown prefixes are skipped."""
+        one is ignored (batches may arrive out of order); unknown prefixes are skipped.
+
+        The keys are locked first, by id (PostgreSQL): ``UserRepo.delete`` locks a user's keys
+        in the same order, so the two never deadlock."""
         if not prefixes_to_times:
             return
         params: list[dict[str, Any]] = [
             {"key_prefix": prefix, "used_at": check_time("a last-used time", used)}
             for prefix, used in sorted(prefixes_to_times.items())
         ]
+        lock = (
+            select(ApiKey.id)
+            .where(ApiKey.prefix.in_(list(prefixes_to_times)))
+            .order_by(ApiKey.id)
+            .with_for_update()
+        )
         async with self.db.session(write=True) as session:
             conn = await session.connection()
+            await conn.execute(lock)
             await conn.execute(_TOUCH, params)

@@ -5,6 +5,12 @@ The migration scripts ship inside the package (``storage/migrations``); there is
 through ``config.attributes`` (``conn.run_sync``: no second event loop). Gateways that start
 together apply migrations once, one after the other: on PostgreSQL an advisory lock orders
 them, on SQLite the upgrade's ``BEGIN IMMEDIATE``.
+
+On SQLite, migrations run with ``PRAGMA foreign_keys=OFF`` (set before the transaction begins,
+``ON`` again after it): Alembic's batch mode recreates a table to alter it, and dropping the
+old one with foreign keys on would delete, by ``ON DELETE CASCADE``, every API key and role
+grant referring to it. Before the commit ``PRAGMA foreign_key_check`` must find nothing broken;
+otherwise the upgrade is rolled back with an error naming the tables.
 """
 
 from __future__ import annotations
@@ -79,6 +85,20 @@ def _lock(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
 
 
+def _check_foreign_keys(connection: Connection, revision: str) -> None:
+    """StorageError (the upgrade is rolled back) if rows refer to rows that do not exist."""
+    if connection.dialect.name != "sqlite":
+        return  # PostgreSQL checks every statement
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({f"{row[0]} -> {row[2]}" for row in broken})
+        raise StorageError(
+            f"cannot upgrade the database to {revision!r}: the migration would leave "
+            f"{len(broken)} row(s) referring to rows that do not exist ({', '.join(tables)}); "
+            "nothing was changed"
+        )
+
+
 def _upgrade(connection: Connection, revision: str) -> list[str]:
     _lock(connection)
     _pending(connection)  # a database newer than this code: say so clearly
@@ -87,13 +107,15 @@ def _upgrade(connection: Connection, revision: str) -> list[str]:
         command.upgrade(_config(connection, applied), revision)
     except CommandError as error:
         raise StorageError(f"cannot upgrade the database to {revision!r}: {error}") from error
+    _check_foreign_keys(connection, revision)
     return applied
 
 
 async def upgrade(db: Database, revision: str = "head") -> list[str]:
     """Apply the migrations up to ``revision``, in one transaction; the revision ids applied,
-    in order (empty when the database was already there)."""
-    async with db.begin(write=True) as conn:
+    in order (empty when the database was already there). On SQLite foreign keys are off
+    meanwhile and checked before the commit (see the module's documentation)."""
+    async with db.begin(write=True, foreign_keys=False) as conn:
         applied = await conn.run_sync(_upgrade, revision)
     if applied:
         log.info("database %s upgraded: %s", db.redacted_url, ", ".join(applied))

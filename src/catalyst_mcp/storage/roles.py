@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalyst_mcp.errors import Conflict, Missing
+from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.models import Role, User, UserRole, check_text, utcnow
 
@@ -58,8 +59,12 @@ async def _holders(session: AsyncSession, role: str, limit: int | None = None) -
 class RoleRepo:
     """Create, replace, read and delete roles."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, known_roles: Iterable[str] = (ADMIN_ROLE,)) -> None:
+        """``known_roles``: role names valid without a stored role (the built-in ``admin``
+        and the roles of the settings' ``rbac.roles``), as for ``UserRepo``: deleting a
+        stored role of such a name leaves its grants in place."""
         self.db = db
+        self.known_roles = frozenset(known_roles)
 
     async def create(
         self, name: str, description: str = "", rules: Sequence[Mapping[str, Any]] = ()
@@ -108,18 +113,31 @@ class RoleRepo:
             return await _holders(session, name)
 
     async def delete(self, name: str, *, force: bool = False) -> None:
-        """Delete the role. While users hold it, Conflict names them, unless ``force`` (which
-        takes it from them too)."""
+        """Delete the stored role.
+
+        When its name stays valid without it (one of ``known_roles``: the built-in ``admin``,
+        a role of the settings file), the users holding it keep it, now as defined there.
+        Otherwise their grants would dangle: while users hold it, Conflict names them, unless
+        ``force``, which takes it from them too.
+
+        On PostgreSQL the role's row is locked (``FOR UPDATE``) before its holders are read,
+        and granting a role locks it for share (``UserRepo``): a grant committed meanwhile is
+        seen, never left naming a deleted role.
+        """
         async with self.db.session(write=True) as session:
-            if await session.get(Role, name) is None:
+            found = await session.scalar(
+                select(Role.name).where(Role.name == name).with_for_update()
+            )
+            if found is None:
                 raise Missing(f"no role named {name!r}")
-            if not force:
-                holders = await _holders(session, name, limit=6)
-                if holders:
-                    shown = ", ".join(holders[:5]) + (", ..." if len(holders) > 5 else "")
-                    raise Conflict(
-                        f"role {name!r} is held by {shown}: take it from them first, or force "
-                        "the deletion"
-                    )
-            await session.execute(delete(UserRole).where(UserRole.role_name == name))
+            if name not in self.known_roles:
+                if not force:
+                    holders = await _holders(session, name, limit=6)
+                    if holders:
+                        shown = ", ".join(holders[:5]) + (", ..." if len(holders) > 5 else "")
+                        raise Conflict(
+                            f"role {name!r} is held by {shown}: take it from them first, or "
+                            "force the deletion"
+                        )
+                await session.execute(delete(UserRole).where(UserRole.role_name == name))
             await session.execute(delete(Role).where(Role.name == name))

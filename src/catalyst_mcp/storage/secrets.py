@@ -193,17 +193,23 @@ class SecretRepo:
             after = rows[-1].id
 
     async def replace_sealed(
-        self, id: int, old_key_id: str, new_key_id: str, nonce: bytes, ciphertext: bytes
+        self, current: SealedSecret, key_id: str, nonce: bytes, ciphertext: bytes
     ) -> bool:
-        """Swap in a value resealed under ``new_key_id`` if the row is still sealed with
-        ``old_key_id`` (compare-and-swap: a concurrent rotation or a new value wins, and this
-        returns False). The value is the same, so ``updated_at`` is left as it is."""
-        check_text("a key id", new_key_id, 64)
+        """Swap in ``current``'s value resealed under ``key_id`` if the row still holds exactly
+        the sealed value ``current`` was read with: the same key id and the same nonce (unique
+        per seal). A compare-and-swap: a concurrent rotation or a new value, even one sealed
+        again under the old key meanwhile, wins, and this returns False. The value is the
+        same, so ``updated_at`` is left as it is."""
+        check_text("a key id", key_id, 64)
         statement = (
             update(Secret)
-            .where(Secret.id == id, Secret.key_id == old_key_id)
+            .where(
+                Secret.id == current.id,
+                Secret.key_id == current.key_id,
+                Secret.nonce == current.nonce,
+            )
             .values(
-                key_id=new_key_id,
+                key_id=key_id,
                 nonce=nonce,
                 ciphertext=ciphertext,
                 updated_at=Secret.updated_at,

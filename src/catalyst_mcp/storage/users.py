@@ -17,6 +17,7 @@ from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.models import (
     USER_KINDS,
+    ApiKey,
     Role,
     Secret,
     User,
@@ -24,8 +25,13 @@ from catalyst_mcp.storage.models import (
     check_text,
     utcnow,
 )
+from catalyst_mcp.storage.secrets import ANY
 
-__all__ = ["KEEP", "UserRecord", "UserRepo"]
+__all__ = ["KEEP", "RESERVED_USER_NAMES", "UserRecord", "UserRepo", "check_user_name"]
+
+RESERVED_USER_NAMES = frozenset({"*", "anonymous"})
+"""Names no user may take: ``*`` is the owner of the secrets shared by everyone, and
+``anonymous`` the caller without credentials."""
 
 
 class _Keep(enum.Enum):
@@ -77,11 +83,27 @@ async def _roles_of(session: AsyncSession, user_id: int) -> list[str]:
     return list(rows)
 
 
+def check_user_name(name: str) -> str:
+    """``name`` if a new user may take it: 1 to 128 characters, not a reserved name
+    (:data:`RESERVED_USER_NAMES`); StorageError if not."""
+    check_text("a user name", name, 128)
+    if name in RESERVED_USER_NAMES:
+        raise StorageError(
+            f"the user name {name!r} is reserved: '*' stands for everyone (the owner of shared "
+            "secrets) and 'anonymous' for callers without credentials"
+        )
+    return name
+
+
 async def _check_roles(session: AsyncSession, roles: Sequence[str], known: frozenset[str]) -> None:
+    """Missing for a role that is neither known nor stored. The stored ones are locked for
+    share (PostgreSQL) until the transaction ends: a concurrent deletion of one waits, then
+    sees the grant (see ``RoleRepo.delete``)."""
     wanted = set(roles) - known
     if not wanted:
         return
-    found = set(await session.scalars(select(Role.name).where(Role.name.in_(wanted))))
+    query = select(Role.name).where(Role.name.in_(wanted)).with_for_update(read=True)
+    found = set(await session.scalars(query))
     unknown = sorted(wanted - found)
     if unknown:
         names = ", ".join(repr(r) for r in unknown)
@@ -111,8 +133,9 @@ class UserRepo:
         email: str | None = None,
         roles: Sequence[str] = (),
     ) -> UserRecord:
-        """A new user with ``roles``; Conflict if the name is taken, Missing for an unknown role."""
-        check_text("a user name", name, 128)
+        """A new user with ``roles``; Conflict if the name is taken, Missing for an unknown role,
+        StorageError for a reserved name (:data:`RESERVED_USER_NAMES`)."""
+        check_user_name(name)
         if kind not in USER_KINDS:
             raise StorageError(f"a user's kind is 'user' or 'service', not {kind!r}")
         async with self.db.session(write=True) as session:
@@ -176,8 +199,20 @@ class UserRepo:
 
     async def delete(self, name: str) -> None:
         """Delete the user with their API keys and role grants (by cascade) and the secrets
-        they own (so a new user given the same name does not inherit them)."""
+        they own (so a new user given the same name does not inherit them); never the secrets
+        shared by everyone (owner ``*``), whatever the user's name.
+
+        The user's keys are locked first, by id (PostgreSQL): ``KeyRepo.touch`` locks keys in
+        the same order, so the two never deadlock."""
         async with self.db.session(write=True) as session:
             user = await _user(session, name)
-            await session.execute(delete(Secret).where(Secret.owner == user.name))
+            await session.execute(
+                select(ApiKey.id)
+                .where(ApiKey.user_id == user.id)
+                .order_by(ApiKey.id)
+                .with_for_update()
+            )
+            await session.execute(
+                delete(Secret).where(Secret.owner == user.name, Secret.owner != ANY)
+            )
             await session.execute(delete(User).where(User.id == user.id))
