@@ -123,6 +123,18 @@ def node_bin() -> Path | None:
     return path if path.exists() else None
 
 
+PG_HOST, PG_PORT = "127.0.0.1", 5432  # the machine's PostgreSQL (trust auth, database test)
+
+
+def pg_reachable() -> bool:
+    """Whether PostgreSQL listens on :data:`PG_HOST`:`PG_PORT`."""
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def require_or_skip(condition: bool, reason: str) -> None:
     """Skip with ``reason`` for users; fail under CI=true, where everything must run."""
     if condition:

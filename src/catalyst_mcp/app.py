@@ -235,7 +235,7 @@ class Gateway:
             identity = await self.access.authenticate(authorization)
         except CatalystError:
             return False
-        return ADMIN_ROLE in identity.roles
+        return ADMIN_ROLE in self.access.roles_of(identity)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

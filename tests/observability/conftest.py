@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -20,21 +18,9 @@ from catalyst_mcp.observability.audit import AuditEvent, AuditLog
 from catalyst_mcp.storage.audit_model import AuditRecord
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import upgrade
-from tests.conftest import require_or_skip
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
-
+from tests.storage.conftest import BACKENDS, pg_database, pg_schema
 
 # ---- databases ---------------------------------------------------------------------------
-
-
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @contextlib.asynccontextmanager
@@ -48,26 +34,6 @@ async def sqlite_database(path: Path) -> AsyncIterator[Database]:
 
 
 @contextlib.asynccontextmanager
-async def pg_schema() -> AsyncIterator[str]:
-    """A fresh schema in PostgreSQL's ``test`` database, dropped afterwards."""
-    require_or_skip(_pg_reachable(), f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
-    import asyncpg
-
-    schema = f"catalyst_audit_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_URL)
-    try:
-        await conn.execute(f"CREATE SCHEMA {schema}")
-        yield schema
-    finally:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await conn.close()
-
-
-def pg_database(schema: str) -> Database:
-    return Database(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-
-
-@contextlib.asynccontextmanager
 async def pg_migrated(schema: str) -> AsyncIterator[Database]:
     db = pg_database(schema)
     try:
@@ -75,9 +41,6 @@ async def pg_migrated(schema: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
-
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @pytest_asyncio.fixture(params=BACKENDS)

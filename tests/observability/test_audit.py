@@ -35,6 +35,7 @@ from catalyst_mcp.observability.audit import (
     search,
     verify,
 )
+from catalyst_mcp.observability.auditevent import DEFER_MAX_BYTES
 from catalyst_mcp.storage.audit_model import AuditRecord
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import upgrade
@@ -529,7 +530,7 @@ def test_small_arguments_wait_for_the_writer_large_ones_are_digested_at_once(
 ) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     log = AuditLog(db)
-    large = {"doc": "x" * audit_module.DEFER_MAX_BYTES}
+    large = {"doc": "x" * DEFER_MAX_BYTES}
     log.record(deferred({"q": "small"}))
     log.record(deferred(large))
     log.record(deferred({"odd": {1, 2}}))  # not plain JSON: its size is unknown, digested

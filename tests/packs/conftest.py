@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -13,9 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import require_or_skip
+from tests.conftest import PG_HOST, PG_PORT, pg_reachable, require_or_skip
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 ROWS = [(1, "Ada", "ada@example.com"), (2, "Grace", "grace@example.com"), (3, "Alan", "a@x.org")]
 
@@ -83,18 +81,10 @@ def sqlite_db(tmp_path: Path) -> Path:
     return path
 
 
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @contextlib.asynccontextmanager
 async def pg_people_table() -> AsyncIterator[str]:
     """A uniquely named ``people`` table in PostgreSQL's ``test`` database, dropped afterwards."""
-    require_or_skip(_pg_reachable(), f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    require_or_skip(pg_reachable(), f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
     import asyncpg
 
     table = f"catalyst_people_{uuid.uuid4().hex[:12]}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import hashlib
 import hmac
 import ipaddress
@@ -19,9 +18,8 @@ import orjson
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from jwt import PyJWS
 from jwt import encode as jwt_encode
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -37,6 +35,7 @@ from catalyst_mcp.security.jwks import (
     parse_jwks,
 )
 from catalyst_mcp.security.jwt import JwtSettings, JwtVerifier
+from tests.certs import certificate, write_pem
 from tests.conftest import free_port
 from tests.packs.connectors.apiserver import ApiServer, Reply, Seen, json_reply
 
@@ -792,31 +791,6 @@ async def test_in_memory_fetcher_and_aclose(rsa_key: rsa.RSAPrivateKey) -> None:
 # ---- TLS to the provider -------------------------------------------------------------------
 
 
-def _certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[Any, Any] | None
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    signer_cert, signer_key = issuer if issuer else (None, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(signer_cert.subject if signer_cert else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if issuer is None:
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-        builder = builder.add_extension(usage, critical=True)
-    else:
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(signer_key, hashes.SHA256())
-
-
 @pytest.mark.network
 async def test_https_provider_with_a_private_ca(
     tmp_path: Path, ec_key: ec.EllipticCurvePrivateKey
@@ -825,17 +799,11 @@ async def test_https_provider_with_a_private_ca(
         ec.generate_private_key(ec.SECP256R1()),
         ec.generate_private_key(ec.SECP256R1()),
     )
-    ca = _certificate("Test IdP CA", ca_key, None)
-    server = _certificate("127.0.0.1", server_key, (ca, ca_key))
-    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "server.key").write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    ca = certificate("Test IdP CA", ca_key)
+    localhost = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    server = certificate("127.0.0.1", server_key, (ca, ca_key), san=localhost)
+    write_pem(tmp_path, "ca", ca, ca_key)
+    write_pem(tmp_path, "server", server, server_key)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
     provider = Idp(context)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,19 +18,10 @@ import pytest
 
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import upgrade
-from tests.conftest import require_or_skip
+from tests.conftest import PG_HOST, PG_PORT, pg_reachable, require_or_skip
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_URL = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/test"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-def pg_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from catalyst_mcp.security.rbac import KINDS
+from catalyst_mcp.security.references import SECRET_NAME
 from catalyst_mcp.storage.users import RESERVED_USER_NAMES
 
 __all__ = [
@@ -64,7 +65,6 @@ MAX_SECRET_BYTES = 64 * 1024
 
 _PLAIN = re.compile(r"\S*")
 _PREFIX = re.compile(r"[a-z2-7]{8}")
-_SECRET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def _plain(spaces: bool = False) -> AfterValidator:
@@ -91,7 +91,7 @@ def _not_reserved(value: str) -> str:
 
 
 def _secret_name(value: str) -> str:
-    if not _SECRET_NAME.fullmatch(value):
+    if not SECRET_NAME.match(value):
         raise ValueError("must be 1 to 128 letters, digits, '_', '-' or '.'")
     return value
 

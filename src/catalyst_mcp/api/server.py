@@ -101,7 +101,7 @@ class AdminApi:
 
     def refusal(self, identity: Identity) -> str | None:
         """Why ``identity`` may not use the admin API, or None when it may."""
-        roles = self.access.anonymous.roles if identity.kind == "anonymous" else identity.roles
+        roles = self.access.roles_of(identity)
         if ADMIN_ROLE not in roles:
             return f"Forbidden: the admin API needs the {ADMIN_ROLE!r} role"
         scopes = identity.scopes

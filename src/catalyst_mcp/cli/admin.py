@@ -95,16 +95,26 @@ class Admin:
 
 
 @asynccontextmanager
-async def admin_session(settings: Settings) -> AsyncIterator[Admin]:
-    """The configured database, reachable (else exit 4) and current, with the audit log
-    running; both are flushed and closed when the block ends."""
+async def open_database(settings: Settings, *, current: bool = True) -> AsyncIterator[Database]:
+    """The configured database, reachable (else exit 4) and, with ``current``, migrated as
+    ``storage.auto_upgrade`` says; closed when the block ends."""
     db = Database(settings.storage.database_url())
     try:
         try:
             await db.ping()
         except StorageError as exc:
             raise CliError(exc.message, EXIT_CONNECT) from exc
-        await ensure_current(db, settings.storage.auto_upgrade)
+        if current:
+            await ensure_current(db, settings.storage.auto_upgrade)
+        yield db
+    finally:
+        await db.close()
+
+
+@asynccontextmanager
+async def admin_session(settings: Settings) -> AsyncIterator[Admin]:
+    """:func:`open_database` with the audit log running; flushed and closed at the end."""
+    async with open_database(settings) as db:
         audit = AuditLog(db) if settings.audit.enabled else None
         if audit is not None:
             audit.start()
@@ -113,8 +123,6 @@ async def admin_session(settings: Settings) -> AsyncIterator[Admin]:
         finally:
             if audit is not None:
                 await audit.close()
-    finally:
-        await db.close()
 
 
 def run_admin(config_path: Path | None, operation: Callable[[Admin], Awaitable[T]]) -> T:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +22,8 @@ from typing import Any, TypeVar
 
 import click
 
+from catalyst_mcp.cli.admin import open_database
 from catalyst_mcp.cli.common import (
-    EXIT_CONNECT,
     EXIT_FAILED,
     CliError,
     config_option,
@@ -35,11 +34,7 @@ from catalyst_mcp.cli.common import (
     run_async,
     truncate,
 )
-from catalyst_mcp.errors import StorageError
 from catalyst_mcp.observability.audit import OUTCOMES, export, search, verify
-from catalyst_mcp.settings import Settings
-from catalyst_mcp.storage.db import Database
-from catalyst_mcp.storage.migrate import ensure_current
 
 __all__ = ["audit"]
 
@@ -86,21 +81,6 @@ def filter_options(func: F) -> F:
     return func
 
 
-@asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[Database]:
-    """The configured database, reachable (else exit 4) and migrated."""
-    db = Database(settings.storage.database_url())
-    try:
-        try:
-            await db.ping()
-        except StorageError as exc:
-            raise CliError(exc.message, EXIT_CONNECT) from exc
-        await ensure_current(db, settings.storage.auto_upgrade)
-        yield db
-    finally:
-        await db.close()
-
-
 @click.group()
 def audit() -> None:
     """The audit trail: every call, denial and admin change, hash-chained."""
@@ -118,7 +98,7 @@ def verify_command(config_path: Path | None, json_output: bool) -> None:
     settings = load_config(config_path)
 
     async def main() -> Any:
-        async with _database(settings) as db:
+        async with open_database(settings) as db:
             return await verify(db)
 
     report = run_async(main())
@@ -154,7 +134,7 @@ def search_command(
     settings = load_config(config_path)
 
     async def main() -> list[dict[str, Any]]:
-        async with _database(settings) as db:
+        async with open_database(settings) as db:
             return await search(
                 db, limit=limit, after_seq=after_seq, newest_first=newest, **filters
             )
@@ -184,7 +164,7 @@ def export_command(config_path: Path | None, output: Path | None, **filters: Any
     settings = load_config(config_path)
 
     async def main() -> int:
-        async with _database(settings) as db:
+        async with open_database(settings) as db:
             if output is None:
                 return await export(db, sys.stdout, **filters)
             try:

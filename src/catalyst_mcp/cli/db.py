@@ -13,16 +13,14 @@ from typing import TypeVar
 
 import click
 
+from catalyst_mcp.cli.admin import open_database
 from catalyst_mcp.cli.common import (
-    EXIT_CONNECT,
-    CliError,
     config_option,
     json_option,
     load_config,
     print_json,
     run_async,
 )
-from catalyst_mcp.errors import StorageError
 from catalyst_mcp.storage import migrate
 from catalyst_mcp.storage.db import Database
 
@@ -36,21 +34,13 @@ def db() -> None:
     """The gateway's database: apply and inspect schema migrations."""
 
 
-async def _with_database(url: str, operation: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``operation`` on the database at ``url``; unreachable is exit code 4."""
-    database = Database(url)
-    try:
-        try:
-            await database.ping()
-        except StorageError as exc:
-            raise CliError(exc.message, EXIT_CONNECT) from exc
+async def _with_database(
+    config_path: Path | None, operation: Callable[[Database], Awaitable[T]]
+) -> T:
+    """Run ``operation`` on the configured database (as it is: these commands migrate it);
+    unreachable is exit code 4."""
+    async with open_database(load_config(config_path), current=False) as database:
         return await operation(database)
-    finally:
-        await database.close()
-
-
-def _url(config_path: Path | None) -> str:
-    return load_config(config_path).storage.database_url()
 
 
 @db.command("upgrade")
@@ -63,8 +53,7 @@ def upgrade(revision: str, config_path: Path | None, json_output: bool) -> None:
     Prints each revision applied, or that the database is already current. Safe to run
     again, and by several processes at once on PostgreSQL.
     """
-    url = _url(config_path)
-    applied = run_async(_with_database(url, lambda d: migrate.upgrade(d, revision)))
+    applied = run_async(_with_database(config_path, lambda d: migrate.upgrade(d, revision)))
     if json_output:
         print_json({"applied": applied})
     elif applied:
@@ -79,7 +68,7 @@ def upgrade(revision: str, config_path: Path | None, json_output: bool) -> None:
 @json_option
 def current(config_path: Path | None, json_output: bool) -> None:
     """The revision the database is at; '(none)' before the first upgrade."""
-    revision = run_async(_with_database(_url(config_path), migrate.current))
+    revision = run_async(_with_database(config_path, migrate.current))
     if json_output:
         print_json({"current": revision})
     else:
@@ -91,7 +80,7 @@ def current(config_path: Path | None, json_output: bool) -> None:
 @json_option
 def pending(config_path: Path | None, json_output: bool) -> None:
     """The migrations not applied yet, in the order `catalyst db upgrade` applies them."""
-    names = run_async(_with_database(_url(config_path), migrate.pending))
+    names = run_async(_with_database(config_path, migrate.pending))
     if json_output:
         print_json({"pending": names})
     elif names:

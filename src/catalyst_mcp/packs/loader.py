@@ -43,13 +43,13 @@ from catalyst_mcp.packs.schema import (
     SqlAction,
     SqlConnection,
 )
+from catalyst_mcp.security.references import SECRET_NAME
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = ["PACK_SUFFIXES", "LoadResult", "LoadedPack", "load_pack", "load_packs", "pack_files"]
 
 PACK_SUFFIXES = (".yaml", ".yml")
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
-SECRET_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Loc = tuple[str | int, ...]
 

@@ -84,6 +84,8 @@ class Access:
         self.anonymous = Identity(roles=tuple(auth.anonymous_roles))
         self._configured_roles: dict[str, RoleSpec] = dict(settings.rbac.roles)
         self.policy = Policy.compile(self._configured_roles, settings.rbac.default)
+        self._stored_roles: dict[str, Any] = {}  # as last compiled into the policy
+        self._compiled = False  # whether the stored roles have been read yet
         self.db = db
         self.keys: KeyAuthenticator | None = None
         self.jwt: JwtVerifier | None = None
@@ -158,13 +160,17 @@ class Access:
         """Recompile the policy from the configured roles plus the stored ones (a stored role
         of the same name as a configured one replaces it)."""
         roles = dict(self._configured_roles)
+        data: dict[str, Any] = {}
         if self.db is not None:
             from catalyst_mcp.storage.roles import RoleRepo
 
             stored = await RoleRepo(self.db).list()
             data = {r.name: {"description": r.description, "rules": list(r.rules)} for r in stored}
-            roles.update(load_roles(data, source="stored roles"))
+        if data == self._stored_roles and self._compiled:
+            return  # unchanged (the periodic refresh): keep the policy and its caches
+        roles.update(load_roles(data, source="stored roles"))
         self.policy = Policy.compile(roles, self.settings.rbac.default)
+        self._stored_roles, self._compiled = data, True
 
     # ---- who is calling -----------------------------------------------------------------
 
@@ -196,13 +202,17 @@ class Access:
 
     # ---- what they may do ---------------------------------------------------------------
 
+    def roles_of(self, identity: Identity) -> tuple[str, ...]:
+        """The caller's roles; an anonymous identity is the local user (``anonymous_roles``)."""
+        return self.anonymous.roles if identity.kind == "anonymous" else identity.roles
+
     def authorize(
         self, identity: Identity, kind: Kind, name: str, server: str, *, listed: bool = True
     ) -> None:
         """RBAC and key scopes for one object, or Forbidden. ``listed``: the name is one the
         registry lists (decisions about other names are not cached)."""
         policy = self.policy
-        roles = self.anonymous.roles if identity.kind == "anonymous" else identity.roles
+        roles = self.roles_of(identity)
         on_server = policy.decide(roles, "server", server, server)
         if not on_server.allowed and on_server.rule is not None:
             raise Forbidden(f"Forbidden: {on_server.reason}")
@@ -238,33 +248,22 @@ class Access:
 
     def _checks(self, subject: str, name: str, server: str) -> list[Check]:
         limits = self.settings.rate_limits
-        checks = []
         # length-prefixed: user "a" on tool "b:c" and user "a:b" on tool "c" get two buckets
         who = f"{len(subject)}:{subject}"
-        if limits.per_user is not None:
-            u = limits.per_user
-            checks.append(Check(f"user:{who}", u.rate_per_second, u.burst, f"user '{subject}'"))
-        if limits.per_tool is not None:
-            t = limits.per_tool
-            checks.append(
-                Check(
-                    f"tool:{who}:{name}",
-                    t.rate_per_second,
-                    t.burst,
-                    f"'{name}' for user '{subject}'",
-                )
-            )
-        if limits.per_server is not None:
-            s = limits.per_server
-            checks.append(
-                Check(
-                    f"server:{who}:{server}",
-                    s.rate_per_second,
-                    s.burst,
-                    f"server '{server}' for user '{subject}'",
-                )
-            )
-        return checks
+        buckets = (
+            (limits.per_user, f"user:{who}", f"user '{subject}'"),
+            (limits.per_tool, f"tool:{who}:{name}", f"'{name}' for user '{subject}'"),
+            (
+                limits.per_server,
+                f"server:{who}:{server}",
+                f"server '{server}' for user '{subject}'",
+            ),
+        )
+        return [
+            Check(key, limit.rate_per_second, limit.burst, label)
+            for limit, key, label in buckets
+            if limit is not None
+        ]
 
     def visible(
         self,
@@ -276,7 +275,7 @@ class Access:
     ) -> list[T]:
         """The ``items`` the caller may use (lists never show what a call would refuse)."""
         policy = self.policy
-        roles = self.anonymous.roles if identity.kind == "anonymous" else identity.roles
+        roles = self.roles_of(identity)
 
         def server_open(item: T) -> bool:
             server = server_of(item)

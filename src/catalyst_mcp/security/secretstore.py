@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import builtins
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem, Missing, StorageError
+from catalyst_mcp.security.references import SECRET_NAME
 from catalyst_mcp.security.vault import ENV_ACTIVE, KeyRing, Sealed, SecretUnreadable, Vault
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.secrets import ANY, SealedSecret, SecretRecord, SecretRepo
@@ -39,7 +39,6 @@ NO_KEY = f"{ENV_ACTIVE} is not set: generate one with `catalyst secrets generate
 ROTATE_BATCH = 100
 # a resealed value may lose its compare-and-swap to a concurrent change: try again this often
 _SWAP_ATTEMPTS = 3
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 Progress = Callable[[int, int], None]
 _Outcome = Literal["resealed", "current", "gone"]
@@ -47,7 +46,7 @@ _Outcome = Literal["resealed", "current", "gone"]
 
 def check_secret_name(name: str) -> str:
     """``name`` if it is 1-128 letters, digits, ``_``, ``-`` or ``.``; StorageError if not."""
-    if not _NAME.fullmatch(name):
+    if not SECRET_NAME.match(name):
         raise StorageError(
             f"secret name {name!r} must be 1-128 letters, digits, '_', '-' or '.'"
             if len(name) <= 128

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import CatalystError, UpstreamUnavailable
 from catalyst_mcp.providers import ListKind, Provider
+from catalyst_mcp.security.references import fill, names_in
 from catalyst_mcp.settings import ServerConfig
 from catalyst_mcp.upstreams.upstream import Upstream
 
@@ -36,17 +36,13 @@ __all__ = ["PerUserUpstream", "secret_names"]
 
 log = logging.getLogger("catalyst.upstreams")
 
-SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z0-9_.\-]{1,128})\}")
 SHARED = "*"
 MAX_USERS = 200  # processes per server; the least recently used is stopped beyond this
 
 
 def secret_names(config: ServerConfig) -> list[str]:
     """The ``${secret:NAME}`` names of a server entry's env and headers (sorted)."""
-    found: set[str] = set()
-    for value in (*config.env.values(), *config.headers.values()):
-        found.update(SECRET_REFERENCE.findall(value))
-    return sorted(found)
+    return sorted(set().union(*map(names_in, (*config.env.values(), *config.headers.values()))))
 
 
 @dataclass
@@ -92,13 +88,10 @@ class PerUserUpstream(Provider):
         return values
 
     def _configured(self, values: dict[str, str]) -> ServerConfig:
-        def fill(text: str) -> str:
-            return SECRET_REFERENCE.sub(lambda m: values.get(m.group(1), ""), text)
-
         return self.template.model_copy(
             update={
-                "env": {k: fill(v) for k, v in self.template.env.items()},
-                "headers": {k: fill(v) for k, v in self.template.headers.items()},
+                "env": {k: fill(v, values) for k, v in self.template.env.items()},
+                "headers": {k: fill(v, values) for k, v in self.template.headers.items()},
             }
         )
 

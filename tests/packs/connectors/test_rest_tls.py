@@ -4,7 +4,6 @@ the name; ca_file, verify: false and client certificates (mutual TLS)."""
 
 from __future__ import annotations
 
-import datetime
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -13,76 +12,34 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.connectors.rest import RestConnector
 from catalyst_mcp.packs.schema import RestAction, RestConnection
+from tests.certs import certificate, write_pem
 from tests.packs.connectors.apiserver import ApiServer
-
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
 
 pytestmark = pytest.mark.network
 
 NAME = "api.example.test"
 
 
-def _cert(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[Any, Any] | None, *, ca: bool
-) -> Any:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_cert, issuer_key = issuer if issuer else (None, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_cert.subject if issuer_cert else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-        builder = builder.add_extension(usage, critical=True)
-    else:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(
-    folder: Path, stem: str, cert: Any, key: ec.EllipticCurvePrivateKey
-) -> tuple[Path, Path]:
-    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("pki")
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("Test CA", ca_key, None, ca=True)
+    ca = certificate("Test CA", ca_key)
     server_key, client_key = (
         ec.generate_private_key(ec.SECP256R1()),
         ec.generate_private_key(ec.SECP256R1()),
     )
-    ca_pem, _ = _write(folder, "ca", ca, ca_key)
-    server_pem, server_key_pem = _write(
-        folder, "server", _cert(NAME, server_key, (ca, ca_key), ca=False), server_key
+    ca_pem, _ = write_pem(folder, "ca", ca, ca_key)
+    server_pem, server_key_pem = write_pem(
+        folder, "server", certificate(NAME, server_key, (ca, ca_key)), server_key
     )
-    client_pem, client_key_pem = _write(
-        folder, "client", _cert("pack", client_key, (ca, ca_key), ca=False), client_key
+    client_pem, client_key_pem = write_pem(
+        folder, "client", certificate("pack", client_key, (ca, ca_key)), client_key
     )
     return {
         "ca": ca_pem,

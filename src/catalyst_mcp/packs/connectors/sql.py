@@ -20,7 +20,6 @@ import datetime
 import decimal
 import hashlib
 import logging
-import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from sqlalchemy.sql.elements import BindParameter, TextClause
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.schema import TEMPLATE_VARIABLE, SqlAction, SqlConnection
+from catalyst_mcp.security.references import fill, names_in
 
 if TYPE_CHECKING:
     from catalyst_mcp.packs.connectors.restauth import SecretLookup
@@ -48,7 +48,6 @@ __all__ = [
     "fill_secrets",
 ]
 
-SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z0-9_.\-]{1,128})\}")
 MAX_ENGINES = 32  # per connection: one per distinct caller's credentials
 PLACEHOLDER = "secret"
 
@@ -56,7 +55,7 @@ PLACEHOLDER = "secret"
 def fill_secrets(url: str, values: dict[str, str]) -> str:
     """``url`` with each ``${secret:NAME}`` replaced by its value, percent-encoded for a URL
     (a placeholder where ``values`` has none: enough to check the URL's form)."""
-    return SECRET_REFERENCE.sub(lambda m: quote(values.get(m.group(1), PLACEHOLDER), safe=""), url)
+    return fill(url, values, missing=PLACEHOLDER, encode=lambda v: quote(v, safe=""))
 
 
 log = logging.getLogger("catalyst.packs.sql")
@@ -139,7 +138,7 @@ class SqlConnector:
     ) -> None:
         self.name = name
         self.config = config
-        self.secret_names = sorted(set(SECRET_REFERENCE.findall(config.url)))
+        self.secret_names = sorted(names_in(config.url))
         self.secrets = secrets
         self.url = async_url(fill_secrets(config.url, {}))  # placeholders: dialect and driver
         self.backend = self.url.get_backend_name()
@@ -161,12 +160,13 @@ class SqlConnector:
                     else f"connection '{self.name}': ${{secret:{secret}}} needs the secrets store"
                 )
             values[secret] = value
-        key = hashlib.sha256(fill_secrets(self.config.url, values).encode()).hexdigest()
+        url = fill_secrets(self.config.url, values)
+        key = hashlib.sha256(url.encode()).hexdigest()
         engine = self._engines.get(key)
         if engine is not None:
             self._engines.move_to_end(key)
             return engine
-        engine = self._create(async_url(fill_secrets(self.config.url, values)))
+        engine = self._create(async_url(url))
         self._engines[key] = engine
         if len(self._engines) > MAX_ENGINES:
             _, oldest = self._engines.popitem(last=False)
