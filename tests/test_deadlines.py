@@ -58,3 +58,12 @@ async def test_nested_timeouts_each_raise_for_their_own_deadline() -> None:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.01):
                 await asyncio.sleep(5)
+
+
+async def test_coarse_timeout_works_as_a_plain_with_block_too() -> None:
+    with pytest.raises(TimeoutError), CoarseTimeout(0.05):
+        await asyncio.sleep(5)
+    with CoarseTimeout(0.05):
+        await asyncio.sleep(0)
+    await asyncio.sleep(deadlines.tick * 3)
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]

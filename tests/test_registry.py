@@ -407,3 +407,10 @@ def test_a_batch_rebuilds_once_and_tells_listeners_once() -> None:
     with pytest.raises(ValueError, match="duplicate provider"), registry.batch():
         registry.add(FakeProvider("p0"))
     assert len(registry.items("tools")) == 6
+
+
+def test_rewrite_content_returns_a_result_without_uris_as_it_is() -> None:
+    srv = FakeProvider("srv")
+    registry = registry_of(srv)
+    result = {"content": [{"type": "text", "text": "t"}], "structuredContent": {"a": 1}}
+    assert registry.rewrite_content(srv, result) is result

@@ -25,9 +25,19 @@ class Deadlines:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, key: Hashable, delay: float, callback: Callable[[], object]) -> None:
-        """Call ``callback`` about ``delay`` seconds from now, unless ``key`` is discarded."""
-        loop = asyncio.get_running_loop()
+    def add(
+        self,
+        key: Hashable,
+        delay: float,
+        callback: Callable[[], object],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Call ``callback`` about ``delay`` seconds from now, unless ``key`` is discarded.
+
+        ``loop``: the running loop, when the caller has it at hand (looking it up costs a
+        system call on Python 3.11)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
         if loop is not self._loop or self._task is None:
             # First use, or a new event loop (the old one's task and deadlines are gone).
             self._loop = loop
@@ -63,6 +73,10 @@ class CoarseTimeout:
     cancellation leaves the block as :class:`TimeoutError`, exactly as with ``asyncio.timeout``
     (a cancellation from elsewhere stays a cancellation). It costs a dict insert and a delete
     instead of a loop timer: for the time limits of pack calls, which almost never fire.
+
+    Entering and leaving need no awaiting, so a plain ``with`` (inside a task) works too and
+    spares the hot path two coroutines; :meth:`enter` and :meth:`exit` serve other context
+    managers that hold one.
     """
 
     __slots__ = ("_cancelling", "_delay", "_fired", "_task")
@@ -73,18 +87,42 @@ class CoarseTimeout:
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
 
-    async def __aenter__(self) -> None:
+    def enter(self) -> None:
+        """Start the clock for the current task."""
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - always inside a task under asyncio
             raise RuntimeError("CoarseTimeout needs a running task")
         self._task = task
         self._cancelling = task.cancelling()
-        deadlines.add(self, self._delay, self._fire)
+        deadlines.add(self, self._delay, self._fire, task.get_loop())
 
     def _fire(self) -> None:
         if self._task is not None and not self._task.done():
             self._fired = True
             self._task.cancel()
+
+    def exit(self, kind: type[BaseException] | None, exc: BaseException | None) -> None:
+        """Stop the clock; :class:`TimeoutError` if it fired and cancelled the body."""
+        deadlines.discard(self)
+        task, self._task = self._task, None
+        if self._fired and task is not None:
+            self._fired = False
+            if task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
+                raise TimeoutError from exc
+
+    def __enter__(self) -> None:
+        self.enter()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.exit(kind, exc)
+
+    async def __aenter__(self) -> None:
+        self.enter()
 
     async def __aexit__(
         self,
@@ -92,9 +130,4 @@ class CoarseTimeout:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        deadlines.discard(self)
-        task, self._task = self._task, None
-        if self._fired and task is not None:
-            self._fired = False
-            if task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
-                raise TimeoutError from exc
+        self.exit(kind, exc)

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from operator import is_not
 from typing import Any
 
 from catalyst_mcp.errors import NotFound, ResourceNotFound
@@ -264,13 +265,11 @@ class Registry:
         for key in ("content", "contents", "messages"):
             blocks = result.get(key)
             if isinstance(blocks, list):
-                result = {
-                    **result,
-                    key: [
-                        self._rewrite_block(provider, b) if isinstance(b, dict) else b
-                        for b in blocks
-                    ],
-                }
+                rewritten = [
+                    self._rewrite_block(provider, b) if isinstance(b, dict) else b for b in blocks
+                ]
+                if any(map(is_not, rewritten, blocks)):  # else the result is left as it is
+                    result = {**result, key: rewritten}
         return result
 
     def _rewrite_block(self, provider: Provider, block: dict[str, Any]) -> dict[str, Any]:

@@ -318,3 +318,18 @@ def test_split_url(url: str, host: str, port: int, path: str, host_header: str) 
 def test_split_url_refuses_other_urls(url: str) -> None:
     with pytest.raises(HttpError, match="not an http"):
         split_url(url)
+
+
+async def test_header_names_are_lower_case_and_repeats_joined_on_every_response() -> None:
+    async def traced(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(response(b"{}", "200 OK", "X-Trace: a", "x-TRACE: b", "Content-Type: x"))
+        return True
+
+    async with RawServer(traced).running() as server:
+        client = HttpClient(server.url)
+        for _ in range(2):  # the second response finds the names already folded
+            answer = await client.request("GET", {})
+            assert answer.headers["x-trace"] == "a, b"
+            assert answer.headers["content-type"] == "x"
+            await answer.read()
+        await client.aclose()

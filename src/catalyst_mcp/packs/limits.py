@@ -101,11 +101,11 @@ class _Slot:
                 )
         limiter.in_flight += 1
         limiter._idle.clear()
-        await self._timeout.__aenter__()
+        self._timeout.enter()
         try:
             await limiter._slots.acquire()
         except BaseException as exc:
-            await self._exit(type(exc), exc, exc.__traceback__, acquired=False)
+            self._exit(type(exc), exc, acquired=False)
             raise
 
     async def __aexit__(
@@ -114,15 +114,10 @@ class _Slot:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._exit(kind, exc, tb, acquired=True)
+        self._exit(kind, exc, acquired=True)
 
-    async def _exit(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-        *,
-        acquired: bool,
+    def _exit(
+        self, kind: type[BaseException] | None, exc: BaseException | None, *, acquired: bool
     ) -> None:
         limiter = self._limiter
         if acquired:
@@ -131,7 +126,7 @@ class _Slot:
         if not limiter.in_flight:
             limiter._idle.set()
         try:
-            await self._timeout.__aexit__(kind, exc, tb)
+            self._timeout.exit(kind, exc)
         except TimeoutError as error:
             raise PackError(
                 "the call took longer than the pack's limit of "

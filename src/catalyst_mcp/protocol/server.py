@@ -327,6 +327,8 @@ class McpServer:
 
         if ctx.era == "modern" and (provider.may_ask or self.bridge.owns(params)):
             result = await self.bridge.run(ctx, params, once)
+        elif ctx.era == "modern":  # the common case, without the extra coroutine of once()
+            result = await provider.call(method, params, ctx)
         else:
             result = await once(ctx)
         return self.registry.rewrite_content(provider, result)

@@ -25,6 +25,10 @@ __all__ = ["ConnectError", "HttpClient", "HttpError", "HttpResponse", "Resolver"
 # server name and the Host header
 Resolver = Callable[[str, int], Awaitable[str]]
 
+# header name as received -> its lower-case text: the same few names arrive on every response
+_header_names: dict[bytes, str] = {}
+MAX_HEADER_NAMES = 512  # names a peer can make up do not grow it further
+
 
 class HttpError(Exception):
     """The connection failed or the peer sent something that is not HTTP/1.1."""
@@ -172,12 +176,18 @@ class _Connection(asyncio.Protocol):
             self._fail(HttpError("unexpected data after the response"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.response is None or self.interim:
+        response = self.response
+        if response is None or self.interim:
             return
-        key = name.decode("latin-1").lower()
+        key = _header_names.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_header_names) < MAX_HEADER_NAMES:
+                _header_names[name] = key
         text = value.decode("latin-1")
-        old = self.response.headers.get(key)
-        self.response.headers[key] = text if old is None else f"{old}, {text}"
+        headers = response.headers
+        old = headers.get(key)
+        headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
         if self.response is None or self.headers_ready is None:
@@ -290,14 +300,21 @@ class HttpClient:
                 waiter.set_result(None)
                 return
 
+    def _take_idle(self) -> _Connection | None:
+        """The most recently used idle connection still open, if any (dead ones are dropped)."""
+        while self._idle:
+            conn = self._idle.pop()
+            alive = conn.transport is not None and not conn.transport.is_closing()
+            if alive and not conn.closed:
+                return conn
+            conn.discard()
+        return None
+
     async def _acquire(self) -> _Connection:
         while True:
-            while self._idle:
-                conn = self._idle.pop()
-                alive = conn.transport is not None and not conn.transport.is_closing()
-                if alive and not conn.closed:
-                    return conn
-                conn.discard()
+            conn = self._take_idle()
+            if conn is not None:
+                return conn
             if self._closed:
                 raise HttpError("client is closed")
             if self._open < self.max_connections:
@@ -383,7 +400,7 @@ class HttpClient:
             len(body) if body or method != "GET" else None,
         )
         for attempt in (0, 1):
-            conn = await self._acquire()
+            conn = self._take_idle() or await self._acquire()  # no coroutine when one is idle
             response = conn.send(head, body)
             reused = conn.uses > 1
             assert conn.headers_ready is not None

@@ -4,6 +4,7 @@ resolve to forbidden addresses (through a replaced resolver); literal IPs."""
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,6 +13,7 @@ from catalyst_mcp.packs.connectors.netguard import (
     AddressRefused,
     NetGuard,
     Resolver,
+    _origin,
     classify,
     redirected,
 )
@@ -176,3 +178,27 @@ def test_a_cross_origin_redirect_keeps_only_safe_headers(status: int, kept: dict
     assert moved.headers == kept
     same = redirected(request, 307, "/z")
     assert same.headers == request.headers  # the same origin keeps everything
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/x",
+        "https://User:pw@API.Example.com/x",
+        "http://[fe80::1%25eTh0]:80/",
+        "http://h/",
+        "http://h:99999/",
+        "http://h:port/",
+    ],
+)
+def test_the_pool_key_is_what_urlsplit_says(url: str) -> None:
+    parts = urlsplit(url)
+    try:
+        expected: object = (parts.scheme, parts.hostname or "", parts.port)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        got: object = _origin(parts.scheme, parts.netloc.rpartition("@")[2])
+    except ValueError as exc:
+        got = str(exc)
+    assert got == expected

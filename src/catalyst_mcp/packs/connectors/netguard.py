@@ -30,6 +30,7 @@ response body refused as soon as it is known to exceed the request's ``max_bytes
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -37,7 +38,7 @@ import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from catalyst_mcp.errors import PackError
 from catalyst_mcp.packs.connectors.exchange import RestRequest, RestResponse
@@ -237,6 +238,15 @@ def redirected(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _origin(scheme: str, netloc: str) -> tuple[str, str, int | None]:
+    """The pooled client's key for a URL: (scheme, host, port), from its netloc (without
+    userinfo). Parsed once per origin; an invalid port raises ValueError (never cached), as
+    ``SplitResult.port`` does."""
+    parts = SplitResult(scheme, netloc, "", "", "")
+    return scheme, parts.hostname or "", parts.port
+
+
 def _query_keys(query: str) -> set[str]:
     return {p.partition("=")[0] for p in query.split("&")} if query else set()
 
@@ -253,7 +263,7 @@ class GuardedNetwork:
 
     async def __call__(self, request: RestRequest) -> RestResponse:
         parts = urlsplit(request.url)
-        key = (parts.scheme, parts.hostname or "", parts.port)
+        key = _origin(parts.scheme, parts.netloc.rpartition("@")[2])  # no userinfo is kept
         client = self.clients.get(key)
         if client is None:
             client = await self._client(key, parts.netloc)
@@ -267,19 +277,26 @@ class GuardedNetwork:
             if request.method == "HEAD":  # no body follows, whatever Content-Length says
                 response.aclose_nowait()
                 return RestResponse(response.status, response.headers, b"")
-            body = await self._read(response, request.max_bytes)
+            if self._sized(response, request.max_bytes):
+                body = await response.read()
+            else:
+                body = await self._read_stream(response, request.max_bytes)
         except BaseException:
             response.aclose_nowait()
             raise
         return RestResponse(response.status, response.headers, body)
 
-    async def _read(self, response: HttpResponse, limit: int) -> bytes:
-        """The body, refused as soon as it is known to exceed ``limit`` bytes."""
+    def _sized(self, response: HttpResponse, limit: int) -> bool:
+        """Whether the body's length is declared; refused at once if it exceeds ``limit``."""
         length = response.headers.get("content-length", "")
-        if length.isdigit():
-            if int(length) > limit:
-                raise PackError(f"{self.where}: response larger than {limit} bytes")
-            return await response.read()
+        if not length.isdigit():
+            return False
+        if int(length) > limit:
+            raise PackError(f"{self.where}: response larger than {limit} bytes")
+        return True
+
+    async def _read_stream(self, response: HttpResponse, limit: int) -> bytes:
+        """A body of undeclared length, refused as soon as it exceeds ``limit`` bytes."""
         chunks, size = [], 0
         stream = cast("AsyncGenerator[bytes, None]", response.iter_chunks())
         async with aclosing(stream):

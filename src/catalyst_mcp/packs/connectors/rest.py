@@ -47,6 +47,7 @@ from catalyst_mcp.packs.connectors.netguard import (
 )
 from catalyst_mcp.packs.connectors.restauth import (
     MIN_SECRET_LENGTH,
+    Authenticator,
     SecretLookup,
     SecretScope,
     make_authenticator,
@@ -171,7 +172,8 @@ class RestConnector:
         except BuildError as exc:
             raise PackError(f"{self._where}: {exc}") from None  # its message says it all
         auth = self.auth
-        sent = await auth.apply(headers, url, scope)
+        # no authentication (the base class) adds nothing: spare its coroutine
+        sent = url if type(auth) is Authenticator else await auth.apply(headers, url, scope)
         request = RestRequest(
             plan.method, sent, headers, body, scope.secrets, limit, compiled.retry_safe
         )
@@ -213,7 +215,7 @@ class RestConnector:
             attempt += 1
             started = time.perf_counter()
             try:
-                async with CoarseTimeout(self.config.timeout_seconds):
+                with CoarseTimeout(self.config.timeout_seconds):
                     response = await self.exchange(request)
             except PackError:
                 raise

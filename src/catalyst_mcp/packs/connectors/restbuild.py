@@ -253,7 +253,10 @@ def render_path(template: PathTemplate, values: Mapping[str, Any]) -> str:
         if type(segment) is str:
             out.append(segment)
             continue
-        text = "".join(p if isinstance(p, str) else _path_value(p, values) for p in segment)
+        if len(segment) == 1 and isinstance(segment[0], Var):  # the common "/{id}" segment
+            text = _path_value(segment[0], values)
+        else:
+            text = "".join(p if isinstance(p, str) else _path_value(p, values) for p in segment)
         if "." in text or "%2" in text:
             bare = text.replace("%2E", ".").replace("%2e", ".")
             if bare in (".", ".."):
