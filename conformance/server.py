@@ -37,21 +37,11 @@ async def serve_stdio() -> None:
 
 
 async def serve_http(port: int) -> None:
-    import uvicorn
+    from catalyst_mcp.transports.serving import HttpServer
 
     gateway = build_gateway(port)
-    config = uvicorn.Config(
-        gateway.asgi,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        loop="none",
-        interface="asgi3",
-    )
     print(f"conformance fixture: serving MCP at http://127.0.0.1:{port}/mcp", file=sys.stderr)
-    await uvicorn.Server(config).serve()
+    await HttpServer(gateway.asgi, "127.0.0.1", port).serve(handle_signals=True)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Real-socket helpers: run an ASGI app (the gateway) with uvicorn inside the test's event loop."""
+"""Real-socket helpers: run an ASGI app (the gateway) on a real socket in the test's event loop."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
 from catalyst_mcp.app import Gateway
 from catalyst_mcp.providers import Provider
 from catalyst_mcp.settings import Settings
+from catalyst_mcp.transports.serving import HttpServer
 
 
 async def poll(
@@ -83,33 +82,24 @@ class LiveGateway(LiveServer):
 
 @contextlib.asynccontextmanager
 async def serve_asgi(app: Any, *, lifespan: str = "on") -> AsyncIterator[LiveServer]:
-    """Serve ``app`` on a free loopback port in this event loop until the block ends."""
+    """Serve ``app`` with the gateway's own HTTP server on a free loopback port, in this event
+    loop, until the block ends."""
     sock = bound_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        interface="asgi3",
-        lifespan=lifespan,
-        log_level="warning",
-        access_log=False,
-        loop="none",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
+    server = HttpServer(app, lifespan=lifespan == "on", graceful_seconds=2)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        await poll(lambda: server.started or task.done(), what="uvicorn start")
+        await poll(lambda: server.started or task.done(), what="server start")
         if task.done():
             task.result()
-            raise RuntimeError("uvicorn stopped during start-up")
+            raise RuntimeError("the server stopped during start-up")
         yield LiveServer(port, app)
     finally:
-        server.should_exit = True
+        server.stop()
         try:
             async with asyncio.timeout(10):
                 await task
         except TimeoutError:
-            server.force_exit = True
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

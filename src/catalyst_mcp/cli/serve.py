@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -84,32 +83,22 @@ def _run(main: object) -> None:
 
 
 async def _serve_http(settings: Settings) -> None:
-    import uvicorn
-
     from catalyst_mcp.app import Gateway
+    from catalyst_mcp.transports.serving import HttpServer, ServerError
 
     gateway = Gateway(settings)
-    config = uvicorn.Config(
-        gateway.asgi,
-        host=settings.gateway.host,
-        port=settings.gateway.port,
-        log_level="warning",
-        access_log=False,
-        http="httptools",
-        loop="none",
-        lifespan="on",
-        interface="asgi3",
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    click.echo(
-        f"catalyst: serving MCP at http://{settings.gateway.host}:{settings.gateway.port}"
-        f"{settings.gateway.mcp_path} ({len(settings.servers)} servers configured)",
-        err=True,
-    )
-    await server.serve()
-    if not server.started:
-        sys.exit(1)
+
+    def announce(server: HttpServer) -> None:
+        host, port = server.addresses[0] if server.addresses else (settings.gateway.host, 0)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        click.echo(
+            f"catalyst: serving MCP at http://{where}{settings.gateway.mcp_path} "
+            f"({len(settings.servers)} servers configured)",
+            err=True,
+        )
+
+    server = HttpServer(gateway.asgi, settings.gateway.host, settings.gateway.port)
+    try:
+        await server.serve(handle_signals=True, on_started=announce)
+    except ServerError as exc:
+        raise CliError(str(exc)) from exc
