@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
+import httpx2
 import pytest
 
+from catalyst_mcp.app import Gateway
+from catalyst_mcp.settings import Settings
 from catalyst_mcp.transports.serving import HttpServer, ServerError
+from tests.fakes import JSON_HEADERS, initialize_request
 from tests.live import bound_socket
 from tests.transports.test_httpserver import Reader, connect, echo, request
 
 pytestmark = pytest.mark.network
+
+SSE = "text/event-stream"
 
 
 class LifespanApp:
@@ -167,3 +174,50 @@ async def test_a_request_still_running_after_the_grace_period_is_cancelled() -> 
     with contextlib.suppress(ConnectionError):
         assert await reader.read() == b""
     writer.close()
+
+
+async def test_stopping_ends_an_event_stream_to_a_get_at_once() -> None:
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: hi\n\n", "more_body": True})
+        assert (await receive())["type"] == "http.disconnect"
+        await send({"type": "http.response.body", "body": b""})
+
+    server = HttpServer(stream, lifespan=False, graceful_seconds=30)
+    task = asyncio.create_task(server.serve(sockets=[bound_socket()]))
+    async with asyncio.timeout(5):
+        while not server.started:
+            await asyncio.sleep(0.01)
+    reader, writer = await connect(server)
+    writer.write(request())
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"data: hi\n\n\r\n")
+    server.stop()
+    async with asyncio.timeout(5):  # not the 30 s grace period
+        await task
+        assert await reader.read() == b"0\r\n\r\n", "the stream ends cleanly"
+    writer.close()
+
+
+async def test_stopping_a_gateway_ends_its_legacy_get_streams_without_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway = Gateway(Settings())
+    server = HttpServer(gateway.asgi, graceful_seconds=30)
+    sock = bound_socket()
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(5):
+        while not server.started:
+            await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    async with httpx2.AsyncClient(timeout=10, trust_env=False) as http:
+        answer = await http.post(url, json=initialize_request(), headers=JSON_HEADERS)
+        headers = {"mcp-session-id": answer.headers["mcp-session-id"], "accept": SSE}
+        async with http.stream("GET", url, headers=headers) as stream:
+            assert stream.status_code == 200
+            with caplog.at_level(logging.ERROR, "catalyst.server"):
+                server.stop()
+                async with asyncio.timeout(10):  # not the 30 s grace period
+                    await task
+    assert "without finishing" not in caplog.text

@@ -90,6 +90,7 @@ class _Exchange:
         "complete",
         "conn",
         "content_left",
+        "ending",
         "expect_continue",
         "handed_over",
         "head",
@@ -120,6 +121,7 @@ class _Exchange:
         self.chunked = False
         self.content_left: int | None = None
         self.complete = False  # the response ended
+        self.ending = False  # the server is stopping and this is an event stream to a GET
         self.wrote = False  # some of the response is on its way
 
     # -- receive ---------------------------------------------------------------------------
@@ -132,8 +134,9 @@ class _Exchange:
     async def receive(self) -> MutableMapping[str, Any]:
         conn = self.conn
         if self.handed_over or conn.closed:
-            # The request was read whole: wait for the client to go (or the response to end).
-            while not (conn.closed or self.complete):
+            # The request was read whole: wait for the client to go (or the response to end, or
+            # the server to end an endless stream).
+            while not (conn.closed or self.complete or self.ending):
                 await self._wait()
             return {"type": "http.disconnect"}
         if self.expect_continue:
@@ -432,7 +435,9 @@ class HttpConnection(asyncio.Protocol):
                 raise
             return
         if not exchange.complete:
-            if exchange.started:
+            # An app may end a stream without finishing it once told the client is gone (as
+            # the gateway's event streams do): then there is nothing to report.
+            if exchange.started and not (self.closed or exchange.ending):
                 log.error("the application ended without finishing its response; closing")
             self._abort(exchange)
 
@@ -511,7 +516,8 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
     def shutdown(self) -> None:
-        """The server is stopping: close now when idle, else after the response in progress."""
+        """The server is stopping: close now when idle, else after the response in progress
+        (an event stream answering a GET is asked to end)."""
         self.closing_when_idle = True
         if self._active is None and self._parsing is None:
             if not self.closed:
@@ -520,3 +526,9 @@ class HttpConnection(asyncio.Protocol):
             for exchange in (self._active, self._parsing, *self._queue):
                 if exchange is not None:
                     exchange.keep_alive = False
+            active = self._active
+            if active is not None and active.chunked and active.scope["method"] == "GET":
+                # A GET event stream would run until the grace period ends: tell the app its
+                # client is gone, so that it ends the stream (the client reconnects elsewhere).
+                active.ending = True
+                active.wake()
