@@ -475,3 +475,162 @@ async def test_a_request_head_sent_too_slowly_closes_the_connection() -> None:
         writer.write(b"GET / HTTP/1.1\r\nhost: t\r\n")  # and never the blank line
         assert await closed(reader)
         writer.close()
+
+
+async def test_one_endless_header_line_is_refused_before_it_ends() -> None:
+    async with running(echo, limits=Limits(max_head_bytes=1024)) as server:
+        reader, writer = await connect(server)
+        writer.write(b"GET / HTTP/1.1\r\nhost: t\r\nx-big: ")
+        for _ in range(64):  # 4 MiB of one header value, never a line end
+            if writer.is_closing():
+                break
+            writer.write(b"a" * 65536)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+        answer = await Reader(reader).next()
+        writer.close()
+    assert answer.status == 431
+
+
+async def test_a_disconnect_is_seen_after_a_large_body_was_read() -> None:
+    seen: asyncio.Queue[str] = asyncio.Queue()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        seen.put_nowait((await receive())["type"])
+
+    async with running(app) as server:
+        _reader, writer = await connect(server)
+        writer.write(request("POST", "/", b"x" * 300_000))  # past the read buffer, in one go
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+        async with asyncio.timeout(5):
+            assert await seen.get() == "http.disconnect"
+
+
+async def test_sending_to_a_client_that_has_gone_is_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done: asyncio.Queue[str] = asyncio.Queue()
+
+    async def late(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        assert (await receive())["type"] == "http.disconnect"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: x\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        done.put_nowait("sent")
+
+    async with running(late) as server:
+        _reader, writer = await connect(server)
+        writer.write(request())
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        with caplog.at_level(logging.ERROR, "catalyst.server"):
+            async with asyncio.timeout(5):
+                assert await done.get() == "sent"
+    assert "failed" not in caplog.text
+
+
+async def test_a_client_that_stops_reading_is_cut_off() -> None:
+    finished: asyncio.Queue[str] = asyncio.Queue()
+
+    async def flood(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(256):  # 16 MiB, far past every buffer
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        finished.put_nowait("returned")
+
+    async with running(flood, limits=Limits(write_stall_seconds=0.2)) as server:
+        _reader, writer = await connect(server)
+        writer.write(request())  # and never read
+        async with asyncio.timeout(10):
+            assert await finished.get() == "returned"
+            while server.connections:
+                await asyncio.sleep(0.02)
+        writer.close()
+
+
+async def test_no_100_continue_once_the_response_has_started() -> None:
+    async def early(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        message = await receive()
+        await send({"type": "http.response.body", "body": message["body"]})
+
+    async with running(early) as server:
+        reader, writer = await connect(server)
+        writer.write(
+            b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+        )
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"ok")
+        async with asyncio.timeout(5):
+            rest = await reader.readuntil(b"0\r\n\r\n")
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"100 Continue" not in rest
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+    ],
+    ids=["authority-form", "no-host", "two-hosts"],
+)
+async def test_requests_the_gateway_cannot_serve_get_400_quietly(
+    head: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(echo) as server:
+        reader, writer = await connect(server)
+        with caplog.at_level(logging.ERROR, "catalyst.server"):
+            writer.write(head)
+            answer = await Reader(reader).next()
+            assert await closed(reader)
+        writer.close()
+    assert answer.status == 400
+    assert not caplog.records
+
+
+async def test_a_pipelined_upgrade_request_is_answered_too() -> None:
+    async with running(echo) as server:
+        reader, writer = await connect(server)
+        writer.write(
+            request("GET", "/a")
+            + request("GET", "/up", headers="connection: upgrade\r\nupgrade: h2c\r\n")
+        )
+        responses = Reader(reader)
+        first, second = await responses.next(), await responses.next()
+        assert await closed(reader)
+        writer.close()
+    assert (first.body, second.body) == (b"GET /a  ", b"GET /up  ")
+    assert second.headers[b"connection"] == b"close"
+
+
+async def test_an_answer_before_the_body_is_read_reaches_the_client() -> None:
+    async def refuse(scope: Any, receive: Any, send: Any) -> None:
+        text = b"too large"
+        headers = [(b"content-length", b"%d" % len(text))]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": text})
+
+    async with running(refuse) as server:
+        reader, writer = await connect(server)
+        writer.write(b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 4000000\r\n\r\n")
+        writer.write(b"x" * 1_000_000)  # part of the body, more than any buffer holds unread
+        answer = await Reader(reader).next()
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"x" * 3_000_000)
+            await writer.drain()
+        assert await closed(reader)
+        writer.close()
+    assert answer.status == 413
+    assert answer.body == b"too large"
+    assert answer.headers[b"connection"] == b"close"

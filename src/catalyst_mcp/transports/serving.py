@@ -209,4 +209,4 @@ class HttpServer:
         for conn in list(self.connections):
             if conn.task is not None and not conn.task.done():
                 conn.task.cancel()
-            conn.transport.close()
+            conn.transport.abort()  # close() would wait for a client that may not read
