@@ -80,6 +80,18 @@ class LiveGateway(LiveServer):
         raise KeyError(name)
 
 
+async def start(
+    server: HttpServer, sock: socket.socket | None = None, **options: Any
+) -> asyncio.Task[None]:
+    """Run ``server`` (on ``sock`` when given) in a task; return the task once it listens."""
+    task = asyncio.create_task(server.serve(None if sock is None else [sock], **options))
+    await poll(lambda: server.started or task.done(), what="server start")
+    if task.done():
+        task.result()
+        raise RuntimeError("the server stopped during start-up")
+    return task
+
+
 @contextlib.asynccontextmanager
 async def serve_asgi(app: Any, *, lifespan: str = "on") -> AsyncIterator[LiveServer]:
     """Serve ``app`` with the gateway's own HTTP server on a free loopback port, in this event
@@ -87,12 +99,8 @@ async def serve_asgi(app: Any, *, lifespan: str = "on") -> AsyncIterator[LiveSer
     sock = bound_socket()
     port = sock.getsockname()[1]
     server = HttpServer(app, lifespan=lifespan == "on", graceful_seconds=2)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    task = await start(server, sock)
     try:
-        await poll(lambda: server.started or task.done(), what="server start")
-        if task.done():
-            task.result()
-            raise RuntimeError("the server stopped during start-up")
         yield LiveServer(port, app)
     finally:
         server.stop()

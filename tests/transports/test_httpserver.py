@@ -14,7 +14,7 @@ import pytest
 
 from catalyst_mcp.transports.httpserver import Limits
 from catalyst_mcp.transports.serving import HttpServer
-from tests.live import bound_socket
+from tests.live import bound_socket, start
 
 pytestmark = pytest.mark.network
 
@@ -74,13 +74,8 @@ async def running(app: App, **options: Any) -> AsyncIterator[HttpServer]:
     sock = bound_socket()
     options.setdefault("lifespan", False)
     server = HttpServer(app, **options)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    task = await start(server, sock)
     try:
-        async with asyncio.timeout(5):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
         yield server
     finally:
         server.stop()

@@ -14,7 +14,7 @@ from catalyst_mcp.app import Gateway
 from catalyst_mcp.settings import Settings
 from catalyst_mcp.transports.serving import HttpServer, ServerError
 from tests.fakes import JSON_HEADERS, initialize_request
-from tests.live import bound_socket
+from tests.live import bound_socket, start
 from tests.transports.test_httpserver import Reader, connect, echo, request
 
 pytestmark = pytest.mark.network
@@ -52,10 +52,7 @@ class LifespanApp:
 async def test_lifespan_runs_around_serving() -> None:
     app = LifespanApp()
     server = HttpServer(app)
-    task = asyncio.create_task(server.serve(sockets=[bound_socket()]))
-    async with asyncio.timeout(5):
-        while not server.started:
-            await asyncio.sleep(0.01)
+    task = await start(server, bound_socket())
     assert app.events == ["lifespan.startup"]
     server.stop()
     async with asyncio.timeout(5):
@@ -95,10 +92,7 @@ async def test_a_taken_port_is_a_clear_server_error() -> None:
 async def test_a_port_of_0_reports_the_address_it_got() -> None:
     server = HttpServer(echo, "127.0.0.1", 0, lifespan=False)
     ready: list[tuple[str, int]] = []
-    task = asyncio.create_task(server.serve(on_started=lambda s: ready.extend(s.addresses)))
-    async with asyncio.timeout(5):
-        while not server.started:
-            await asyncio.sleep(0.01)
+    task = await start(server, on_started=lambda s: ready.extend(s.addresses))
     assert ready and ready[0][0] == "127.0.0.1" and ready[0][1] > 0
     reader, writer = await asyncio.open_connection(*ready[0])
     writer.write(request())
@@ -121,10 +115,7 @@ async def test_stopping_finishes_requests_in_progress_and_closes_idle_connection
 
     server = HttpServer(slow, lifespan=False)
     sock = bound_socket()
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(5):
-        while not server.started:
-            await asyncio.sleep(0.01)
+    task = await start(server, sock)
     busy_reader, busy = await connect(server)
     idle_reader, idle = await connect(server)
     idle.write(request())
@@ -159,10 +150,7 @@ async def test_a_request_still_running_after_the_grace_period_is_cancelled() -> 
             raise
 
     server = HttpServer(stuck, lifespan=False, graceful_seconds=0.2)
-    task = asyncio.create_task(server.serve(sockets=[bound_socket()]))
-    async with asyncio.timeout(5):
-        while not server.started:
-            await asyncio.sleep(0.01)
+    task = await start(server, bound_socket())
     reader, writer = await connect(server)
     writer.write(request())
     await writer.drain()
@@ -185,10 +173,7 @@ async def test_stopping_ends_an_event_stream_to_a_get_at_once() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     server = HttpServer(stream, lifespan=False, graceful_seconds=30)
-    task = asyncio.create_task(server.serve(sockets=[bound_socket()]))
-    async with asyncio.timeout(5):
-        while not server.started:
-            await asyncio.sleep(0.01)
+    task = await start(server, bound_socket())
     reader, writer = await connect(server)
     writer.write(request())
     async with asyncio.timeout(5):
@@ -206,10 +191,7 @@ async def test_stopping_a_gateway_ends_its_legacy_get_streams_without_an_error(
     gateway = Gateway(Settings())
     server = HttpServer(gateway.asgi, graceful_seconds=30)
     sock = bound_socket()
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(5):
-        while not server.started:
-            await asyncio.sleep(0.01)
+    task = await start(server, sock)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
     async with httpx2.AsyncClient(timeout=10, trust_env=False) as http:
         answer = await http.post(url, json=initialize_request(), headers=JSON_HEADERS)

@@ -89,7 +89,7 @@ async def _serve_http(settings: Settings) -> None:
     gateway = Gateway(settings)
 
     def announce(server: HttpServer) -> None:
-        host, port = server.addresses[0] if server.addresses else (settings.gateway.host, 0)
+        host, port = server.addresses[0]  # set once listening
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         click.echo(
             f"catalyst: serving MCP at http://{where}{settings.gateway.mcp_path} "

@@ -316,21 +316,19 @@ class McpServer:
         self, provider: Provider, method: str, params: dict[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
         """Call a provider, bridging client input across eras, and give URIs public names."""
-
-        async def once(call_ctx: CallContext) -> dict[str, Any]:
-            result = await provider.call(method, params, call_ctx)
-            if ctx.era == "legacy" and result.get("resultType") == "input_required":
-                result = await satisfy_for_legacy(
-                    result, params, call_ctx, lambda p: provider.call(method, p, call_ctx)
+        if ctx.era == "modern":
+            if provider.may_ask or self.bridge.owns(params):
+                result = await self.bridge.run(
+                    ctx, params, lambda call_ctx: provider.call(method, params, call_ctx)
                 )
-            return result
-
-        if ctx.era == "modern" and (provider.may_ask or self.bridge.owns(params)):
-            result = await self.bridge.run(ctx, params, once)
-        elif ctx.era == "modern":  # the common case, without the extra coroutine of once()
-            result = await provider.call(method, params, ctx)
+            else:
+                result = await provider.call(method, params, ctx)
         else:
-            result = await once(ctx)
+            result = await provider.call(method, params, ctx)
+            if result.get("resultType") == "input_required":
+                result = await satisfy_for_legacy(
+                    result, params, ctx, lambda p: provider.call(method, p, ctx)
+                )
         return self.registry.rewrite_content(provider, result)
 
     # ---- discovery ---------------------------------------------------------------------------

@@ -88,7 +88,6 @@ class HttpConnection(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.closed = False
         self.write_paused = False
-        self.read_paused = False
         self.closing_when_idle = False  # the server is shutting down
         self.task: asyncio.Task[None] | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -342,13 +341,11 @@ class HttpConnection(asyncio.Protocol):
     # -- flow and lifetime -----------------------------------------------------------------
 
     def _pause_reading(self) -> None:
-        if not self.read_paused and not self.closed:
-            self.read_paused = True
+        if not self.closed and self.transport.is_reading():
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self.read_paused and not self.closed:
-            self.read_paused = False
+        if not self.closed and not self.transport.is_reading():
             self.transport.resume_reading()
 
     def _idle(self) -> None:
