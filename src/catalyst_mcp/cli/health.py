@@ -25,7 +25,7 @@ from catalyst_mcp.cli.common import (
 )
 from catalyst_mcp.cli.servers import COLUMNS
 from catalyst_mcp.cli.targets import safe_url, server_error
-from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, split_url
+from catalyst_mcp.net.httpclient import HttpClient, HttpError, split_url
 
 __all__ = ["fetch_health", "health"]
 

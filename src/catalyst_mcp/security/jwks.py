@@ -19,7 +19,7 @@ The cache:
 Only signature keys of the allowed asymmetric algorithms are kept: ``use`` other than ``sig``,
 ``key_ops`` without ``verify``, symmetric (``oct``) keys, private keys and keys below PyJWT's
 minimum length (RSA < 2048 bits) are skipped. The fetch goes through our own
-:class:`~catalyst_mcp.upstreams.httpclient.HttpClient` over https (plain http only to a
+:class:`~catalyst_mcp.net.httpclient.HttpClient` over https (plain http only to a
 loopback address, for tests and local providers).
 """
 
@@ -43,7 +43,7 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
 from catalyst_mcp.errors import CatalystError, Unauthenticated
-from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, HttpResponse
+from catalyst_mcp.net.httpclient import HttpClient, HttpError, HttpResponse
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

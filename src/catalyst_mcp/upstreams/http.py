@@ -18,11 +18,11 @@ from urllib.parse import urljoin
 import orjson
 
 from catalyst_mcp.errors import UpstreamProtocolError, UpstreamUnavailable
+from catalyst_mcp.net.httpclient import HttpClient, HttpError, HttpResponse, split_url
 from catalyst_mcp.protocol.headers import encode_header_value
 from catalyst_mcp.protocol.jsonrpc import Message
 from catalyst_mcp.protocol.sse import SseDecoder, iter_events
 from catalyst_mcp.upstreams.base import MessageHandler, StreamTransport, UpstreamTransport
-from catalyst_mcp.upstreams.httpclient import HttpClient, HttpError, HttpResponse, split_url
 
 __all__ = ["HttpStatusError", "SseTransport", "StreamableHttpTransport"]
 

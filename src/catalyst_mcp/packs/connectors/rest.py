@@ -6,7 +6,7 @@ references for the caller and authenticates (:mod:`.restauth`), then sends it, a
 credentials dropped across origins; https never downgraded), retries of idempotent requests
 (connection errors, timeouts, ``retries.on_status``; exponential backoff with jitter, honouring
 Retry-After up to the maximum wait) and one token refetch after a 401 (OAuth2). The default
-exchange is the network through the SSRF guard (:class:`.netguard.GuardedNetwork`).
+exchange is the network through the SSRF guard (:class:`.network.GuardedNetwork`).
 
 Every failure is a :class:`PackError` whose message names the connection and is written for
 the client; every secret value the request carried is scrubbed from it. The connection's
@@ -38,13 +38,10 @@ import orjson
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.deadlines import CoarseTimeout
 from catalyst_mcp.errors import PackError
+from catalyst_mcp.net.httpclient import ConnectError, HttpError
+from catalyst_mcp.net.netguard import AddressRefused
 from catalyst_mcp.packs.connectors.exchange import Exchange, RestRequest, RestResponse
-from catalyst_mcp.packs.connectors.netguard import (
-    REDIRECTS,
-    AddressRefused,
-    GuardedNetwork,
-    redirected,
-)
+from catalyst_mcp.packs.connectors.network import REDIRECTS, GuardedNetwork, redirected
 from catalyst_mcp.packs.connectors.restauth import (
     MIN_SECRET_LENGTH,
     Authenticator,
@@ -54,7 +51,6 @@ from catalyst_mcp.packs.connectors.restauth import (
 )
 from catalyst_mcp.packs.connectors.restbuild import BuildError, RequestPlan, build, plan_request
 from catalyst_mcp.packs.schema import RestAction, RestConnection
-from catalyst_mcp.upstreams.httpclient import ConnectError, HttpError
 
 __all__ = ["RestConnector", "RestResult", "SecretLookup"]
 

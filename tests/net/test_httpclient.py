@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from catalyst_mcp.upstreams.httpclient import ConnectError, HttpClient, HttpError, split_url
+from catalyst_mcp.net.httpclient import ConnectError, HttpClient, HttpError, split_url
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.network
