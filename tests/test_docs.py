@@ -48,3 +48,18 @@ def test_readme_quick_start_targets_exist() -> None:
     for target in ("serve", "test"):
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
+
+
+def test_every_documented_variable_is_read() -> None:
+    """A CATALYST_* variable the docs name is a setting's variable or one the code reads."""
+    from catalyst_mcp.configsources import read_environment
+    from catalyst_mcp.settings import Settings
+
+    pages = [ROOT / "README.md", ROOT / "bench" / "README.md", *(ROOT / "docs").rglob("*.md")]
+    named = set()
+    for page in pages:
+        named |= set(re.findall(r"CATALYST_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_<])", page.read_text()))
+    assert "CATALYST_AUTH__ENABLED" in named
+    named.discard("CATALYST_AUTH_ENABLED")  # the docs' example of a typo
+    unread = [name for name in sorted(named) if read_environment(Settings, {name: "1"}).unknown]
+    assert not unread, f"the docs name variables nothing reads: {unread}"

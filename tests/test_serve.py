@@ -121,3 +121,46 @@ def test_a_taken_port_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{port}: " in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_auth_turned_on_from_the_environment_protects_every_endpoint(tmp_path: Path) -> None:
+    """``CATALYST_AUTH__ENABLED=true catalyst serve``, exactly as the README shows it: nothing
+    answers without a token; and a mistyped variable is a warning naming the right one."""
+    port = free_port()
+    config = tmp_path / "catalyst.yaml"
+    config.write_text(yaml.safe_dump({"gateway": {"port": port}}), encoding="utf-8")
+    gateway = Process(
+        [*CATALYST, "serve", "--config", str(config)],
+        env={"CATALYST_AUTH__ENABLED": "true", "CATALYST_AUDIT_ENABLED": "false"},
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx2.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert gateway.proc.poll() is None, "catalyst serve exited during start-up"
+            assert time.monotonic() < deadline, "catalyst serve did not start"
+            time.sleep(0.05)
+        for path in ("/api/v1/secrets", "/api/v1/keys", "/api/v1/audit", "/api/v1/users"):
+            assert httpx2.get(f"{base}{path}").status_code == 401, path
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        answer = httpx2.post(
+            f"{base}/mcp",
+            json=listing,
+            headers={"Accept": "application/json, text/event-stream"},
+        )
+        assert answer.status_code == 401
+        assert "WWW-Authenticate" in answer.headers
+        assert httpx2.get(f"{base}/ready").json() == {"status": "ready"}  # no details
+    finally:
+        os.kill(gateway.pid, signal.SIGTERM)
+        _, stderr = gateway.proc.communicate(timeout=20)
+    assert (
+        "CATALYST_AUDIT_ENABLED is not a setting and is ignored; did you mean "
+        "CATALYST_AUDIT__ENABLED?" in stderr.decode()
+    )

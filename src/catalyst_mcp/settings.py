@@ -4,9 +4,10 @@ The ``servers:`` section takes the de-facto ``mcpServers`` entries of Claude Des
 VS Code unchanged (``command``/``args``/``env``/``cwd`` for stdio, ``url``/``headers``/``transport``
 or ``type`` for remote servers); a pasted top-level ``mcpServers:`` key is accepted as well.
 
-Environment overrides name a setting by its path, upper-cased, sections joined by ``__``:
-``CATALYST_GATEWAY__PORT=9000``, ``CATALYST_GATEWAY__HOST=0.0.0.0``. Values are read as YAML
-scalars (``true``, ``12``, ``[a, b]``). Nothing here is built at import time.
+Every setting can be overridden from the environment by its path, upper-cased, sections joined
+by ``__`` to any depth: ``CATALYST_GATEWAY__PORT=9000``, ``CATALYST_AUTH__ENABLED=true``,
+``CATALYST_AUTH__JWT__HS256_SECRET=...`` (:mod:`catalyst_mcp.configsources`, on
+pydantic-settings). Nothing here is built at import time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -34,7 +36,7 @@ from catalyst_mcp.security.config import (
     RateLimitSettings,
     RbacSettings,
 )
-from catalyst_mcp.yamlsource import LocatedYaml, load_yaml, read_yaml
+from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = [
     "ENV_PREFIX",
@@ -47,7 +49,6 @@ __all__ = [
     "load_settings",
 ]
 
-ENV_PREFIX = "CATALYST_"
 NAMESPACE_SEPARATOR = "__"
 # Segments of letters and digits joined by single '-' or '_': never contains the separator and
 # never ends in '_', so "<server>__<tool>" splits unambiguously at the first "__".
@@ -340,23 +341,10 @@ def _expand(value: Any, environ: Mapping[str, str]) -> Any:
     return value
 
 
-def _env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any, str]]:
-    out = []
-    for key, raw in sorted(environ.items()):
-        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
-            continue
-        path = tuple(p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p)
-        if len(path) < 2 or path[0] not in ("gateway",):
-            continue
-        try:
-            value = load_yaml(raw, key).data if raw.strip() else ""
-        except ConfigError:
-            value = raw
-        out.append((path, value, key))
-    return out
-
-
-def _problems_from(exc: ValidationError, source: LocatedYaml) -> list[ConfigProblem]:
+def _problems_from(
+    exc: ValidationError, source: LocatedYaml, variables: Mapping[tuple[str, ...], str]
+) -> list[ConfigProblem]:
+    """Every validation error, located at the variable that set the value or its file line."""
     problems = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
@@ -364,8 +352,36 @@ def _problems_from(exc: ValidationError, source: LocatedYaml) -> list[ConfigProb
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown setting (check the spelling; `catalyst config init` lists them all)"
-        problems.append(source.problem(loc, f"{where}: {msg}"))
+        variable = _variable_for(variables, loc)
+        if variable is None and loc not in source.lines:  # a section only the environment made
+            under = sorted(v for path, v in variables.items() if path[: len(loc)] == loc)
+            variable = ", ".join(dict.fromkeys(under)) or None
+        if variable is not None:
+            problems.append(ConfigProblem(variable, None, f"{where}: {msg}"))
+        else:
+            problems.append(source.problem(loc, f"{where}: {msg}"))
     return problems
+
+
+def _variable_for(
+    variables: Mapping[tuple[str, ...], str], loc: tuple[str | int, ...]
+) -> str | None:
+    """The environment variable that gave the value at ``loc`` (or one of its parents)."""
+    for end in range(len(loc), 0, -1):
+        found = variables.get(tuple(str(p) for p in loc[:end]))
+        if found is not None:
+            return found
+    return None
+
+
+def _overlay(base: Any, over: Any) -> Any:
+    """``over`` laid on ``base``: maps merged key by key, anything else replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            merged[key] = _overlay(base.get(key), value) if key in base else value
+        return merged
+    return over
 
 
 def parse_settings(source: LocatedYaml, environ: Mapping[str, str] | None = None) -> Settings:
@@ -395,22 +411,13 @@ def parse_settings(source: LocatedYaml, environ: Mapping[str, str] | None = None
                     for k in odd
                 ]
             )
-    for path, value, _key in _env_overrides(os.environ if environ is None else environ):
-        section = data.setdefault(path[0], {})
-        if not isinstance(section, dict):
-            continue
-        section[path[1]] = value
-        source.lines.pop(path, None)
-        source.lines[path] = 0  # marks "from the environment" in messages below
     env = os.environ if environ is None else environ
+    layer = read_environment(Settings, env)
+    data = _overlay(data, layer.data)
     try:
         settings = Settings.model_validate(data, context={"environ": env})
     except ValidationError as exc:
-        problems = _problems_from(exc, source)
-        fixed = [
-            ConfigProblem("environment", None, p.message) if p.line == 0 else p for p in problems
-        ]
-        raise ConfigError(fixed) from exc
+        raise ConfigError(_problems_from(exc, source, layer.variables)) from exc
     clashes = settings.namespace_clashes()
     if clashes:
         raise ConfigError(

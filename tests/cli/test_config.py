@@ -254,7 +254,59 @@ def test_validate_includes_environment_overrides(
     monkeypatch.setenv("CATALYST_GATEWAY__PORT", "not-a-port")
     result = run("config", "validate", "--config", str(path))
     assert result.exit_code == EXIT_CONFIG
-    assert result.stdout.startswith("environment: gateway.port:")
+    assert result.stdout.startswith("CATALYST_GATEWAY__PORT: gateway.port:")
+
+
+def test_validate_warns_about_a_variable_that_is_no_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path / "c.yaml", {})
+    monkeypatch.setenv("CATALYST_AUTH_ENABLED", "true")
+    result = run("config", "validate", "--config", str(path))
+    assert result.exit_code == 0
+    assert (
+        "environment: CATALYST_AUTH_ENABLED is not a setting and is ignored; did you mean "
+        "CATALYST_AUTH__ENABLED? (warning)" in result.stderr
+    )
+
+
+def test_show_prints_every_setting_with_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("gateway:\n  port: 8000\n", encoding="utf-8")
+    monkeypatch.setenv("CATALYST_AUTH__ENABLED", "true")
+    monkeypatch.setenv("CATALYST_AUTH__JWT__HS256_SECRET", "z" * 40)
+    result = run("config", "show", "--config", str(path))
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert lines["gateway.port"].endswith(f"8000  ({path}:2)")
+    assert lines["gateway.host"].endswith('"127.0.0.1"  (default)')
+    assert lines["auth.enabled"].endswith("true  (CATALYST_AUTH__ENABLED)")
+    assert lines["auth.jwt.hs256_secret"].endswith('"********"  (CATALYST_AUTH__JWT__HS256_SECRET)')
+    assert "z" * 40 not in result.output
+
+
+def test_show_json_and_an_invalid_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no catalyst.yaml: built-in defaults
+    monkeypatch.setenv("CATALYST_GATEWAY__PORT", "9001")
+    result = run("config", "show", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["file"] is None
+    port = next(s for s in report["settings"] if s["setting"] == "gateway.port")
+    assert port == {
+        "setting": "gateway.port",
+        "value": 9001,
+        "source": "environment",
+        "from": "CATALYST_GATEWAY__PORT",
+    }
+    monkeypatch.setenv("CATALYST_GATEWAY__PORT", "99999")
+    result = run("config", "show")
+    assert result.exit_code == EXIT_CONFIG
+    assert "CATALYST_GATEWAY__PORT: gateway.port: Input should be less than" in result.stderr
 
 
 def test_validate_json(tmp_path: Path) -> None:

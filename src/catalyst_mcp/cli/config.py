@@ -2,17 +2,20 @@
 
 * ``init`` writes the documented default file (shipped as ``catalyst_mcp/defaults/catalyst.yaml``);
 * ``validate`` reports every problem of a file as ``file:line: what is wrong``;
+* ``show`` prints the effective settings and where each value comes from;
 * ``import`` converts an MCP client's config (Claude Desktop, Cursor, VS Code) into one.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 
 from catalyst_mcp.cli.common import (
     EXIT_CONFIG,
@@ -23,11 +26,12 @@ from catalyst_mcp.cli.common import (
     print_json,
 )
 from catalyst_mcp.cli.importer import convert, parse_client_config
+from catalyst_mcp.configsources import describe, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.settings import Settings, parse_settings
 from catalyst_mcp.yamlsource import LocatedYaml, load_yaml, read_yaml
 
-__all__ = ["check_settings", "config", "default_config_text"]
+__all__ = ["check_settings", "config", "default_config_text", "environment_warnings"]
 
 DEFAULT_PATH = "catalyst.yaml"
 
@@ -92,9 +96,10 @@ def init(path: Path, force: bool) -> None:
 def validate(config_path: Path | None, json_output: bool) -> None:
     """Check a config file (and CATALYST_* overrides) and report every problem.
 
-    Problems are printed as `file:line: what is wrong`, one a line, and the exit code is 3.
-    A valid file prints one summary line ("catalyst.yaml: valid, 3 servers") and exits 0.
-    Warnings (e.g. a stdio command not found on PATH) do not change the exit code.
+    Problems are printed as `file:line: what is wrong` (or `CATALYST_X__Y: what is wrong` for
+    a value from the environment), one a line, and the exit code is 3. A valid file prints one
+    summary line ("catalyst.yaml: valid, 3 servers") and exits 0. Warnings (a stdio command not
+    found on PATH, a CATALYST_* variable that is no setting) do not change the exit code.
     """
     path = find_config(config_path)
     if path is None:
@@ -112,6 +117,7 @@ def validate(config_path: Path | None, json_output: bool) -> None:
         problems = exc.problems
     else:
         warnings = check_settings(settings, source)
+    warnings += environment_warnings()
     if json_output:
         report: dict[str, Any] = {
             "file": str(path),
@@ -143,6 +149,11 @@ def _count(settings: Settings) -> str:
     return f"{text} ({disabled} disabled)" if disabled else text
 
 
+def environment_warnings() -> list[ConfigProblem]:
+    """The process's CATALYST_* variables that name no setting (typos), each with a hint."""
+    return read_environment(Settings, os.environ).unknown
+
+
 def _problem_json(problem: ConfigProblem) -> dict[str, Any]:
     return {"file": problem.file, "line": problem.line, "message": problem.message}
 
@@ -162,6 +173,55 @@ def check_settings(settings: Settings, source: LocatedYaml) -> list[ConfigProble
                 )
             )
     return warnings
+
+
+# ---- show ------------------------------------------------------------------------------------
+
+
+@config.command("show")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File to read (default: $CATALYST_CONFIG, else ./catalyst.yaml if present).",
+)
+@json_option
+def show(config_path: Path | None, json_output: bool) -> None:
+    """Print the effective settings and where each value comes from.
+
+    One line per setting: its path, its value (secrets masked: the JWT secret, passwords in
+    URLs, every server's env and headers values) and its source: `default`, the config file
+    and line, or the CATALYST_* environment variable that set it. Exit code 3 if the
+    configuration is invalid (the problems are listed).
+    """
+    path = find_config(config_path)
+    source = read_yaml(path) if path is not None else LocatedYaml("<defaults>", {})
+    layer = read_environment(Settings, os.environ)
+    for warning in layer.unknown:
+        click.echo(f"{warning} (warning)", err=True)
+    try:
+        settings = parse_settings(source)
+    except ConfigError as exc:
+        raise CliError(f"invalid configuration:\n{exc}", EXIT_CONFIG) from exc
+    values = describe(settings, source.lines, str(path) if path is not None else None, layer)
+    if json_output:
+        print_json(
+            {
+                "file": str(path) if path is not None else None,
+                "settings": [
+                    {"setting": v.path, "value": v.value, "source": v.source, "from": v.where}
+                    for v in values
+                ],
+                "warnings": [str(w) for w in layer.unknown],
+            }
+        )
+        return
+    click.echo(f"# file: {path if path is not None else '(none: built-in defaults)'}")
+    width = max(len(v.path) for v in values)
+    for value in values:
+        where = value.where or value.source
+        shown = orjson.dumps(value.value).decode()
+        click.echo(f"{value.path.ljust(width)}  {shown}  ({where})")
 
 
 # ---- import ----------------------------------------------------------------------------------

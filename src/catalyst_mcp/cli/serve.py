@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from catalyst_mcp.cli.common import CliError, load_config, setup_logging
+from catalyst_mcp.cli.config import environment_warnings
 from catalyst_mcp.settings import Settings
 
 __all__ = ["serve"]
@@ -62,6 +63,8 @@ def serve(config_path: Path | None, host: str | None, port: int | None, stdio: b
         gateway = settings.gateway.model_copy(update=overrides)
         settings = settings.model_copy(update={"gateway": gateway})
     setup_logging(settings.gateway.log_level)
+    for warning in environment_warnings():  # a typo must not pass silently
+        log.warning("%s", warning.message)
     if stdio:
         from catalyst_mcp.transports.stdio import serve_stdio
 
