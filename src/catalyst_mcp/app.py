@@ -97,7 +97,11 @@ class Gateway:
         self.auth = AuthGate(self.access, settings)
         self.api = AdminApi(self.access, self.auth, self.db)
         self.server = McpServer(self.registry, access=self.access)
-        self.sessions = SessionStore(settings.gateway.session_idle_seconds)
+        self.sessions = SessionStore(
+            settings.gateway.session_idle_seconds,
+            settings.gateway.max_legacy_sessions,
+            settings.gateway.max_legacy_sessions_per_caller,
+        )
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
         self.origins = OriginPolicy.for_settings(settings.gateway)

@@ -30,6 +30,7 @@ client; the cause, a stack trace or a secret never is).
     │   ├── Conflict                    the user/key/role/secret already exists
     │   └── Missing                     no such user/key/role/secret
     ├── RequestCancelled                the caller cancelled the request
+    ├── SessionLimit                    no room for another legacy session (HTTP 429 / 503) -32000
     ├── PackError                       a knowledge pack could not serve a call (bad arguments,
     │                                   a database failure); tools/call shows it as isError
     └── UpstreamError                   an upstream MCP server failed this call
@@ -65,6 +66,7 @@ __all__ = [
     "RateLimited",
     "RequestCancelled",
     "ResourceNotFound",
+    "SessionLimit",
     "StorageError",
     "Unauthenticated",
     "UnsupportedVersion",
@@ -87,6 +89,7 @@ MISSING_CAPABILITY = -32021
 UNSUPPORTED_VERSION = -32022
 FORBIDDEN = -32003
 RATE_LIMITED = -32029
+SERVER_BUSY = -32000  # JSON-RPC's implementation-defined server error
 
 
 class CatalystError(Exception):
@@ -231,6 +234,19 @@ class Missing(StorageError):
 
 class RequestCancelled(CatalystError):
     """The caller cancelled the request; nothing is sent back for it."""
+
+
+class SessionLimit(CatalystError):
+    """No room for another legacy session: a cap is reached and every session under it is
+    busy. ``http_status`` is 429 for the caller's own cap, 503 for the gateway's; ``data``
+    names the cap (``per_caller`` or ``global``) and its limit."""
+
+    code = SERVER_BUSY
+    http_status = 503
+
+    def __init__(self, message: str, *, status: int = 503, data: Any = None) -> None:
+        super().__init__(message, data=data)
+        self.http_status = status
 
 
 class PackError(CatalystError):

@@ -102,6 +102,20 @@ class GatewaySettings(_Model):
     session_idle_seconds: float = Field(
         3600.0, gt=0, description="Legacy-era sessions unused this long are closed."
     )
+    max_legacy_sessions: int = Field(
+        10_000,
+        ge=1,
+        description="Most legacy-era sessions held at once. At the cap, initialize closes the "
+        "least recently used idle session (no request in flight, no open stream); if all are "
+        "busy it is refused with HTTP 503.",
+    )
+    max_legacy_sessions_per_caller: int = Field(
+        1_000,
+        ge=1,
+        description="Most legacy-era sessions one caller (authenticated subject; without auth "
+        "every client is one caller) holds at once. At the cap, initialize closes that caller's "
+        "least recently used idle session; if all are busy it is refused with HTTP 429.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity of the gateway process (logs go to stderr)."
     )

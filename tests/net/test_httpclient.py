@@ -6,11 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from catalyst_mcp.net.httpclient import ConnectError, HttpClient, HttpError, split_url
+from catalyst_mcp.net.httpclient import (
+    ConnectError,
+    ConnectionReset,
+    HttpClient,
+    HttpError,
+    split_url,
+)
 from tests.conftest import free_port
+from tests.resetserver import Exchange, ResetServer
 
 pytestmark = pytest.mark.network
 
@@ -333,3 +341,68 @@ async def test_header_names_are_lower_case_and_repeats_joined_on_every_response(
             assert answer.headers["content-type"] == "x"
             await answer.read()
         await client.aclose()
+
+
+# ---- connection resets (TCP RST) -------------------------------------------------------------
+
+
+async def test_a_connection_reset_before_the_request_is_written_is_tried_once_more() -> None:
+    """The reset lands between opening the connection and writing to it (a busy loop): nothing
+    was sent, so any request is tried on a fresh connection, and the second reset is
+    reported at once (not after the caller's timeout: the write used to vanish)."""
+    async with ResetServer(reset_on_accept=True).running() as server:
+        client = HttpClient(server.url)
+        connect = client._connect
+
+        async def connect_then_wait_for_the_reset() -> Any:
+            conn = await connect()
+            await asyncio.wait_for(server.resets.wait(), 5)
+            server.resets.clear()
+            for _ in range(500):  # until the client has seen the reset
+                if conn.closed:
+                    break
+                await asyncio.sleep(0.01)
+            return conn
+
+        client._connect = connect_then_wait_for_the_reset  # type: ignore[method-assign]
+        with pytest.raises(ConnectionReset) as info:
+            async with asyncio.timeout(5):
+                await client.request("POST", {}, b"{}", retry_stale=False)
+        await client.aclose()
+    assert str(info.value).endswith("reset the connection before the request was sent")
+    assert not info.value.sent
+    assert server.connections == 2
+    assert client._open == 0  # both connections left the pool's count
+
+
+@pytest.mark.parametrize("retry_stale", [False, True])
+async def test_a_reset_after_the_request_was_read(retry_stale: bool) -> None:
+    async def read_then_reset(exchange: Exchange) -> None:
+        exchange.reset()
+
+    async with ResetServer(read_then_reset).running() as server:
+        client = HttpClient(server.url)
+        with pytest.raises(ConnectionReset) as info:
+            async with asyncio.timeout(5):
+                await client.request("POST", {}, b"{}", retry_stale=retry_stale)
+        await client.aclose()
+    assert info.value.stage == ConnectionReset.BEFORE_ANSWERING
+    assert info.value.sent
+    # safe to repeat: once more on a fresh connection; otherwise never sent twice
+    assert len(server.requests) == (2 if retry_stale else 1)
+
+
+async def test_a_reset_mid_response_fails_the_body_and_is_not_retried() -> None:
+    async def reset_mid_answer(exchange: Exchange) -> None:
+        await exchange.partial()
+        exchange.reset()
+
+    async with ResetServer(reset_mid_answer).running() as server:
+        client = HttpClient(server.url)
+        answer = await client.request("GET", {})
+        assert answer.status == 200
+        with pytest.raises(ConnectionReset, match="reset the connection mid-response"):
+            async with asyncio.timeout(5):
+                await answer.read()
+        await client.aclose()
+    assert len(server.requests) == 1

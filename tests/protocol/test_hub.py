@@ -73,7 +73,7 @@ async def test_list_changes_reach_sessions_and_interested_listeners() -> None:
 async def test_resource_updates_reach_subscribers_only() -> None:
     provider, hub, sessions = build()
     subscribed = sessions.create("2025-11-25", {})
-    subscribed.subscriptions.add("catalyst://fake/mem://a")
+    subscribed.subscribe("catalyst://fake/mem://a")
     other = sessions.create("2025-11-25", {})
     listener = Listener(1, {"resourceSubscriptions": ["catalyst://fake/mem://a"]})
     await hub.add(listener)

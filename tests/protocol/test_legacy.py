@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from catalyst_mcp.errors import CatalystError, InvalidParams
+from catalyst_mcp.context import Identity
+from catalyst_mcp.errors import CatalystError, InvalidParams, SessionLimit
 from catalyst_mcp.protocol import legacy
 from catalyst_mcp.protocol.jsonrpc import Message
 from catalyst_mcp.protocol.legacy import (
@@ -222,3 +223,132 @@ def test_store_limit_evicts_the_least_recently_used(monkeypatch: pytest.MonkeyPa
     assert store.get(second.id) is None
     assert second.closed
     assert {s.id for s in store} == {first.id, third.id}
+
+
+# ---- caps: eviction order and per-caller accounting ------------------------------------------
+
+ALICE = Identity(subject="alice", kind="user", via="api_key")
+BOB = Identity(subject="bob", kind="user", via="api_key")
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [0.0]
+    monkeypatch.setattr(legacy.time, "monotonic", lambda: now[0])
+    return now
+
+
+def opened(store: SessionStore, identity: Identity, clock: list[float]) -> LegacySession:
+    clock[0] += 1
+    return store.create("2025-11-25", {}, identity)
+
+
+def test_a_full_store_evicts_the_least_recently_used_idle_session(clock: list[float]) -> None:
+    store = SessionStore(idle_seconds=1e9, limit=4, per_caller=10)
+    removed: list[str] = []
+    store.on_remove = lambda session: removed.append(session.id)
+    oldest, in_flight, streaming, used = (opened(store, ALICE, clock) for _ in range(4))
+    in_flight.inflight[1] = None  # type: ignore[assignment]
+    streaming.listening = True
+    clock[0] += 1
+    store.get(oldest.id)  # now the most recently used
+    newcomer = opened(store, BOB, clock)
+    # in order of last use: in_flight, streaming, used, oldest; the first two are busy
+    assert removed == [used.id]
+    assert used.closed
+    another = opened(store, BOB, clock)
+    assert removed == [used.id, oldest.id]
+    assert {s.id for s in store} == {in_flight.id, streaming.id, newcomer.id, another.id}
+
+
+def test_a_caller_at_its_cap_evicts_its_own_sessions_only(clock: list[float]) -> None:
+    store = SessionStore(idle_seconds=1e9, limit=100, per_caller=2)
+    bobs = opened(store, BOB, clock)  # older than all of alice's
+    first, second = opened(store, ALICE, clock), opened(store, ALICE, clock)
+    third = opened(store, ALICE, clock)
+    assert first.closed and not bobs.closed and not second.closed
+    assert (store.count(ALICE), store.count(BOB), len(store)) == (2, 1, 3)
+    assert {s.id for s in store} == {bobs.id, second.id, third.id}
+
+
+def test_the_anonymous_user_is_one_caller(clock: list[float]) -> None:
+    store = SessionStore(idle_seconds=1e9, limit=100, per_caller=3)
+    for _ in range(10):
+        opened(store, legacy.ANONYMOUS, clock)
+    assert store.count(legacy.ANONYMOUS) == 3
+    assert len(store) == 3
+
+
+def test_a_caller_is_counted_by_subject_whatever_the_credential(clock: list[float]) -> None:
+    store = SessionStore(idle_seconds=1e9, limit=100, per_caller=2)
+    by_key = opened(store, ALICE, clock)
+    opened(store, Identity(subject="alice", kind="user", via="jwt"), clock)
+    opened(store, ALICE, clock)
+    assert by_key.closed
+    assert store.count(ALICE) == 2
+
+
+def test_the_per_caller_cap_refuses_when_all_of_the_callers_sessions_are_busy(
+    clock: list[float],
+) -> None:
+    store = SessionStore(idle_seconds=1e9, limit=100, per_caller=2)
+    for session in (opened(store, ALICE, clock), opened(store, ALICE, clock)):
+        session.listening = True
+    idle_bob = opened(store, BOB, clock)
+    with pytest.raises(SessionLimit) as caught:
+        opened(store, ALICE, clock)
+    error = caught.value
+    assert error.http_status == 429
+    assert error.data == {"cap": "per_caller", "limit": 2}
+    assert "'alice' has 2 legacy sessions open" in error.message
+    assert "gateway.max_legacy_sessions_per_caller" in error.message
+    assert error.to_jsonrpc()["code"] == -32000
+    assert not idle_bob.closed  # another caller's session is not taken for alice
+    assert (store.count(ALICE), len(store)) == (2, 3)
+
+
+def test_the_global_cap_refuses_when_every_session_is_busy(clock: list[float]) -> None:
+    store = SessionStore(idle_seconds=1e9, limit=2, per_caller=10)
+    opened(store, ALICE, clock).inflight[1] = None  # type: ignore[assignment]
+    opened(store, BOB, clock).listening = True
+    with pytest.raises(SessionLimit) as caught:
+        opened(store, Identity(subject="carol"), clock)
+    assert caught.value.http_status == 503
+    assert caught.value.data == {"cap": "global", "limit": 2}
+    assert "gateway.max_legacy_sessions" in caught.value.message
+    assert len(store) == 2
+    assert store.count(Identity(subject="carol")) == 0  # a refused caller holds nothing
+
+
+def test_removing_sessions_keeps_the_accounting(clock: list[float]) -> None:
+    store = SessionStore(idle_seconds=1e9, limit=10, per_caller=10)
+    sessions = [opened(store, ALICE, clock) for _ in range(3)]
+    store.remove(sessions[1].id)
+    assert store.count(ALICE) == 2
+    store.close()
+    assert store.count(ALICE) == 0
+    assert store._by_caller == {}  # no empty entry per caller that ever came
+
+
+def test_sweep_keeps_sessions_with_an_open_stream(clock: list[float]) -> None:
+    store = SessionStore(idle_seconds=10)
+    streaming = opened(store, ALICE, clock)
+    streaming.listening = True
+    idle = opened(store, ALICE, clock)
+    clock[0] += 20
+    store.sweep()
+    assert not streaming.closed
+    assert idle.closed
+
+
+def test_a_session_costs_little_until_it_is_used() -> None:
+    session = make_session()
+    assert not hasattr(session, "__dict__")
+    assert session.outbox == ()
+    assert session.subscriptions is legacy.NO_SUBSCRIPTIONS
+    session.subscribe("a://1")
+    session.subscribe("a://2")
+    session.unsubscribe("a://1")
+    assert session.subscriptions == {"a://2"}
+    assert session.release_subscriptions() == {"a://2"}
+    assert session.subscriptions is legacy.NO_SUBSCRIPTIONS

@@ -4,6 +4,8 @@ server→client requests and the GET stream. In-process: the gateway's ASGI app,
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 from typing import Any
 
 import orjson
@@ -422,3 +424,102 @@ async def test_client_refusing_a_server_request_is_a_clear_error(asgi_client: As
         final = await stream.next_message()
     assert final["id"] == message["id"]
     assert final["error"]["message"] == "user said no"
+
+
+# ---- session caps ----------------------------------------------------------------------------
+
+
+def capped(limit: int, per_caller: int) -> tuple[Gateway, AsgiClient]:
+    settings = Settings(
+        gateway={"max_legacy_sessions": limit, "max_legacy_sessions_per_caller": per_caller}
+    )
+    gateway = Gateway(settings, [FakeProvider()])
+    return gateway, AsgiClient(gateway.asgi)
+
+
+async def test_an_evicted_session_gets_404_and_may_initialize_again() -> None:
+    gateway, client = capped(limit=100, per_caller=2)
+    first = await LegacyClient(client).initialize()
+    await LegacyClient(client).initialize()
+    await LegacyClient(client).initialize()  # the anonymous caller's third: first is evicted
+    assert len(gateway.sessions) == 2
+    response = await first.post(legacy_request("ping"))
+    assert response.status == 404
+    assert response.message()["error"]["message"] == "Session not found: initialize a new session"
+    stream_headers = {**first.headers, "accept": "text/event-stream"}
+    assert (await client.get("/mcp", headers=stream_headers)).status == 404
+    await first.initialize()  # what a client does on 404
+    assert (await first.request("ping"))["result"] == {}
+
+
+@pytest.mark.parametrize(
+    ("limit", "per_caller", "status", "setting"),
+    [
+        (100, 2, 429, "gateway.max_legacy_sessions_per_caller"),
+        (2, 100, 503, "gateway.max_legacy_sessions"),
+    ],
+    ids=["per-caller", "global"],
+)
+async def test_initialize_is_refused_while_every_session_has_an_open_stream(
+    limit: int, per_caller: int, status: int, setting: str
+) -> None:
+    gateway, client = capped(limit, per_caller)
+    one, two = await LegacyClient(client).initialize(), await LegacyClient(client).initialize()
+    streams = [{**c.headers, "accept": "text/event-stream"} for c in (one, two)]
+    async with (
+        client.stream("GET", "/mcp", headers=streams[0]) as first,
+        client.stream("GET", "/mcp", headers=streams[1]) as second,
+    ):
+        await first.wait_started()
+        await second.wait_started()
+        refused = await client.post("/mcp", initialize_request(), JSON_HEADERS)
+        assert refused.status == status
+        error = refused.message()["error"]
+        assert error["code"] == -32000
+        assert setting in error["message"]
+        assert "all are busy" in error["message"]
+        assert (await one.request("ping"))["result"] == {}  # nobody was evicted
+        assert (await two.request("ping"))["result"] == {}
+    # streams closed: the least recently used idle session makes room
+    await poll(lambda: not any(s.listening for s in gateway.sessions))
+    assert (await client.post("/mcp", initialize_request(), JSON_HEADERS)).status == 200
+    assert len(gateway.sessions) == 2
+
+
+async def test_a_session_with_a_request_in_flight_is_not_evicted(
+    fake_provider: FakeProvider,
+) -> None:
+    settings = Settings(gateway={"max_legacy_sessions_per_caller": 1})
+    client = AsgiClient(Gateway(settings, [fake_provider]).asgi)
+    busy = await LegacyClient(client).initialize()
+    message = legacy_request("tools/call", {"name": "fake__wait"})
+    async with client.stream("POST", "/mcp", headers=busy.headers, body=orjson.dumps(message)):
+        await asyncio.wait_for(fake_provider.entered.wait(), 5)
+        refused = await client.post("/mcp", initialize_request(), JSON_HEADERS)
+        assert refused.status == 429
+        assert (await busy.request("ping"))["result"] == {}
+        fake_provider.release.set()
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_an_initialize_flood_stays_within_the_caps() -> None:
+    """10,000 initializes that never come back: the store holds the cap, and memory stays flat
+    (each session used to be kept an hour: ~3 KB each, 30 MB for this flood)."""
+    gateway, client = capped(limit=100, per_caller=1000)
+    body = orjson.dumps(initialize_request())
+    for _ in range(1000):  # warm-up: caches, allocator arenas
+        await client.request("POST", "/mcp", headers=JSON_HEADERS, body=body)
+    gc.collect()
+    before = resident_bytes()
+    for _ in range(10_000):
+        response = await client.request("POST", "/mcp", headers=JSON_HEADERS, body=body)
+        assert response.status == 200
+        assert len(gateway.sessions) <= 100
+    gc.collect()
+    grown = resident_bytes() - before
+    assert len(gateway.sessions) == 100
+    assert grown < 20 * 1024 * 1024, f"RSS grew {grown / 1024 / 1024:.1f} MiB"

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httptools
+import orjson
 import pytest
 
 from catalyst_mcp.transports.httpserver import Limits
 from catalyst_mcp.transports.serving import HttpServer
-from tests.live import bound_socket, start
+from tests.live import bound_socket, poll, start
 
 pytestmark = pytest.mark.network
 
@@ -629,3 +630,160 @@ async def test_an_answer_before_the_body_is_read_reaches_the_client() -> None:
     assert answer.status == 413
     assert answer.body == b"too large"
     assert answer.headers[b"connection"] == b"close"
+
+
+# ---- request bodies that cannot be read ----------------------------------------------------
+
+CHUNKED_HEAD = b"POST /c HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def refusal_of(answer: Response) -> str:
+    assert answer.headers[b"content-type"] == b"application/json"
+    assert answer.headers[b"connection"] == b"close"
+    error: str = orjson.loads(answer.body)["error"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"zz\r\nhello\r\n0\r\n\r\n", "invalid character in chunk size"),
+        (b"-5\r\nhello\r\n0\r\n\r\n", "invalid character in chunk size"),
+        (b"1" * 20 + b"\r\nhello\r\n0\r\n\r\n", "chunk size overflow"),
+        (b"5\nhello\n0\n\n", "missing expected CR after chunk size"),
+        (b"5\r\nhello\n0\r\n\r\n", "missing expected CR after chunk data"),
+        (b"5\r\nhelloXX0\r\n\r\n", "expected LF after chunk data"),
+    ],
+    ids=["bad-hex", "negative", "overlong", "bare-lf", "bare-lf-after-data", "no-crlf"],
+)
+async def test_a_malformed_chunked_body_gets_400_and_a_close(
+    body: bytes, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(echo) as server:
+        reader, writer = await connect(server)
+        with caplog.at_level(logging.ERROR, "catalyst.server"):
+            writer.write(CHUNKED_HEAD + body)
+            answer = await Reader(reader).next()
+            assert await closed(reader)
+        writer.close()
+    assert answer.status == 400
+    assert refusal_of(answer) == f"Bad request: the request body is malformed ({reason})."
+    assert not caplog.records  # the client's fault, not an application failure
+
+
+async def test_a_body_that_breaks_while_the_app_reads_it_tells_the_app_the_client_is_gone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def reader_app(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] == "http.disconnect":
+                # whatever it sends now is dropped: the server has answered already
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"late"})
+                return
+
+    async with running(reader_app) as server:
+        reader, writer = await connect(server)
+        with caplog.at_level(logging.ERROR, "catalyst.server"):
+            writer.write(CHUNKED_HEAD + b"5\r\nhello\r\n")
+            await writer.drain()
+            await poll(lambda: received, timeout=5)  # the app has the first chunk, waits
+            writer.write(b"zz\r\n")
+            answer = await Reader(reader).next()
+            assert await closed(reader)
+        writer.close()
+    assert answer.status == 400
+    assert "invalid character in chunk size" in refusal_of(answer)
+    assert [m["type"] for m in received] == ["http.request", "http.disconnect"]
+    assert received[0] == {"type": "http.request", "body": b"hello", "more_body": True}
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("codings", "status", "said"),
+    [
+        (["xchunked"], 400, "must end in chunked"),
+        (["identity"], 400, "must end in chunked"),
+        (["chunked, gzip"], 400, "could not be parsed"),  # llhttp's own refusal
+        (["gzip, chunked"], 501, "transfer coding 'gzip'"),
+        (["x-custom, chunked"], 501, "transfer coding 'x-custom'"),
+        (["gzip", "chunked"], 501, "transfer coding 'gzip'"),  # two header lines
+    ],
+    ids=["xchunked", "identity", "chunked-not-last", "gzip", "unknown", "two-lines"],
+)
+async def test_transfer_codings_the_server_cannot_read_are_refused(
+    codings: list[str], status: int, said: str
+) -> None:
+    headers = "".join(f"transfer-encoding: {c}\r\n" for c in codings)
+    async with running(echo) as server:
+        reader, writer = await connect(server)
+        writer.write(request("POST", "/c", headers=headers) + b"5\r\nhello\r\n0\r\n\r\n")
+        answer = await Reader(reader).next()
+        assert await closed(reader)
+        writer.close()
+    assert answer.status == status
+    assert said in answer.body.decode()
+
+
+async def test_a_get_with_an_unknown_transfer_coding_is_refused() -> None:
+    async with running(echo) as server:
+        reader, writer = await connect(server)
+        writer.write(request("GET", "/", headers="transfer-encoding: xchunked\r\n"))
+        answer = await Reader(reader).next()
+        assert await closed(reader)
+        writer.close()
+    assert answer.status == 400
+    assert "must end in chunked" in refusal_of(answer)
+
+
+async def test_a_malformed_pipelined_body_is_refused_after_the_answers_before_it() -> None:
+    async with running(echo) as server:
+        reader, writer = await connect(server)
+        writer.write(
+            request("POST", "/a", b"one")
+            + CHUNKED_HEAD
+            + b"3\r\ntwo\r\n0\r\n\r\n"
+            + CHUNKED_HEAD
+            + b"zz\r\n"
+            + request("GET", "/never")
+        )
+        responses = Reader(reader)
+        first, second, third = [await responses.next() for _ in range(3)]
+        assert await closed(reader)
+        writer.close()
+    assert (first.status, first.body) == (200, b"POST /a  one")
+    assert (second.status, second.body) == (200, b"POST /c  two")
+    assert third.status == 400
+    assert "chunk size" in refusal_of(third)
+
+
+async def test_requests_after_a_malformed_body_are_not_served() -> None:
+    paths: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        paths.append(scope["path"])
+        await echo(scope, receive, send)
+
+    async with running(app) as server:
+        reader, writer = await connect(server)
+        writer.write(CHUNKED_HEAD + b"-1\r\n" + request("GET", "/after"))
+        answer = await Reader(reader).next()
+        assert await closed(reader)
+        writer.close()
+    assert answer.status == 400
+    assert paths == ["/c"]
+
+
+async def test_chunked_bodies_keep_the_connection_alive() -> None:
+    async with running(echo) as server:
+        reader, writer = await connect(server)
+        responses = Reader(reader)
+        for word in (b"one", b"three"):
+            writer.write(CHUNKED_HEAD + b"%x\r\n%s\r\n0\r\n\r\n" % (len(word), word))
+            answer = await responses.next()
+            assert (answer.status, answer.body) == (200, b"POST /c  " + word)
+        writer.close()

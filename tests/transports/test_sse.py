@@ -138,3 +138,21 @@ async def test_sse_can_be_turned_off(path: str) -> None:
     gateway = Gateway(Settings(gateway=GatewaySettings(legacy_sse=False)), [FakeProvider()])
     response = await AsgiClient(gateway.asgi).request("GET", path)
     assert response.status == 404
+
+
+async def test_a_full_session_store_refuses_a_new_event_stream() -> None:
+    """An /sse session lives as long as its stream: it is never evicted, so a caller whose
+    streams fill its cap is refused another one, with a status and a reason."""
+    settings = Settings(gateway=GatewaySettings(max_legacy_sessions_per_caller=1))
+    gateway = Gateway(settings, [FakeProvider()])
+    client = AsgiClient(gateway.asgi)
+    headers = {"accept": "text/event-stream"}
+    async with client.stream("GET", "/sse", headers=headers) as stream:
+        await endpoint_of(stream)
+        refused = await client.get("/sse", headers=headers)
+        assert refused.status == 429
+        assert "max_legacy_sessions_per_caller" in refused.message()["error"]["message"]
+        assert len(gateway.sessions) == 1
+    await asyncio.sleep(0)
+    async with client.stream("GET", "/sse", headers=headers) as stream:
+        await endpoint_of(stream)  # the first stream ended: room again

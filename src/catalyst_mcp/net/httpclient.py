@@ -14,12 +14,19 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import NoReturn, cast
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["ConnectError", "HttpClient", "HttpError", "HttpResponse", "Resolver"]
+__all__ = [
+    "ConnectError",
+    "ConnectionReset",
+    "HttpClient",
+    "HttpError",
+    "HttpResponse",
+    "Resolver",
+]
 
 # host, port -> the address to connect to (an SSRF guard vets it); the name stays the TLS
 # server name and the Host header
@@ -36,6 +43,22 @@ class HttpError(Exception):
 
 class ConnectError(HttpError):
     """No connection could be made (or none became free): the request was not sent."""
+
+
+class ConnectionReset(HttpError):
+    """The peer reset the connection (a TCP RST: ``ECONNRESET``, ``EPIPE``), reported as soon
+    as the socket says so. ``stage`` says how far the exchange got, in words that follow
+    "reset the connection": before the request was sent (``sent`` is false: repeating it is
+    always safe), before answering, or mid-response."""
+
+    BEFORE_SENDING = "before the request was sent"
+    BEFORE_ANSWERING = "before answering"
+    MID_RESPONSE = "mid-response"
+
+    def __init__(self, host: str, stage: str) -> None:
+        super().__init__(f"{host} reset the connection {stage}")
+        self.stage = stage
+        self.sent = stage != self.BEFORE_SENDING
 
 
 @dataclass(slots=True)
@@ -85,12 +108,17 @@ class HttpResponse:
         finally:
             self._waiter = None
 
+    def _raise(self, error: BaseException) -> NoReturn:
+        if isinstance(error, HttpError):
+            raise error.with_traceback(None)  # the same class (a reset stays a reset)
+        raise HttpError(str(error)) from error
+
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         while True:
             while self.chunks:
                 yield self.chunks.popleft()
             if self._error is not None:
-                raise HttpError(str(self._error)) from self._error
+                self._raise(self._error)
             if self._done:
                 self._conn.release()
                 return
@@ -100,7 +128,7 @@ class HttpResponse:
         """The whole body (waits for the end of the response)."""
         while not self._done:
             if self._error is not None:
-                raise HttpError(str(self._error)) from self._error
+                self._raise(self._error)
             await self._wait()
         chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -130,6 +158,7 @@ class _Connection(asyncio.Protocol):
         self.forgotten = False
         self.interim = False  # parsing a 1xx response, which precedes the real one
         self.uses = 0
+        self.reset = False  # the peer reset the connection (rather than closing it)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,6 +172,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # ECONNRESET on a read, EPIPE/ECONNRESET on a write: the peer reset the connection
+        self.reset = isinstance(exc, ConnectionError)
         response = self.response
         if response is None or response._done:
             return
@@ -155,6 +186,10 @@ class _Connection(asyncio.Protocol):
         if delimited_by_close and exc is None:
             response._done = True  # legal HTTP/1.1: the body ends when the connection does
             response._wake()
+        elif self.reset:
+            answered = response.status or response.chunks or self.interim
+            stage = ConnectionReset.MID_RESPONSE if answered else ConnectionReset.BEFORE_ANSWERING
+            self._fail(ConnectionReset(self.pool.target.host_header, stage))
         else:
             self._fail(HttpError("connection closed before the response was complete"))
 
@@ -220,7 +255,13 @@ class _Connection(asyncio.Protocol):
 
     # pool interface
     def send(self, head: bytes, body: bytes) -> HttpResponse:
+        """Write a request. A connection already lost (reset or closed between being opened or
+        taken and now) raises before a byte is written: the caller may always try again."""
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            if self.reset:
+                raise ConnectionReset(self.pool.target.host_header, ConnectionReset.BEFORE_SENDING)
+            raise HttpError("connection closed before the request was sent")
         self.uses += 1
         self.response = HttpResponse(self)
         self.headers_ready = self.pool.loop.create_future()
@@ -360,6 +401,10 @@ class HttpClient:
                 )
         except TimeoutError as exc:
             raise ConnectError(f"timed out connecting to {self.target.host_header}") from exc
+        except (ConnectionResetError, ConnectionAbortedError) as exc:
+            # accepted, then reset before the connection was ours (a listener that resets)
+            host = self.target.host_header
+            raise ConnectionReset(host, ConnectionReset.BEFORE_SENDING) from exc
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ConnectError(f"cannot connect to {self.target.host_header}: {reason}") from exc
@@ -387,11 +432,14 @@ class HttpClient:
     ) -> HttpResponse:
         """Send a request and return once the response headers have arrived.
 
-        A connection from the pool that turns out to be dead (the server closed it while idle,
-        before answering a byte) is retried once on a fresh one when ``retry_stale`` is true;
-        callers sending a request that must not run twice (a non-idempotent REST call) pass
-        false, since the server may have acted before it closed. Anything else is reported
-        as :class:`HttpError`.
+        A request that was never written (its connection was lost first, or reset while it
+        was being opened) is tried once more on a fresh connection. A request that was
+        written but got no byte of answer, on a pooled connection that turned out to be dead
+        (the server closed it while idle) or on one the server reset, is tried once more only
+        when ``retry_stale`` is true: callers sending a request that must not run twice (a
+        non-idempotent REST call, an MCP ``tools/call``) pass false, since the server may have
+        acted before it closed. Anything else is reported as :class:`HttpError` at once
+        (:class:`ConnectionReset` for a reset).
         """
         head = self._head(
             method,
@@ -400,15 +448,27 @@ class HttpClient:
             len(body) if body or method != "GET" else None,
         )
         for attempt in (0, 1):
-            conn = self._take_idle() or await self._acquire()  # no coroutine when one is idle
-            response = conn.send(head, body)
+            try:
+                conn = self._take_idle() or await self._acquire()  # no coroutine when idle
+            except ConnectionReset:
+                if attempt == 0:
+                    continue  # nothing was sent: a fresh connection may do better
+                raise
+            try:
+                response = conn.send(head, body)
+            except HttpError:
+                conn.discard()
+                if attempt == 0:
+                    continue  # nothing was sent
+                raise
             reused = conn.uses > 1
             assert conn.headers_ready is not None
             try:
                 await conn.headers_ready
-            except HttpError:
+            except HttpError as exc:
                 conn.discard()
-                stale = reused and not response.status and not response.chunks
+                unanswered = not response.status and not response.chunks
+                stale = unanswered and (reused or isinstance(exc, ConnectionReset))
                 if attempt == 0 and retry_stale and stale:
                     continue
                 raise

@@ -159,8 +159,7 @@ class Dispatcher:
         if not isinstance(params, dict):
             raise InvalidRequest("Invalid Request: initialize needs params")
         version = negotiate_version(params.get("protocolVersion"))
-        session = self.sessions.create(version, params)
-        session.identity = identity
+        session = self.sessions.create(version, params, identity)
         return session, result_response(message["id"], self.server.initialize_result(version))
 
     async def legacy(
@@ -239,9 +238,9 @@ class Dispatcher:
                 )
             if uri not in session.subscriptions:
                 await self.server.registry.subscribe(uri)
-                session.subscriptions.add(uri)
+                session.subscribe(uri)
         elif uri in session.subscriptions:
-            session.subscriptions.discard(uri)
+            session.unsubscribe(uri)
             await self.server.registry.unsubscribe(uri)
         return {}
 
@@ -250,7 +249,7 @@ class Dispatcher:
 
     def _release(self, session: LegacySession) -> None:
         """A session ended: drop its resource subscriptions upstream."""
-        uris, session.subscriptions = session.subscriptions, set()
+        uris = session.release_subscriptions()
         if not uris:
             return
         try:

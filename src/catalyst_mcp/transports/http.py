@@ -143,7 +143,9 @@ class StreamableHttpEndpoint:
         try:
             session, response = self.dispatcher.initialize(message, identity)
         except CatalystError as exc:
-            await send_json(send, 400, error_response(message["id"], exc))
+            # 400 for a bad request; a full session store says 429 or 503 (SessionLimit)
+            status = exc.http_status if exc.http_status >= 400 else 400
+            await send_json(send, status, error_response(message["id"], exc))
             return
         await send_json(send, 200, response, [(b"mcp-session-id", session.id.encode())])
 

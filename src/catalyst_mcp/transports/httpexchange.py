@@ -59,6 +59,7 @@ class Exchange:
         "head_only",
         "keep_alive",
         "more_body",
+        "refusal",
         "scope",
         "started",
         "waiting",
@@ -85,6 +86,9 @@ class Exchange:
         self.complete = False  # the response ended
         self.ending = False  # the server is stopping and this is an event stream to a GET
         self.wrote = False  # some of the response is on its way
+        # the server's own answer instead of the app's: the body cannot be read (malformed
+        # chunked framing, a transfer coding we cannot decode)
+        self.refusal: bytes | None = None
 
     # -- receive ---------------------------------------------------------------------------
 
@@ -95,9 +99,9 @@ class Exchange:
 
     async def receive(self) -> MutableMapping[str, Any]:
         conn = self.conn
-        if self.handed_over or conn.closed:
-            # The request was read whole: wait for the client to go (or the response to end, or
-            # the server to end an endless stream).
+        if self.handed_over or conn.closed or self.refusal is not None:
+            # The request was read whole (or its body cannot be): wait for the client to go (or
+            # the response to end, or the server to end an endless stream).
             while not (conn.closed or self.complete or self.ending):
                 await self._wait()
             return {"type": "http.disconnect"}
@@ -107,7 +111,7 @@ class Exchange:
                 conn.write(CONTINUE)
         while not self.body and self.more_body:
             await self._wait()
-            if conn.gone():
+            if conn.gone() or self.refusal is not None:
                 return {"type": "http.disconnect"}
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body.clear()
@@ -126,6 +130,8 @@ class Exchange:
     # -- send ------------------------------------------------------------------------------
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
+        if self.refusal is not None:
+            return  # the server answered this request itself; the app was told it is gone
         kind = message["type"]
         conn = self.conn
         if kind == "http.response.start":

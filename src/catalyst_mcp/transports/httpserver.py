@@ -12,6 +12,8 @@ clock, no loop timer per connection): the size of a request head, the time to se
 time between requests, and how long the client may stop reading a response. A refused request
 (malformed, or answered before its body was read) is closed softly: our side ends and what the
 client still sends is dropped for a moment, so that it reads the answer rather than a reset.
+A request whose body cannot be read (malformed chunked framing, a transfer coding we cannot
+decode) is answered 400 or 501 with a small JSON error in its turn, and the connection closes.
 Not served: WebSocket, HTTP/2, TLS (terminate TLS in front).
 
 Why our own server rather than uvicorn: docs/decisions/006-own-http-server.md.
@@ -27,6 +29,7 @@ from typing import Any, NoReturn, cast
 from urllib.parse import unquote
 
 import httptools
+import orjson
 
 from catalyst_mcp.deadlines import deadlines
 from catalyst_mcp.transports.httpexchange import Exchange, plain_response
@@ -48,6 +51,32 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 BODY_BUFFER = 256 * 1024  # stop reading a request body this far ahead of the app
 LINGER_SECONDS = 2.0  # a soft close: how long the client has to read the answer and go
 INTERNAL_ERROR = plain_response(500, '{"error":"internal server error"}', b"application/json")
+
+
+def json_refusal(status: int, text: str) -> bytes:
+    """A refusal the server writes by itself, with a small JSON body: ``{"error": text}``."""
+    return plain_response(status, orjson.dumps({"error": text}).decode(), b"application/json")
+
+
+def transfer_coding_problem(values: list[bytes]) -> tuple[int, str] | None:
+    """What is wrong with a request's ``Transfer-Encoding`` (RFC 9112), or None.
+
+    The codings must end in ``chunked``, or the body's length cannot be known: 400 (§6.3).
+    A coding before it (``gzip, chunked``) frames fine but would need decoding we do not do:
+    501, as §6.1 asks for a transfer coding the server does not understand.
+    """
+    codings = [c.split(b";")[0].strip().lower() for v in values for c in v.split(b",")]
+    codings = [c for c in codings if c]
+    if not codings or codings[-1] != b"chunked":
+        return 400, "Bad request: a request's Transfer-Encoding must end in chunked."
+    if len(codings) > 1:
+        coding = codings[0].decode("latin-1")
+        return 501, f"Not implemented: transfer coding {coding!r}; send the body chunked only."
+    return None
+
+
+class _Refused(ValueError):
+    """Raised from a parser callback to stop parsing once a request has been refused."""
 
 
 class Limits:
@@ -224,11 +253,14 @@ class HttpConnection(asyncio.Protocol):
         headers = self._headers
         expect = False
         hosts = 0
+        codings: list[bytes] | None = None
         for name, value in headers:
             if name == b"host":
                 hosts += 1
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect = True
+            elif name == b"transfer-encoding":
+                codings = [*(codings or ()), value]
         version = parser.get_http_version()
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             self._stop_parsing(400, "Bad request: an HTTP/1.1 request needs one Host header.")
@@ -250,11 +282,19 @@ class HttpConnection(asyncio.Protocol):
         keep_alive = parser.should_keep_alive() and not self.closing_when_idle
         exchange = Exchange(self, scope, keep_alive, expect)
         self._parsing = exchange
+        problem = transfer_coding_problem(codings) if codings is not None else None
+        if problem is not None:  # its body cannot be read: answered in its turn, then closed
+            log.debug("refusing a request from %s: %s", self.client, problem[1])
+            exchange.refusal = json_refusal(*problem)
+            self._parsing = None
+            self._discarding = True  # the parser stops here: what else arrives is dropped
         if self._active is None:
             self._run(exchange)
         else:
             self._queue.append(exchange)
             self._pause_reading()  # pipelined: answer in order, read on when its turn comes
+        if problem is not None:
+            raise _Refused(problem[1])
 
     def on_body(self, body: bytes) -> None:
         exchange = self._parsing
@@ -276,6 +316,9 @@ class HttpConnection(asyncio.Protocol):
 
     def _run(self, exchange: Exchange) -> None:
         self._active = exchange
+        if exchange.refusal is not None:
+            self._send_refusal(exchange)
+            return
         self.task = self.loop.create_task(self._serve(exchange))
 
     async def _serve(self, exchange: Exchange) -> None:
@@ -359,6 +402,17 @@ class HttpConnection(asyncio.Protocol):
     def _refuse(self, exc: Exception | None) -> None:
         """The request cannot be served: say why when nothing else is being answered, close."""
         refusal, self._refusal = self._refusal, None
+        if self._discarding:
+            return  # refused already (a request's body): what is left is dropped
+        broken = self._parsing
+        if broken is not None and not isinstance(exc, httptools.HttpParserCallbackError):
+            # the head was read, its body cannot be: malformed chunked framing (llhttp says how)
+            reason = str(exc).rstrip(".") if exc is not None else "unreadable"
+            reason = reason[:1].lower() + reason[1:]
+            self._refuse_body(
+                broken, 400, f"Bad request: the request body is malformed ({reason})."
+            )
+            return
         if refusal is None:
             cause = exc.__context__ if exc is not None else None
             if isinstance(exc, httptools.HttpParserCallbackError) and cause is not None:
@@ -370,6 +424,30 @@ class HttpConnection(asyncio.Protocol):
         elif not self.closed:
             self.transport.close()
 
+    def _refuse_body(self, exchange: Exchange, status: int, text: str) -> None:
+        """A request whose body cannot be read: the parser stops (what else arrives is
+        dropped); the client gets ``status`` with a JSON error in its turn, after the answers
+        to the requests it pipelined before, then the connection closes. An app already
+        running for it sees the client gone."""
+        log.debug("refusing a request body from %s: %s", self.client, text)
+        self._parsing = None
+        self._discarding = True
+        exchange.refusal = json_refusal(status, text)
+        exchange.wake()
+        if exchange is not self._active:
+            return  # queued behind a pipelined request: answered when its turn comes (_run)
+        if exchange.started:
+            self.transport.close()  # its response is under way: it cannot become a 400
+            return
+        self._send_refusal(exchange)
+
+    def _send_refusal(self, exchange: Exchange) -> None:
+        if exchange.complete or self.closed:
+            return
+        exchange.complete = True
+        self.write(exchange.refusal or b"")
+        self._linger()
+
     def _close_softly(self) -> None:
         """Close once the client has had a moment to read the answer: end our side, and drop
         what it still sends meanwhile. Closing with its input unread would reset the
@@ -377,6 +455,9 @@ class HttpConnection(asyncio.Protocol):
         if self.closed or self._discarding:
             return
         self._discarding = True
+        self._linger()
+
+    def _linger(self) -> None:
         self._resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from catalyst_mcp.context import ANONYMOUS, Identity, same_caller
-from catalyst_mcp.errors import CatalystError, InvalidRequest, ProtocolError
+from catalyst_mcp.errors import CatalystError, InvalidRequest, ProtocolError, SessionLimit
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.jsonrpc import Message, decode, error_response, validate
 from catalyst_mcp.protocol.legacy import LegacySession, negotiate_version
@@ -53,8 +53,11 @@ class LegacySseEndpoints:
         if scope["method"] != "GET":
             await send_bytes(send, 405, b"", None, [(b"allow", b"GET")])
             return
-        session = self.dispatcher.sessions.create(LATEST_LEGACY, {})
-        session.identity = identity
+        try:
+            session = self.dispatcher.sessions.create(LATEST_LEGACY, {}, identity)
+        except SessionLimit as exc:
+            await send_json(send, exc.http_status, error_response(None, exc))
+            return
         stream = EventStream(send)
         root = scope.get("root_path", "")
         await stream.raw(

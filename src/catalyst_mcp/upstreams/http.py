@@ -18,7 +18,13 @@ from urllib.parse import urljoin
 import orjson
 
 from catalyst_mcp.errors import UpstreamProtocolError, UpstreamUnavailable
-from catalyst_mcp.net.httpclient import HttpClient, HttpError, HttpResponse, split_url
+from catalyst_mcp.net.httpclient import (
+    ConnectionReset,
+    HttpClient,
+    HttpError,
+    HttpResponse,
+    split_url,
+)
 from catalyst_mcp.protocol.headers import encode_header_value
 from catalyst_mcp.protocol.jsonrpc import Message
 from catalyst_mcp.protocol.sse import SseDecoder, iter_events
@@ -32,6 +38,50 @@ log = logging.getLogger("catalyst.upstream")
 JSON = "application/json"
 ACCEPT_BOTH = "application/json, text/event-stream"
 MAX_ERROR_BODY = 64 * 1024
+# Methods an upstream may receive twice without harm: a request of these that got no answer
+# (a stale pooled connection, a reset) is sent once more on a fresh connection. Anything else
+# (tools/call above all) is never re-sent once written: the server may have acted on it.
+SAFE_TO_REPEAT = frozenset(
+    {
+        "ping",
+        "initialize",
+        "server/discover",
+        "tools/list",
+        "resources/list",
+        "resources/templates/list",
+        "prompts/list",
+        "resources/read",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "subscriptions/listen",
+        "notifications/initialized",
+        "notifications/cancelled",
+    }
+)
+
+
+def safe_to_repeat(message: Message) -> bool:
+    """Whether sending ``message`` twice is harmless (see :data:`SAFE_TO_REPEAT`)."""
+    return message.get("method") in SAFE_TO_REPEAT
+
+
+def unavailable(server: str, exc: HttpError, what: str | None = None) -> UpstreamUnavailable:
+    """The client-facing error for a failed exchange about ``what`` (a method name)."""
+    if not isinstance(exc, ConnectionReset):
+        return UpstreamUnavailable(server, f"{server}: {exc}")
+    subject = what or "the request"
+    if exc.stage == ConnectionReset.BEFORE_SENDING:
+        text = f"{server} reset the connection before {subject} was sent"
+    elif exc.stage == ConnectionReset.BEFORE_ANSWERING:
+        text = f"{server} reset the connection before answering {subject}"
+    else:
+        text = f"{server} reset the connection in the middle of its answer to {subject}"
+    if exc.sent and what is not None and what not in SAFE_TO_REPEAT:
+        text += " (not sent again: the server may have acted on it)"
+    return UpstreamUnavailable(server, text)
 
 
 class HttpStatusError(UpstreamProtocolError):
@@ -74,10 +124,13 @@ class StreamableHttpTransport(UpstreamTransport):
 
     async def _post(self, message: Message, extra: dict[str, str] | None = None) -> HttpResponse:
         body = orjson.dumps(message)
+        headers = self._headers(message, extra)
         try:
-            return await self.client.request("POST", self._headers(message, extra), body)
+            return await self.client.request(
+                "POST", headers, body, retry_stale=safe_to_repeat(message)
+            )
         except HttpError as exc:
-            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+            raise unavailable(self.server, exc, message.get("method")) from exc
 
     async def request(
         self,
@@ -91,7 +144,7 @@ class StreamableHttpTransport(UpstreamTransport):
                 self.session_id = response.headers["mcp-session-id"]
             return await self._answer(message, response, on_related)
         except HttpError as exc:
-            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+            raise unavailable(self.server, exc, message.get("method")) from exc
         finally:
             response.aclose_nowait()
 
@@ -149,7 +202,7 @@ class StreamableHttpTransport(UpstreamTransport):
         try:
             await response.read()
         except HttpError as exc:
-            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+            raise unavailable(self.server, exc, message.get("method")) from exc
         finally:
             response.aclose_nowait()
         if response.status >= 400:
@@ -168,7 +221,7 @@ class StreamableHttpTransport(UpstreamTransport):
             try:
                 response = await self.client.request("GET", headers)
             except HttpError as exc:
-                log.debug("%s: GET stream failed: %s", self.server, exc)
+                self._stream_failed(exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
@@ -180,11 +233,21 @@ class StreamableHttpTransport(UpstreamTransport):
                     if event.event == "message" and event.data:
                         with contextlib.suppress(UpstreamProtocolError):
                             await self.on_message(self._decode(event.data.encode()))
-            except HttpError:
-                pass
+            except HttpError as exc:
+                self._stream_failed(exc, delay)
             finally:
                 response.aclose_nowait()
             await asyncio.sleep(delay)
+
+    def _stream_failed(self, exc: HttpError, delay: float) -> None:
+        if isinstance(exc, ConnectionReset):  # worth a line: servers rarely do it by accident
+            log.warning(
+                "%s reset the connection of its GET stream; reopening it in %.1fs",
+                self.server,
+                delay,
+            )
+        else:
+            log.debug("%s: GET stream failed: %s", self.server, exc)
 
     async def close(self) -> None:
         if self._get_task is not None:
@@ -226,7 +289,7 @@ class SseTransport(StreamTransport):
         try:
             self._stream = await self.client.request("GET", headers)
         except HttpError as exc:
-            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+            raise unavailable(self.server, exc, "the event stream request") from exc
         if self._stream.status != 200:
             self._stream.aclose_nowait()
             raise UpstreamUnavailable(
@@ -267,6 +330,8 @@ class SseTransport(StreamTransport):
                     continue
                 if isinstance(message, dict):
                     await self.received(message)
+        except ConnectionReset:
+            reason = "reset the connection of its event stream"
         except HttpError as exc:
             reason = str(exc)
         self._pending.fail_all(f"{self.server} {reason}; it will be reconnected")
@@ -280,14 +345,18 @@ class SseTransport(StreamTransport):
         headers = {"Content-Type": JSON, **self.extra_headers}
         try:
             response = await self.post_client.request(
-                "POST", headers, orjson.dumps(message), path=self.post_path
+                "POST",
+                headers,
+                orjson.dumps(message),
+                path=self.post_path,
+                retry_stale=safe_to_repeat(message),
             )
             try:
                 await response.read()
             finally:
                 response.aclose_nowait()
         except HttpError as exc:
-            raise UpstreamUnavailable(self.server, f"{self.server}: {exc}") from exc
+            raise unavailable(self.server, exc, message.get("method")) from exc
         if response.status >= 400:
             raise HttpStatusError(self.server, response.status, b"")
 
