@@ -76,6 +76,9 @@ class GatewaySettings(_Model):
     legacy_sse: bool = Field(
         True, description="Also serve the deprecated HTTP+SSE transport at /sse and /messages."
     )
+    websocket: bool = Field(
+        True, description="Also serve MCP over WebSocket at /ws (subprotocol 'mcp')."
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Browser origins allowed besides loopback ones (exact match, e.g. "

@@ -84,6 +84,7 @@ def _run(main: object) -> None:
 
 async def _serve_http(settings: Settings) -> None:
     from catalyst_mcp.app import Gateway
+    from catalyst_mcp.transports.httpserver import Limits
     from catalyst_mcp.transports.serving import HttpServer, ServerError
 
     gateway = Gateway(settings)
@@ -97,7 +98,9 @@ async def _serve_http(settings: Settings) -> None:
             err=True,
         )
 
-    server = HttpServer(gateway.asgi, settings.gateway.host, settings.gateway.port)
+    # a WebSocket message is held to the same limit as a request body
+    limits = Limits(max_message_bytes=settings.gateway.max_request_bytes)
+    server = HttpServer(gateway.asgi, settings.gateway.host, settings.gateway.port, limits=limits)
     try:
         await server.serve(handle_signals=True, on_started=announce)
     except ServerError as exc:

@@ -19,6 +19,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 from catalyst_mcp.transports.httpserver import ASGI_VERSION, ASGIApp, HttpConnection, Limits
+from catalyst_mcp.transports.wsconnection import WebSocketConnection
 
 __all__ = ["HttpServer", "ServerError"]
 
@@ -101,7 +102,7 @@ class HttpServer:
         self.backlog = backlog
         self.started = False
         self.addresses: list[tuple[str, int]] = []
-        self.connections: set[HttpConnection] = set()
+        self.connections: set[HttpConnection | WebSocketConnection] = set()
         self._exit: asyncio.Event | None = None
         self._forced = False
 
