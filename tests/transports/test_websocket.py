@@ -129,6 +129,24 @@ async def test_legacy_client_initializes_and_the_socket_is_its_session(live: Liv
     await poll(lambda: len(live.gateway.sessions) == 0, what="the session ends with the socket")
 
 
+async def test_an_idle_socket_keeps_its_session(fake_provider: FakeProvider) -> None:
+    settings = {"gateway": {"session_idle_seconds": 0.2}}
+    async with live_gateway(settings, [fake_provider]) as live, socket(live) as ws:
+        await ws.ask(initialize_request())
+        await asyncio.sleep(0.6)  # three idle periods with nothing sent
+        live.gateway.sessions.sweep()
+        assert len(live.gateway.sessions) == 1
+        assert (await ws.ask(legacy_request("ping", request_id="p")))["result"] == {}
+
+
+async def test_a_session_the_gateway_ends_closes_its_socket(live: LiveGateway) -> None:
+    async with socket(live) as ws:
+        await ws.ask(initialize_request())
+        (session,) = list(live.gateway.sessions)
+        live.gateway.sessions.remove(session.id)  # evicted, say
+        assert await ws.closed_with() == 1001
+
+
 async def test_legacy_list_changes_come_down_the_socket(
     live: LiveGateway, fake_provider: FakeProvider
 ) -> None:

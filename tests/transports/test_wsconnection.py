@@ -366,3 +366,28 @@ async def test_a_stop_lets_answers_in_flight_go_out_then_closes_with_1001() -> N
         assert caught.value.rcvd is not None
         assert caught.value.rcvd.code == 1001
     assert not sock_server.connections
+
+
+async def test_a_socket_accepted_while_the_server_stops_hears_it_at_once() -> None:
+    app = WsApp()
+    arrived, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow_to_accept(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            arrived.set()
+            await gate.wait()  # e.g. an API key looked up in the database
+        await app(scope, receive, send)
+
+    async with running(slow_to_accept, graceful_seconds=3) as server:
+        reader, writer = await connect(server)
+        writer.write(handshake())
+        await asyncio.wait_for(arrived.wait(), 5)
+        server.stop()
+        await asyncio.sleep(0.1)
+        gate.set()
+        assert (await read_head(reader)).startswith(b"HTTP/1.1 101")
+        opcode, payload = await read_frame(reader)
+        assert (opcode, close_code(payload)) == (0x8, 1001)
+        writer.write(frame(0x8, payload))
+        writer.close()
+    assert app.received[-1]["stopping"] is True

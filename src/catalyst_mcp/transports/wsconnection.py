@@ -256,6 +256,8 @@ class WebSocketConnection(asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()
+        if self.ending:  # the server began to stop while the app decided
+            self._gone(1001, STOPPING_REASON, stopping=True)
 
     def _close(self, message: MutableMapping[str, Any]) -> None:
         if not self._answered:  # closing before accepting refuses the handshake (ASGI: 403)
@@ -454,7 +456,7 @@ class WebSocketConnection(asyncio.Protocol):
         """The server is stopping: the app takes no more messages, and hears
         ``websocket.disconnect`` (1001, ``stopping``); it may still send the answers of its
         requests in flight, then the socket closes with 1001. A handshake the app has not
-        answered yet is left to it."""
+        answered yet is left to it (if it accepts, it hears the same at once)."""
         if self.ending or self.closed:
             return
         self.ending = True
