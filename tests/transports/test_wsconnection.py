@@ -342,10 +342,10 @@ async def test_a_silent_client_is_pinged_then_closed() -> None:
 
 async def test_a_client_that_answers_pings_stays() -> None:
     async with (
-        ws_server(WsApp(), ping_seconds=0.1) as server,
+        ws_server(WsApp(), ping_seconds=0.2) as server,
         ws_connect(url(server), ping_interval=None) as ws,
     ):
-        await asyncio.sleep(0.6)  # six intervals: the client library answers each ping
+        await asyncio.sleep(1.0)  # five intervals: the client library answers each ping
         await ws.send("still here")
         assert await ws.recv() == "still here"
 
