@@ -127,7 +127,7 @@ async def test_other_scope_types_are_ignored(inproc_gateway: Gateway) -> None:
     async def send(message: Any) -> None:
         raise AssertionError("not called")
 
-    await inproc_gateway.asgi({"type": "websocket"}, receive, send)
+    await inproc_gateway.asgi({"type": "webtransport"}, receive, send)
 
 
 def test_disabled_servers_are_not_built() -> None:

@@ -30,6 +30,7 @@ SERVER_BASE = {"CATALYST_SERVERS__PROBE__COMMAND": "probe-cmd"}
 # Values a field's own rules need (anything else is derived from its type).
 SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("gateway", "mcp_path"): ("/probe", "/probe"),
+    ("gateway", "uds_mode"): ("0660", "0660"),
     ("servers", "probe", "url"): ("http://127.0.0.1:1/mcp", "http://127.0.0.1:1/mcp"),
     ("servers", "probe", "transport"): ("stdio", "stdio"),
     ("rbac", "roles", "probe", "rules"): ("[{effect: allow, match: ['x__*']}]", None),

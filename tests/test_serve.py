@@ -1,24 +1,36 @@
 """``catalyst serve --config`` as a real process: the production entry point (uvloop,
 httptools) serves both eras and the legacy SSE transport, and a SIGTERM stops it together
-with the stdio servers it started."""
+with the stdio servers it started; ``--uds`` serves the same on a Unix domain socket."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import orjson
 import pytest
 import yaml
 from mcp import Client
 from mcp.client.sse import sse_client
+from websockets.asyncio.client import unix_connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import EXTRA_UPSTREAM, PYTHON, Process, free_port, stdio_upstream
+from tests.fakes import (
+    JSON_HEADERS,
+    initialize_request,
+    legacy_request,
+    modern_headers,
+    modern_request,
+)
 from tests.live import poll
 
 pytestmark = [pytest.mark.network, pytest.mark.subprocess]
@@ -164,3 +176,101 @@ def test_auth_turned_on_from_the_environment_protects_every_endpoint(tmp_path: P
         "CATALYST_AUDIT_ENABLED is not a setting and is ignored; did you mean "
         "CATALYST_AUDIT__ENABLED?" in stderr.decode()
     )
+
+
+# ---- on a Unix domain socket -----------------------------------------------------------------
+
+
+def over(path: Path) -> httpx2.Client:
+    return httpx2.Client(transport=httpx2.HTTPTransport(uds=str(path)), base_url="http://localhost")
+
+
+@pytest.fixture
+def served_on_uds(tmp_path: Path) -> Iterator[tuple[Process, Path]]:
+    """``catalyst serve --uds`` over a stale socket file left behind by a dead gateway."""
+    path = tmp_path / "catalyst.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(path))  # bound, never removed: what a killed process leaves
+    config = tmp_path / "catalyst.yaml"
+    settings = {
+        "gateway": {"max_request_bytes": 2000},
+        "servers": {"io": stdio_upstream(EXTRA_UPSTREAM)},
+    }
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    gateway = Process([*CATALYST, "serve", "--config", str(config), "--uds", str(path)])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            # a raw probe first: httpx2 leaks the socket of a refused Unix connection
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                listening = probe.connect_ex(str(path)) == 0
+            if listening:
+                with contextlib.suppress(httpx2.TransportError), over(path) as client:
+                    if client.get("/ready?strict").status_code == 200:
+                        break
+            assert gateway.proc.poll() is None, "catalyst serve exited during start-up"
+            assert time.monotonic() < deadline, "catalyst serve did not become ready"
+            time.sleep(0.05)
+        yield gateway, path
+    finally:
+        gateway.stop()
+
+
+def test_serve_on_a_unix_socket_answers_both_eras(served_on_uds: tuple[Process, Path]) -> None:
+    _, path = served_on_uds
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    call = {"name": "io__echo", "arguments": {"text": "uds"}}
+    with over(path) as client:
+        listed = modern_request("tools/list")
+        answer = client.post("/mcp", json=listed, headers=modern_headers(listed)).json()
+        assert "io__echo" in [t["name"] for t in answer["result"]["tools"]]
+        modern = modern_request("tools/call", call)
+        answer = client.post("/mcp", json=modern, headers=modern_headers(modern)).json()
+        assert answer["result"]["content"][0]["text"] == "uds"
+        init = client.post("/mcp", json=initialize_request(), headers=JSON_HEADERS)
+        session = {**JSON_HEADERS, "mcp-session-id": init.headers["mcp-session-id"]}
+        legacy = client.post("/mcp", json=legacy_request("tools/call", call), headers=session)
+        assert legacy.json()["result"]["content"][0]["text"] == "uds"
+
+
+async def test_a_websocket_over_the_unix_socket_holds_to_max_request_bytes(
+    served_on_uds: tuple[Process, Path],
+) -> None:
+    _, path = served_on_uds
+    async with unix_connect(str(path), "ws://localhost/ws", subprotocols=["mcp"]) as ws:
+        call = {"name": "io__echo", "arguments": {"text": "ws"}}
+        await ws.send(orjson.dumps(modern_request("tools/call", call, request_id=1)).decode())
+        assert orjson.loads(await ws.recv())["result"]["content"][0]["text"] == "ws"
+        # 900 characters, 1,800 bytes: the server's byte limit, not a character count, decides
+        wide = {"name": "io__echo", "arguments": {"text": "é" * 900}}
+        await ws.send(orjson.dumps(modern_request("tools/call", wide, request_id=2)).decode())
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.recv()
+    assert caught.value.rcvd is not None
+    assert caught.value.rcvd.code == 1009
+
+
+def test_sigterm_removes_the_unix_socket(served_on_uds: tuple[Process, Path]) -> None:
+    gateway, path = served_on_uds
+    os.kill(gateway.pid, signal.SIGTERM)
+    assert gateway.proc.wait(20) == 0
+    assert not path.exists()
+
+
+def test_a_file_in_the_sockets_way_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me", encoding="utf-8")
+    done = subprocess.run(
+        [*CATALYST, "serve", "--uds", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"error: refusing to serve on {path}: a file that is not a socket is there" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert path.read_text(encoding="utf-8") == "keep me"

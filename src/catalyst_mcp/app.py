@@ -38,6 +38,7 @@ from catalyst_mcp.transports.asgi import (
 from catalyst_mcp.transports.authgate import AuthGate
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
+from catalyst_mcp.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
 from catalyst_mcp.upstreams.peruser import PerUserUpstream, secret_names
 from catalyst_mcp.upstreams.upstream import Upstream
 
@@ -107,6 +108,9 @@ class Gateway:
         self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
         self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)
+        self.websocket = WebSocketEndpoint(
+            self.dispatcher, self.auth, self.origins, settings.gateway
+        )
         self.started = False
         self.stopping = False
 
@@ -221,12 +225,16 @@ class Gateway:
                 identity = await self.auth.identify(scope, headers, send)
                 if identity is not None:
                     await self.sse.messages(scope, receive, send, identity)
+            elif self.settings.gateway.websocket and path == WEBSOCKET_PATH:
+                await self.websocket.upgrade_required(send)
             elif path.startswith("/api/"):  # authenticated by the API (through self.auth)
                 await self.api(scope, receive, send, headers)
             elif self.auth.is_metadata_path(path):
                 await self.auth.metadata(scope, headers, send)
             else:
                 await send_bytes(send, 404, b'{"error":"not found"}')
+        elif kind == "websocket":  # Origin, Host and auth checked by the endpoint
+            await self.websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -71,11 +71,26 @@ class GatewaySettings(_Model):
 
     host: str = Field("127.0.0.1", description="Address to bind. Loopback by default.")
     port: int = Field(8765, ge=0, le=65535, description="TCP port of the HTTP endpoint.")
+    uds: Path | None = Field(
+        None,
+        description="Listen on this Unix domain socket instead of TCP (host and port are then "
+        "unused). A stale socket file is replaced; any other file there is refused. The file "
+        "is removed on exit.",
+    )
+    uds_mode: str = Field(
+        "0600",
+        pattern=r"^(0o?)?[0-7]{3}$",
+        description="File mode of the Unix socket, in octal. 0600: only the gateway's user may "
+        "connect; 0660 lets its group in too (e.g. a reverse proxy's).",
+    )
     mcp_path: str = Field(
         "/mcp", pattern=r"^/", description="Path of the Streamable HTTP endpoint."
     )
     legacy_sse: bool = Field(
         True, description="Also serve the deprecated HTTP+SSE transport at /sse and /messages."
+    )
+    websocket: bool = Field(
+        True, description="Also serve MCP over WebSocket at /ws (subprotocol 'mcp')."
     )
     allowed_origins: list[str] = Field(
         default_factory=list,

@@ -1,7 +1,9 @@
-"""``catalyst serve``'s guard against an unauthenticated gateway beyond this machine."""
+"""``catalyst serve``'s guard against an unauthenticated gateway beyond this machine, and its
+``--uds`` options (served for real in tests/test_serve.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from catalyst_mcp.cli.common import CliError
 from catalyst_mcp.cli.serve import check_bind
 from catalyst_mcp.settings import Settings
+from tests.cli.helpers import run
 
 
 def settings(host: str, **extra: Any) -> Settings:
@@ -37,3 +40,28 @@ def test_the_explicit_override_is_honoured() -> None:
     check_bind(
         Settings.model_validate({"gateway": {"host": "0.0.0.0", "allow_non_loopback": True}})
     )
+
+
+def test_a_unix_socket_is_local_whatever_the_host_says() -> None:
+    check_bind(settings("0.0.0.0", gateway={"host": "0.0.0.0", "uds": "/tmp/c.sock"}))
+
+
+@pytest.mark.parametrize("other", [["--port", "9"], ["--host", "0.0.0.0"], ["--stdio"]])
+def test_uds_goes_alone(other: list[str]) -> None:
+    result = run("serve", "--uds", "/tmp/c.sock", *other)
+    assert result.exit_code == 1
+    assert "--uds listens on a Unix socket" in result.stderr
+
+
+def test_a_bad_uds_mode_is_one_clear_line() -> None:
+    result = run("serve", "--uds", "/tmp/c.sock", "--uds-mode", "rw-------")
+    assert result.exit_code == 1
+    assert "--uds-mode: 'rw-------' is not an octal file mode" in result.stderr
+
+
+def test_a_bad_uds_mode_in_the_config_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "catalyst.yaml"
+    config.write_text("gateway:\n  uds: /tmp/c.sock\n  uds_mode: '0999'\n", encoding="utf-8")
+    result = run("serve", "--config", str(config))
+    assert result.exit_code == 3
+    assert "uds_mode" in result.stderr

@@ -72,6 +72,15 @@ def test_host_is_not_checked_on_a_public_bind_without_a_list() -> None:
     assert not OriginPolicy.for_settings(listed).allows(None, b"anything.example")
 
 
+def test_on_a_unix_socket_the_host_is_not_checked_but_the_origin_is() -> None:
+    settings = GatewaySettings(uds="/run/catalyst.sock")
+    policy = OriginPolicy.for_settings(settings)
+    assert policy.allows(None, b"mcp.example.com")  # what a proxy in front sends
+    assert not policy.allows(b"https://evil.example", b"localhost")
+    listed = GatewaySettings(uds="/run/catalyst.sock", allowed_hosts=["a.example"])
+    assert not OriginPolicy.for_settings(listed).allows(None, b"anything.example")
+
+
 def test_origin_is_checked_before_host() -> None:
     policy = OriginPolicy([], check_host=True)
     assert (

@@ -1,4 +1,4 @@
-"""``catalyst serve``: run the gateway over HTTP (default) or stdio."""
+"""``catalyst serve``: run the gateway over HTTP (on TCP, default, or a Unix socket) or stdio."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def check_bind(settings: Settings) -> None:
-    """Refuse to expose an unauthenticated gateway beyond this machine unless told to."""
+    """Refuse to expose an unauthenticated gateway beyond this machine unless told to. A Unix
+    socket never reaches beyond it: its file mode says who may connect."""
+    if settings.gateway.uds is not None:
+        return
     host = settings.gateway.host
     if _is_loopback(host) or settings.auth.enabled or settings.gateway.allow_non_loopback:
         return
@@ -51,14 +54,38 @@ def check_bind(settings: Settings) -> None:
 @click.option("--host", help="Address to bind (overrides gateway.host).")
 @click.option("--port", type=int, help="Port to bind (overrides gateway.port).")
 @click.option("--stdio", is_flag=True, help="Serve one client over stdin/stdout instead of HTTP.")
-def serve(config_path: Path | None, host: str | None, port: int | None, stdio: bool) -> None:
+@click.option(
+    "--uds",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Listen on this Unix domain socket instead of TCP (overrides gateway.uds).",
+)
+@click.option(
+    "--uds-mode",
+    help="File mode of the Unix socket, octal (default 0600; overrides gateway.uds_mode).",
+)
+def serve(
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    stdio: bool,
+    uds: Path | None,
+    uds_mode: str | None,
+) -> None:
     """Run the gateway: one MCP endpoint over every configured server."""
+    if uds is not None and (host is not None or port is not None or stdio):
+        raise CliError(
+            "--uds listens on a Unix socket: it cannot go with --host, --port or --stdio"
+        )
     settings = load_config(config_path)
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if uds is not None:
+        overrides["uds"] = uds
+    if uds_mode is not None:
+        overrides["uds_mode"] = _mode_text(uds_mode)
     if overrides:
         gateway = settings.gateway.model_copy(update=overrides)
         settings = settings.model_copy(update={"gateway": gateway})
@@ -74,6 +101,15 @@ def serve(config_path: Path | None, host: str | None, port: int | None, stdio: b
     _run(_serve_http(settings))
 
 
+def _mode_text(text: str) -> str:
+    from catalyst_mcp.transports.unixsocket import parse_mode
+
+    try:
+        return f"0{parse_mode(text):o}"
+    except ValueError as exc:
+        raise CliError(f"--uds-mode: {exc}") from exc
+
+
 def _run(main: object) -> None:
     try:
         import uvloop
@@ -87,21 +123,37 @@ def _run(main: object) -> None:
 
 async def _serve_http(settings: Settings) -> None:
     from catalyst_mcp.app import Gateway
+    from catalyst_mcp.transports.httpserver import Limits
     from catalyst_mcp.transports.serving import HttpServer, ServerError
+    from catalyst_mcp.transports.unixsocket import UnixSocket, parse_mode
 
     gateway = Gateway(settings)
+    path = settings.gateway.uds
 
     def announce(server: HttpServer) -> None:
-        host, port = server.addresses[0]  # set once listening
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if server.paths:
+            where = f"http://localhost{settings.gateway.mcp_path} on the Unix socket {path}"
+        else:
+            host, port = server.addresses[0]  # set once listening
+            hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            where = f"http://{hostport}{settings.gateway.mcp_path}"
         click.echo(
-            f"catalyst: serving MCP at http://{where}{settings.gateway.mcp_path} "
-            f"({len(settings.servers)} servers configured)",
+            f"catalyst: serving MCP at {where} ({len(settings.servers)} servers configured)",
             err=True,
         )
 
-    server = HttpServer(gateway.asgi, settings.gateway.host, settings.gateway.port)
+    # a WebSocket message is held to the same limit as a request body
+    limits = Limits(max_message_bytes=settings.gateway.max_request_bytes)
+    server = HttpServer(gateway.asgi, settings.gateway.host, settings.gateway.port, limits=limits)
+    unix: UnixSocket | None = None
     try:
-        await server.serve(handle_signals=True, on_started=announce)
+        if path is not None:
+            unix = UnixSocket(path, parse_mode(settings.gateway.uds_mode))
+        await server.serve(
+            [unix.sock] if unix is not None else None, handle_signals=True, on_started=announce
+        )
     except ServerError as exc:
         raise CliError(str(exc)) from exc
+    finally:
+        if unix is not None:
+            unix.remove()

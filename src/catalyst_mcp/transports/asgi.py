@@ -109,8 +109,11 @@ class OriginPolicy:
 
     @classmethod
     def for_settings(cls, settings: Any) -> OriginPolicy:
-        loopback = settings.host in ("127.0.0.1", "localhost", "::1") or settings.host.startswith(
-            "127."
+        """The policy for ``gateway`` settings. On a Unix socket (``uds``) the Host is not
+        checked unless ``allowed_hosts`` are listed: no browser reaches a Unix socket, so there
+        is no rebinding to stop, and a proxy in front sends its own public name."""
+        loopback = settings.uds is None and (
+            settings.host in ("127.0.0.1", "localhost", "::1") or settings.host.startswith("127.")
         )
         return cls(
             settings.allowed_origins,

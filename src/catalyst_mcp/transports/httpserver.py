@@ -5,7 +5,8 @@ One :class:`HttpConnection` per TCP connection. It parses requests as bytes arri
 app once per request (:class:`~catalyst_mcp.transports.httpexchange.Exchange` holds its
 ``receive`` and ``send``): keep-alive, pipelined requests (answered one after another, the socket
 paused meanwhile), ``Content-Length`` and chunked request bodies with read back-pressure,
-``Expect: 100-continue``, and write back-pressure.
+``Expect: 100-continue``, and write back-pressure. A request to upgrade to WebSocket is handed,
+with the socket, to :class:`~catalyst_mcp.transports.wsconnection.WebSocketConnection`.
 
 What one client may cost is bounded (:class:`Limits`, all on the gateway's coarse deadline
 clock, no loop timer per connection): the size of a request head, the time to send one, idle
@@ -14,7 +15,7 @@ time between requests, and how long the client may stop reading a response. A re
 client still sends is dropped for a moment, so that it reads the answer rather than a reset.
 A request whose body cannot be read (malformed chunked framing, a transfer coding we cannot
 decode) is answered 400 or 501 with a small JSON error in its turn, and the connection closes.
-Not served: WebSocket, HTTP/2, TLS (terminate TLS in front).
+Not served: HTTP/2, TLS (terminate TLS in front).
 
 Why our own server rather than uvicorn: docs/decisions/006-own-http-server.md.
 """
@@ -33,6 +34,7 @@ import orjson
 
 from catalyst_mcp.deadlines import deadlines
 from catalyst_mcp.transports.httpexchange import Exchange, plain_response
+from catalyst_mcp.transports.wsconnection import WebSocketConnection, wants_websocket
 
 __all__ = ["ASGIApp", "HttpConnection", "Limits"]
 
@@ -85,10 +87,19 @@ class Limits:
     ``max_head_bytes``: a request's line and headers (431 beyond). ``head_seconds``: time to send
     them (a client trickling header bytes holds a connection for nothing). ``keepalive_seconds``:
     idle time between requests. ``write_stall_seconds``: how long a client may leave a response
-    unread while the server's buffer for it is full.
+    unread while the server's buffer for it is full. WebSocket: ``max_message_bytes``, the
+    largest message (close 1009 beyond); ``ping_seconds``, the keepalive interval (a client
+    silent for two intervals is closed).
     """
 
-    __slots__ = ("head_seconds", "keepalive_seconds", "max_head_bytes", "write_stall_seconds")
+    __slots__ = (
+        "head_seconds",
+        "keepalive_seconds",
+        "max_head_bytes",
+        "max_message_bytes",
+        "ping_seconds",
+        "write_stall_seconds",
+    )
 
     def __init__(
         self,
@@ -96,17 +107,21 @@ class Limits:
         keepalive_seconds: float = 5.0,
         head_seconds: float = 30.0,
         write_stall_seconds: float = 60.0,
+        max_message_bytes: int = 4 * 1024 * 1024,
+        ping_seconds: float = 20.0,
     ) -> None:
         self.max_head_bytes = max_head_bytes
         self.keepalive_seconds = keepalive_seconds
         self.head_seconds = head_seconds
         self.write_stall_seconds = write_stall_seconds
+        self.max_message_bytes = max_message_bytes
+        self.ping_seconds = ping_seconds
 
 
 class HttpConnection(asyncio.Protocol):
     """One client connection: parse requests, run the app for each, in order."""
 
-    def __init__(self, app: ASGIApp, limits: Limits, connections: set[HttpConnection]) -> None:
+    def __init__(self, app: ASGIApp, limits: Limits, connections: set[Any]) -> None:
         self.app = app
         self.limits = limits
         self.connections = connections
@@ -132,6 +147,8 @@ class HttpConnection(asyncio.Protocol):
         self._head_raw = 0  # received while a head is incomplete (llhttp buffers a long line)
         self._refusal: tuple[int, str] | None = None  # why a callback stopped the parser
         self._discarding = False  # closing softly: what still arrives is dropped
+        self._websocket: dict[str, Any] | None = None  # an upgrade to WebSocket, in waiting
+        self._upgrade_rest = b""  # what the client sent after its upgrade request
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -162,8 +179,15 @@ class HttpConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # No protocol switch here (no WebSocket, no h2c): answer in HTTP/1.1, then close.
+        except httptools.HttpParserUpgrade as exc:
+            if self._websocket is not None:
+                self._upgrade_rest = data[exc.args[0] :]
+                if self._active is None:
+                    self._to_websocket()
+                else:
+                    self._pause_reading()  # pipelined behind a request: its turn comes
+                return
+            # No other protocol switch (no h2c): answer in HTTP/1.1, then close.
             upgrading = self._queue[-1] if self._queue else self._active
             if upgrading is not None:
                 upgrading.keep_alive = False
@@ -279,6 +303,13 @@ class HttpConnection(asyncio.Protocol):
             "headers": headers,
             "state": {},
         }
+        if parser.should_upgrade() and wants_websocket(headers) and not self.closing_when_idle:
+            scope["type"] = "websocket"
+            scope["scheme"] = "ws"
+            scope["subprotocols"] = _subprotocols(headers)
+            scope["extensions"] = {"websocket.http.response": {}}
+            self._websocket = scope
+            return
         keep_alive = parser.should_keep_alive() and not self.closing_when_idle
         exchange = Exchange(self, scope, keep_alive, expect)
         self._parsing = exchange
@@ -364,6 +395,9 @@ class HttpConnection(asyncio.Protocol):
         if not exchange.keep_alive:
             self.transport.close()
             return
+        if self._websocket is not None and not self._queue:
+            self._to_websocket()
+            return
         if self._queue:
             self._run(self._queue.popleft())
             if not self._queue:
@@ -380,6 +414,22 @@ class HttpConnection(asyncio.Protocol):
         not past a pipelined request waiting its turn)."""
         if not self._queue:
             self._resume_reading()
+
+    def _to_websocket(self) -> None:
+        """Hand the socket to a WebSocket connection (this one parses no more)."""
+        scope, self._websocket = self._websocket, None
+        assert scope is not None
+        deadlines.discard(self)
+        deadlines.discard(self._stall_key)
+        self.connections.discard(self)
+        self.closed = True  # for this object: the socket is the WebSocket's now
+        websocket = WebSocketConnection(
+            self.app, scope, self.limits, self.connections, self.transport
+        )
+        self.transport.set_protocol(websocket)
+        if not self.transport.is_reading():
+            self.transport.resume_reading()
+        websocket.start(self._upgrade_rest)
 
     # -- flow and lifetime -----------------------------------------------------------------
 
@@ -480,3 +530,12 @@ class HttpConnection(asyncio.Protocol):
             # client is gone, so that it ends the stream (the client reconnects elsewhere).
             active.ending = True
             active.wake()
+
+
+def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    """The ``Sec-WebSocket-Protocol`` values a WebSocket client offers, in its order."""
+    offered: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-protocol":
+            offered.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
+    return offered

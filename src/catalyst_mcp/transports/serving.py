@@ -1,11 +1,11 @@
 """Serving an ASGI app over HTTP/1.1: listen, run its lifespan, stop gracefully.
 
 :class:`HttpServer` runs the app's ``lifespan`` start-up, then listens (on a host and port, or on
-sockets it is given) with one :class:`~catalyst_mcp.transports.httpserver.HttpConnection` per
-client. It stops on :meth:`HttpServer.stop`, or on SIGINT/SIGTERM when it handles signals: it
-stops listening, closes idle connections, lets requests in progress finish for up to
-``graceful_seconds`` (then cancels them), and runs the lifespan shut-down. A second signal
-cancels at once.
+sockets it is given: TCP or Unix) with one :class:`~catalyst_mcp.transports.httpserver.
+HttpConnection` per client. It stops on :meth:`HttpServer.stop`, or on SIGINT/SIGTERM when it
+handles signals: it stops listening, closes idle connections, lets requests in progress finish
+for up to ``graceful_seconds`` (then cancels them), and runs the lifespan shut-down. A second
+signal cancels at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 from catalyst_mcp.transports.httpserver import ASGI_VERSION, ASGIApp, HttpConnection, Limits
+from catalyst_mcp.transports.wsconnection import WebSocketConnection
 
 __all__ = ["HttpServer", "ServerError"]
 
@@ -100,8 +101,9 @@ class HttpServer:
         self.lifespan = lifespan
         self.backlog = backlog
         self.started = False
-        self.addresses: list[tuple[str, int]] = []
-        self.connections: set[HttpConnection] = set()
+        self.addresses: list[tuple[str, int]] = []  # where it listens: TCP
+        self.paths: list[str] = []  # and Unix sockets
+        self.connections: set[HttpConnection | WebSocketConnection] = set()
         self._exit: asyncio.Event | None = None
         self._forced = False
 
@@ -163,9 +165,13 @@ class HttpServer:
         try:
             if sockets:
                 for sock in sockets:
-                    servers.append(
-                        await loop.create_server(factory, sock=sock, backlog=self.backlog)
-                    )
+                    if sock.family == socket.AF_UNIX:
+                        server = await loop.create_unix_server(
+                            factory, sock=sock, backlog=self.backlog
+                        )
+                    else:
+                        server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+                    servers.append(server)
             else:
                 servers.append(
                     await loop.create_server(
@@ -181,7 +187,10 @@ class HttpServer:
         for server in servers:
             for sock in server.sockets:
                 name = sock.getsockname()
-                self.addresses.append((str(name[0]), int(name[1])))
+                if isinstance(name, str):  # a Unix socket: its path
+                    self.paths.append(name)
+                else:
+                    self.addresses.append((str(name[0]), int(name[1])))
         return servers
 
     async def _shut_down(self, servers: list[asyncio.Server]) -> None:
