@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from catalyst_mcp.cli.common import CliError, load_config, setup_logging
+from catalyst_mcp.cli.common import CliError, find_config, load_config, setup_logging
 from catalyst_mcp.settings import Settings
 
 __all__ = ["serve"]
@@ -53,6 +53,7 @@ def check_bind(settings: Settings) -> None:
 def serve(config_path: Path | None, host: str | None, port: int | None, stdio: bool) -> None:
     """Run the gateway: one MCP endpoint over every configured server."""
     settings = load_config(config_path)
+    config_file = find_config(config_path)  # watched for edits (gateway.watch_config)
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -65,10 +66,10 @@ def serve(config_path: Path | None, host: str | None, port: int | None, stdio: b
     if stdio:
         from catalyst_mcp.transports.stdio import serve_stdio
 
-        _run(serve_stdio(settings))
+        _run(serve_stdio(settings, config_file=config_file))
         return
     check_bind(settings)
-    _run(_serve_http(settings))
+    _run(_serve_http(settings, config_file))
 
 
 def _run(main: object) -> None:
@@ -82,11 +83,11 @@ def _run(main: object) -> None:
         pass
 
 
-async def _serve_http(settings: Settings) -> None:
+async def _serve_http(settings: Settings, config_file: Path | None = None) -> None:
     from catalyst_mcp.app import Gateway
     from catalyst_mcp.transports.serving import HttpServer, ServerError
 
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, config_file=config_file)
 
     def announce(server: HttpServer) -> None:
         host, port = server.addresses[0]  # set once listening

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -185,8 +186,11 @@ class StdioConnection:
             self.gateway.dispatcher.close_session(self.session.id)
 
 
-async def serve_stdio(settings: Settings, providers: Sequence[Provider] = ()) -> None:
-    """Serve one client on this process's stdin/stdout (``providers`` as for :class:`Gateway`)."""
+async def serve_stdio(
+    settings: Settings, providers: Sequence[Provider] = (), config_file: Path | None = None
+) -> None:
+    """Serve one client on this process's stdin/stdout (``providers`` and ``config_file`` as
+    for :class:`Gateway`)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -194,7 +198,7 @@ async def serve_stdio(settings: Settings, providers: Sequence[Provider] = ()) ->
         asyncio.streams.FlowControlMixin, sys.stdout.buffer
     )
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    gateway = Gateway(settings, providers)
+    gateway = Gateway(settings, providers, config_file=config_file)
     await gateway.start()
     gateway.settle_memory()
     try:
