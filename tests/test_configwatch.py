@@ -402,6 +402,30 @@ async def test_the_gateway_watches_its_config_file(config: Path, fake_servers: F
     assert not watcher.running
 
 
+async def test_a_pack_refused_for_a_removed_servers_namespace_is_served(
+    tmp_path: Path, config: Path, fake_servers: FakeServers
+) -> None:
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    pack = "pack: notes\nprompts:\n  - name: hello\n    messages: [{role: user, text: Hi}]\n"
+    write(packs / "notes.yaml", pack)
+    data = {"packs": {"path": str(packs), "watch": False}, "servers": {"notes": entry("one")}}
+    write(config, data)
+    gateway = Gateway(load_settings(config), config_file=config)
+    assert [str(p) for p in gateway.pack_problems] == [
+        f"{packs / 'notes.yaml'}: not served: namespace 'notes' is already used"
+    ]
+    await gateway.start()
+    try:
+        assert gateway.config is not None
+        write(config, {**data, "servers": {}})
+        await gateway.config.reload()
+        assert gateway.pack_problems == []
+        assert [p.name for p in gateway.registry.providers] == ["pack:notes"]
+    finally:
+        await gateway.stop()
+
+
 def test_nothing_is_watched_without_a_file_or_with_watching_off(
     config: Path, fake_servers: FakeServers
 ) -> None:
