@@ -13,8 +13,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import mcp_types as t
 import orjson
 import pytest
 import yaml
@@ -61,6 +63,19 @@ def alive(pid: int) -> bool:
         return False
 
 
+def wait_ready(gateway: Process, base: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx2.get(f"{base}/ready?strict").status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        assert gateway.proc.poll() is None, "catalyst serve exited during start-up"
+        assert time.monotonic() < deadline, "catalyst serve did not become ready"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Process, str]]:
     port = free_port()
@@ -73,16 +88,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Process, str]]:
     gateway = Process([*CATALYST, "serve", "--config", str(config)], cwd=tmp_path)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(f"{base}/ready?strict").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert gateway.proc.poll() is None, "catalyst serve exited during start-up"
-            assert time.monotonic() < deadline, "catalyst serve did not become ready"
-            time.sleep(0.05)
+        wait_ready(gateway, base)
         yield gateway, base
     finally:
         gateway.stop()
@@ -274,3 +280,36 @@ def test_a_file_in_the_sockets_way_is_refused_and_kept(tmp_path: Path) -> None:
     )
     assert "Traceback" not in done.stderr
     assert path.read_text(encoding="utf-8") == "keep me"
+
+
+class ToolChanges:
+    """Counts the tools/list_changed notifications a legacy client gets on its GET stream."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, t.ToolListChangedNotification):
+            self.count += 1
+
+
+async def test_an_edited_config_reaches_a_connected_client(
+    served: tuple[Process, str], tmp_path: Path
+) -> None:
+    gateway, base = served
+    config = tmp_path / "catalyst.yaml"
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    changes = ToolChanges()
+    async with Client(
+        f"{base}/mcp", mode="legacy", cache=None, read_timeout_seconds=20, message_handler=changes
+    ) as client:
+        before = {tool.name for tool in (await client.list_tools()).tools}
+        io = children_of(gateway.pid)
+        settings["servers"]["more"] = stdio_upstream(EXTRA_UPSTREAM)
+        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        await poll(lambda: changes.count >= 1, timeout=30, what="tools/list_changed")
+        after = {tool.name for tool in (await client.list_tools()).tools}
+        assert after == before | {name.replace("io__", "more__") for name in before}
+        echoed = await client.call_tool("more__echo", {"text": "new"})
+        assert echoed.content[0].text == "new"  # type: ignore[union-attr]
+        assert set(io) < set(children_of(gateway.pid)), "io was left running as it was"

@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.api import AdminApi
@@ -39,10 +40,10 @@ from catalyst_mcp.transports.authgate import AuthGate
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
 from catalyst_mcp.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
-from catalyst_mcp.upstreams.peruser import PerUserUpstream, secret_names
-from catalyst_mcp.upstreams.upstream import Upstream
+from catalyst_mcp.upstreams.serverset import ServerSet
 
 if TYPE_CHECKING:
+    from catalyst_mcp.configwatch import ConfigFile
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
     from catalyst_mcp.storage.db import Database
@@ -57,8 +58,16 @@ SETTLE_MARGIN_SECONDS = 5.0
 class Gateway:
     """Everything one gateway process runs."""
 
-    def __init__(self, settings: Settings, providers: Sequence[Provider] = ()) -> None:
-        """Build from ``settings``; ``providers`` are served next to the configured servers."""
+    def __init__(
+        self,
+        settings: Settings,
+        providers: Sequence[Provider] = (),
+        *,
+        config_file: Path | None = None,
+    ) -> None:
+        """Build from ``settings``; ``providers`` are served next to the configured servers.
+        ``config_file`` is the file ``settings`` were loaded from: its ``servers:`` are applied
+        again whenever it changes (unless ``gateway.watch_config`` is off)."""
         self.settings = settings
         self.registry = Registry()
         for provider in providers:
@@ -66,16 +75,8 @@ class Gateway:
         # ${secret:NAME} of pack connections and server entries, resolved for each caller; its
         # store opens with the database at start
         self.secrets = SecretInjector()
-        for name, config in settings.servers.items():
-            if config.active:
-                upstream: Provider
-                namespace = settings.namespace_of(name)
-                timeout = settings.gateway.call_timeout_seconds
-                if secret_names(config):  # one process (or client) per user, with their secrets
-                    upstream = PerUserUpstream(name, namespace, config, timeout, self.secrets)
-                else:
-                    upstream = Upstream(name, namespace, config, timeout)
-                self.registry.add(upstream)
+        self.servers = ServerSet(self.registry, settings.gateway.call_timeout_seconds, self.secrets)
+        self.servers.load(settings)
         self.packs: PackSet | None = None
         self.pack_watcher: PackWatcher | None = None
         if settings.packs.path is not None:
@@ -89,6 +90,14 @@ class Gateway:
                 secrets=self.secrets.for_scope,
             )
             self.packs.load_all()
+        self.config: ConfigFile | None = None
+        self.config_watcher: PackWatcher | None = None
+        if config_file is not None and settings.gateway.watch_config:
+            from catalyst_mcp.configwatch import ConfigFile
+
+            self.config = ConfigFile(
+                config_file, self.servers, settings, after_apply=self._servers_changed
+            )
         self.db: Database | None = None
         if settings.audit.enabled or (settings.auth.api_keys and settings.auth.enabled):
             from catalyst_mcp.storage.db import Database
@@ -118,6 +127,15 @@ class Gateway:
     def pack_problems(self) -> list[ConfigProblem]:
         """Why pack files are not served (as they are now, after any reload)."""
         return self.packs.problems if self.packs is not None else []
+
+    @property
+    def config_problems(self) -> list[ConfigProblem]:
+        """Why the config file's last edit is not applied (while it is invalid)."""
+        return self.config.problems if self.config is not None else []
+
+    async def _servers_changed(self) -> None:
+        if self.packs is not None:  # a removed server may free a namespace a pack wants
+            await self.packs.reload(())
 
     async def start(self) -> None:
         try:
@@ -151,6 +169,9 @@ class Gateway:
 
             self.pack_watcher = PackWatcher(self.packs)
             self.pack_watcher.start()
+        if self.config is not None and self.config_watcher is None:
+            self.config_watcher = self.config.watcher()
+            self.config_watcher.start()
         self.started = True
         ready = sum(1 for p in self.registry.providers if p.health()["status"] == "ready")
         log.info("gateway started: %d/%d servers ready", ready, len(self.registry.providers))
@@ -166,6 +187,8 @@ class Gateway:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self.config_watcher is not None:
+            await self.config_watcher.stop()
         if self.pack_watcher is not None:
             await self.pack_watcher.stop()
         self.server.bridge.close()
@@ -173,6 +196,7 @@ class Gateway:
         await self.sse.close()
         if self.packs is not None:
             await self.packs.close()
+        await self.servers.close()
         await self.registry.stop()
         await self._stop_access()
 
@@ -181,13 +205,17 @@ class Gateway:
     def readiness(self) -> dict[str, Any]:
         servers = [p.health() for p in self.registry.providers]
         down = [s["name"] for s in servers if s["status"] != "ready"]
-        degraded = bool(down or self.pack_problems)
+        degraded = bool(down or self.pack_problems or self.config_problems)
         status = "starting" if not self.started else ("degraded" if degraded else "ready")
         if self.stopping:
             status = "stopping"
         report: dict[str, Any] = {"status": status, "gateway": SERVER_INFO, "servers": servers}
         if self.pack_problems:
             report["pack_problems"] = [str(p) for p in self.pack_problems]
+        if self.config_problems:
+            report["config_problems"] = [str(p) for p in self.config_problems]
+        if self.config is not None and self.config.restart_needed:
+            report["config_restart_needed"] = sorted(self.config.restart_needed)
         if self.registry.collisions:
             report["collisions"] = self.registry.collisions
         return report

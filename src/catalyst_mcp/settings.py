@@ -134,6 +134,12 @@ class GatewaySettings(_Model):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity of the gateway process (logs go to stderr)."
     )
+    watch_config: bool = Field(
+        True,
+        description="Hot reload of the config file the gateway was started with: apply edited "
+        "servers while it runs. Each edit is validated first; an invalid one keeps the last good "
+        "configuration serving and is reported by /ready until fixed.",
+    )
 
 
 class ServerConfig(_Model):

@@ -119,6 +119,32 @@ async def test_a_failed_reload_never_stops_the_watcher(
         await poll(lambda: "people__names" in tools(registry), what="the next reload")
 
 
+async def test_a_change_while_watching_is_set_up_is_not_lost(
+    tmp_path: Path, pack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "packs"
+    folder.mkdir()
+    registry = Registry()
+    packs = PackSet(folder, registry, retire_after=0.0)
+    rescan = packs.rescan
+    written: list[Path] = []
+
+    async def rescan_then_write() -> None:
+        await rescan()
+        if not written:  # after the start-up rescan, before notifications are on
+            written.append(write_pack(folder, "people.yaml", pack))
+
+    monkeypatch.setattr(packs, "rescan", rescan_then_write)
+    watcher = PackWatcher(packs, poll_seconds=0.05)
+    watcher.start()
+    try:
+        await poll(lambda: "people__find" in tools(registry), timeout=5, what="the pack")
+    finally:
+        await watcher.stop()
+        await packs.close()
+        await registry.stop()
+
+
 def test_only_pack_files_of_the_folder_are_watched(tmp_path: Path) -> None:
     folder = tmp_path / "packs"
     watcher = PackWatcher(PackSet(folder, Registry()))

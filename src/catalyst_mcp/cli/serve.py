@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from catalyst_mcp.cli.common import CliError, load_config, setup_logging
+from catalyst_mcp.cli.common import CliError, find_config, load_config, setup_logging
 from catalyst_mcp.cli.config import environment_warnings
 from catalyst_mcp.settings import Settings
 
@@ -77,6 +77,7 @@ def serve(
             "--uds listens on a Unix socket: it cannot go with --host, --port or --stdio"
         )
     settings = load_config(config_path)
+    config_file = find_config(config_path)  # watched for edits (gateway.watch_config)
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -95,10 +96,10 @@ def serve(
     if stdio:
         from catalyst_mcp.transports.stdio import serve_stdio
 
-        _run(serve_stdio(settings))
+        _run(serve_stdio(settings, config_file=config_file))
         return
     check_bind(settings)
-    _run(_serve_http(settings))
+    _run(_serve_http(settings, config_file))
 
 
 def _mode_text(text: str) -> str:
@@ -121,13 +122,13 @@ def _run(main: object) -> None:
         pass
 
 
-async def _serve_http(settings: Settings) -> None:
+async def _serve_http(settings: Settings, config_file: Path | None = None) -> None:
     from catalyst_mcp.app import Gateway
     from catalyst_mcp.transports.httpserver import Limits
     from catalyst_mcp.transports.serving import HttpServer, ServerError
     from catalyst_mcp.transports.unixsocket import UnixSocket, parse_mode
 
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, config_file=config_file)
     path = settings.gateway.uds
 
     def announce(server: HttpServer) -> None:

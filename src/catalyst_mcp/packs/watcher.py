@@ -1,5 +1,8 @@
 """Hot reload: watch the packs folder and hand changed pack files to the :class:`PackSet`.
 
+The loop is not pack-specific: it keeps anything :class:`Watched` in step with one folder
+(the config file's folder uses it too: ``configwatch.py``).
+
 Changes come from the operating system's file notifications (``watchfiles``: inotify, FSEvents,
 ...), grouped while they keep coming (``step_ms`` of quiet ends a group, ``debounce_ms`` caps
 it), so a saved file reaches clients as ``list_changed`` within tens of milliseconds. Only
@@ -20,31 +23,53 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from watchfiles import Change, awatch
 
-from catalyst_mcp.packs.packset import PackSet
-
-__all__ = ["PackWatcher"]
+__all__ = ["PackWatcher", "Watched"]
 
 log = logging.getLogger("catalyst.packs")
 
 STOP_TIMEOUT_SECONDS = 5.0
 
 
+class Watched(Protocol):
+    """What a watcher keeps in step with the files of one folder (a :class:`PackSet`)."""
+
+    @property
+    def watch_root(self) -> Path:
+        """The folder to watch (absolute)."""
+
+    def concerns(self, path: Path) -> bool:
+        """Whether a change of ``path`` (absolute) matters."""
+
+    async def rescan(self) -> None:
+        """Catch up with changes made while nobody watched (or the folder went away)."""
+
+    async def reload(self, changed: Iterable[Path]) -> None:
+        """Apply the changed files."""
+
+
 class PackWatcher:
-    """Runs as one asyncio task between :meth:`start` and :meth:`stop`."""
+    """Runs as one asyncio task between :meth:`start` and :meth:`stop`; ``what`` names the
+    watched files in the messages it logs to ``logger``."""
 
     def __init__(
         self,
-        packs: PackSet,
+        packs: Watched,
         *,
         step_ms: int = 20,
         debounce_ms: int = 200,
         poll_seconds: float = 1.0,
+        what: str = "knowledge packs",
+        logger: logging.Logger = log,
     ) -> None:
         self.packs = packs
+        self.what = what
+        self.log = logger
         self.root = packs.watch_root
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
@@ -61,7 +86,7 @@ class PackWatcher:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="catalyst-pack-watcher"
+                self._run(), name=f"catalyst-watcher {self.what}"
             )
 
     async def stop(self) -> None:
@@ -85,9 +110,9 @@ class PackWatcher:
             try:
                 if not self.root.is_dir():
                     if not missing:
-                        log.info("waiting for knowledge packs folder %s to appear", self.root)
+                        self.log.info("waiting for %s folder %s to appear", self.what, self.root)
                         missing = True
-                        await self.packs.rescan()  # a folder that went away takes its packs
+                        await self.packs.rescan()  # a folder that went away takes its files
                     await self._pause()
                     continue
                 missing = False
@@ -96,7 +121,7 @@ class PackWatcher:
             except FileNotFoundError:  # the folder went away just as watching began
                 await self._pause()
             except Exception:
-                log.exception("knowledge pack watcher failed; watching again shortly")
+                self.log.exception("%s watcher failed; watching again shortly", self.what)
                 await self._pause()
 
     async def _pause(self) -> None:
@@ -107,7 +132,7 @@ class PackWatcher:
         """Apply changes until the folder goes away (or stop): then return."""
         root = self.root
         identity = _identity(root)
-        log.debug("watching %s for knowledge pack changes", root)
+        self.log.debug("watching %s for %s changes", root, self.what)
         changes_of = awatch(
             root,
             watch_filter=self._wanted,
@@ -120,16 +145,19 @@ class PackWatcher:
         )
         try:
             async for changes in changes_of:
-                self.watching = True  # something came back: notifications are on
+                if not self.watching:
+                    self.watching = True  # something came back: notifications are on
+                    # what changed after the last rescan but before they were on
+                    await self.packs.rescan()
                 paths = {Path(path) for _, path in changes}
                 files = paths - {root}
                 if files:
                     try:
                         await self.packs.reload(files)
                     except Exception:
-                        log.exception("reloading knowledge packs failed")
+                        self.log.exception("reloading %s failed", self.what)
                 if root in paths or _identity(root) != identity:
-                    log.info("knowledge packs folder %s went away", root)
+                    self.log.info("%s folder %s went away", self.what, root)
                     return
         finally:
             self.watching = False

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import orjson
 
@@ -56,8 +57,11 @@ class StdioConnection(MessageStream):
             await self.close()
 
 
-async def serve_stdio(settings: Settings, providers: Sequence[Provider] = ()) -> None:
-    """Serve one client on this process's stdin/stdout (``providers`` as for :class:`Gateway`)."""
+async def serve_stdio(
+    settings: Settings, providers: Sequence[Provider] = (), config_file: Path | None = None
+) -> None:
+    """Serve one client on this process's stdin/stdout (``providers`` and ``config_file`` as
+    for :class:`Gateway`)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -65,7 +69,7 @@ async def serve_stdio(settings: Settings, providers: Sequence[Provider] = ()) ->
         asyncio.streams.FlowControlMixin, sys.stdout.buffer
     )
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    gateway = Gateway(settings, providers)
+    gateway = Gateway(settings, providers, config_file=config_file)
     await gateway.start()
     gateway.settle_memory()
     try:

@@ -134,6 +134,13 @@ class PerUserUpstream(Provider):
         if self.shared is not None:
             await self.shared.stop()
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no instance has a call running."""
+        instances = [i.upstream for i in self.users.values()]
+        if self.shared is not None:
+            instances.append(self.shared)
+        await asyncio.gather(*(u.drain(timeout) for u in instances))
+
     async def _reap(self) -> None:
         """Stop the instances of users idle for ``idle_seconds`` (a failure is logged and the
         next round tries again: the reaper never stops)."""

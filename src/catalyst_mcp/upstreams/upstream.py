@@ -64,6 +64,7 @@ IDENTITY_FIELD: dict[ListKind, str] = {
     "prompts": "name",
 }
 MAX_PAGES = 1000
+DRAIN_POLL_SECONDS = 0.05
 CLIENT_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 LISTEN_FLAGS = {
     "toolsListChanged": "tools",
@@ -212,6 +213,22 @@ class Upstream(Provider):
         for task in self._refreshing.values():
             task.cancel()
         self.status = "stopped"
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no call is running or waiting its turn: before a
+        server replaced or removed by a config reload is stopped. It polls, so the call path
+        pays nothing for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if not self._busy():
+                await asyncio.sleep(0)  # a serialized call handed the lock takes it now
+                if not self._busy():
+                    return
+            await asyncio.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - loop.time())))
+
+    def _busy(self) -> bool:
+        return bool(self._inflight) or (self._serial is not None and self._serial.locked())
 
     # ---- lists -----------------------------------------------------------------------------
 
