@@ -324,7 +324,7 @@ class PackageManager:
             not config.exists,
         )
 
-    def remove(self, name: str) -> tuple[str, LockedPackage, bool]:
+    async def remove(self, name: str) -> tuple[str, LockedPackage, bool]:
         """Remove a package: its server entry, its lock record and (unless another record
         uses it) its prefix. (server name, record, whether the config had the entry)"""
         lock = self.read_lock()

@@ -45,10 +45,13 @@ def short_name(text: str) -> str:
     """The short form of a server or package name: its last part without the usual
     ``mcp``/``server`` affixes (``io.github.x/mcp-server-time`` and ``@x/server-time`` are
     ``time``); the server entry's default name."""
-    base = text.rsplit("/", 1)[-1].lower()
+    owner, _, base = text.lower().rpartition("/")
+    base = re.sub(r"[^a-z0-9]+", "-", base).strip("-")
     short = base
     for affix in _AFFIXES:
         short = re.sub(affix, "", short)
+    if short in ("", "mcp", "server") and owner:  # @acme/mcp-server: the owner says more
+        short = owner.rsplit(".", 1)[-1].lstrip("@")
     return re.sub(r"[^a-z0-9]+", "-", short or base).strip("-")
 
 
