@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -338,25 +339,26 @@ class PypiInstaller:
                 if found:
                     return str(found[0]["version"])
         else:
-            argv = [
-                python,
-                "-m",
-                "pip",
-                "install",
-                "--dry-run",
-                "--no-deps",
-                "--ignore-installed",
-                "--quiet",
-                "--report",
-                "-",
-                *self._index(),
-                *self._binary_only(),
-                identifier,
-            ]
-            finished = await self._run(argv)
-            if finished.returncode == 0:
-                report = orjson.loads(finished.stdout)
-                return str(report["install"][0]["metadata"]["version"])
+            with tempfile.TemporaryDirectory() as folder:
+                report = Path(folder) / "report.json"
+                argv = [
+                    python,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--dry-run",
+                    "--no-deps",
+                    "--ignore-installed",
+                    "--report",
+                    str(report),
+                    *self._index(),
+                    *self._binary_only(),
+                    identifier,
+                ]
+                finished = await self._run(argv)
+                if finished.returncode == 0:
+                    data = orjson.loads(report.read_bytes())
+                    return str(data["install"][0]["metadata"]["version"])
         self._raise(f"looking up {identifier}", finished, identifier)
         raise AssertionError("unreachable")  # pragma: no cover
 
