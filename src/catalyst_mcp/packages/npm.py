@@ -142,9 +142,10 @@ class NpmInstaller:
         code = error.get("code") if isinstance(error, dict) else None
         summary = str(error.get("summary", "")) if isinstance(error, dict) else ""
         if code in UNREACHABLE_CODES or looks_unreachable(finished.lines):
+            detail = f": {summary}" if summary else f"; its last lines:\n{finished.tail(5)}"
             raise RegistryUnreachable(
-                f"npm cannot reach its registry for {identifier} ({code or 'network error'}); "
-                f"its last lines:\n{finished.tail(5)}"
+                f"npm cannot reach its registry for {identifier} ({code or 'network error'})"
+                f"{detail}"
             )
         if code == "E404" or (finished.returncode == 0 and answer is None):
             if version is not None and ("version" in summary or finished.returncode == 0):
