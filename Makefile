@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test node-deps bench bench-packs bench-access conformance clean
+.PHONY: serve test node-deps bench bench-packs bench-packages bench-access conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(STAMP)
 
 bench-packs: $(STAMP)
 	$(BIN)/python bench/packs.py
+
+bench-packages: $(STAMP)
+	$(BIN)/python bench/packages.py
 
 bench-access: $(STAMP)
 	$(BIN)/python bench/access.py

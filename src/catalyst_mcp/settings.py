@@ -30,6 +30,7 @@ from pydantic import (
 
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
+from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
     AuthSettings,
@@ -335,6 +336,10 @@ class Settings(_Model):
     )
     audit: AuditSettings = Field(
         default_factory=lambda: AuditSettings(), description="The audit trail."
+    )
+    packages: PackagesSettings = Field(
+        default_factory=lambda: PackagesSettings(),
+        description="MCP server packages: catalog, installs, lockfile (docs/packages.md).",
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

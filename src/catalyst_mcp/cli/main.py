@@ -10,6 +10,7 @@ from catalyst_mcp.cli.config import config
 from catalyst_mcp.cli.db import db
 from catalyst_mcp.cli.health import health
 from catalyst_mcp.cli.keys import keys
+from catalyst_mcp.cli.packages import packages
 from catalyst_mcp.cli.packs import packs
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
@@ -34,7 +35,7 @@ def cli() -> None:
       1  failed: a server is down, a tool reported an error, a file exists
       2  usage error: a bad option or argument
       3  invalid configuration (problems are shown as file:line: what is wrong)
-      4  cannot connect to the server or gateway
+      4  cannot connect to the server or gateway (or to a package registry)
     """
 
 
@@ -45,6 +46,7 @@ cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
+cli.add_command(packages)
 
 
 def main() -> None:
