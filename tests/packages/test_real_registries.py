@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,15 @@ MEMORY = "io.github.modelcontextprotocol/server-memory"
 TIME = "io.github.modelcontextprotocol/server-time"
 
 
+def _reachable(host: str) -> bool:
+    """Whether ``host``:443 accepts a connection (the registries are on the internet)."""
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
 def _call(config: Path, tool: str, arguments: dict[str, str]) -> dict[str, object]:
     result = run(
         "tools", "call", tool, "--args", json.dumps(arguments), "--config", str(config), "--json"
@@ -36,6 +46,8 @@ def _call(config: Path, tool: str, arguments: dict[str, str]) -> dict[str, objec
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A folder with catalyst.yaml and catalyst.lock for memory (npm) and time (PyPI)."""
     require_or_skip(have("npm") and have("node"), "npm and node are not installed")
+    for host in ("registry.npmjs.org", "pypi.org"):
+        require_or_skip(_reachable(host), f"{host} cannot be reached (no network?)")
     home = tmp_path_factory.mktemp("machine-a")
     config = home / "catalyst.yaml"
     config.write_text("# installed by the registries tests\nservers: {}\n")
