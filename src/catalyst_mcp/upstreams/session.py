@@ -239,6 +239,29 @@ class UpstreamSession:
         result: dict[str, Any] = answer["result"]
         return result
 
+    @property
+    def ping_method(self) -> str:
+        """The request that checks liveness: ``ping``, or in the modern era (2026-07-28 removed
+        ping) ``server/discover``, which every modern server must serve."""
+        return "server/discover" if self.era == "modern" else "ping"
+
+    async def ping(self, timeout: float) -> None:
+        """Check that the server still answers, within ``timeout`` seconds.
+
+        Any answer counts, a JSON-RPC error too (-32601 from a server without ``ping`` still
+        proves it reads and writes), and so does an HTTP refusal below 500. Raises
+        :class:`UpstreamTimeout` when no answer comes, another :class:`UpstreamError` when the
+        connection fails or an HTTP 5xx says the server behind it is down.
+        """
+        params = {"_meta": self.meta()} if self.era == "modern" else {}
+        try:
+            await self.request(self.ping_method, params, timeout=timeout)
+        except UpstreamRejected:
+            return
+        except HttpStatusError as exc:
+            if exc.status >= 500:
+                raise
+
     def _cancel(self, request_id: int, reason: str) -> None:
         """Send ``notifications/cancelled`` for a request, without waiting for it to go out: a
         server that stopped answering may not take it either (a POST to a hung HTTP server
