@@ -60,8 +60,9 @@ class UpstreamTransport(ABC):
 
     def abort(self, reason: str) -> None:  # noqa: B027 - optional: a no-op where nothing waits
         """The server stopped answering: fail the requests in flight with ``reason`` and cut
-        it off at once (:meth:`close` still follows). Streamable HTTP has nothing to do here:
-        each request is an exchange of its own, which ends by its own time limit."""
+        it off at once, without the courtesies of :meth:`close` (which still follows). Where
+        each request is an exchange of its own (Streamable HTTP), it ends by its own time
+        limit instead."""
 
     def describe(self) -> dict[str, Any]:
         """Details for health reports (never secrets)."""
