@@ -76,6 +76,11 @@ FORMAT = 1
 VERIFY_BATCH = 2000
 LIMITS = {"actor": 128, "actor_kind": 16, "action": 64, "target": 512, "outcome": 16}
 MAX_INT = 2**63
+# PostgreSQL, in a transaction: raise synchronous_commit for it alone, only if it is off
+DURABLE_COMMIT = (
+    "SELECT set_config('synchronous_commit', 'on', true) "
+    "WHERE current_setting('synchronous_commit') = 'off'"
+)
 
 
 class HasEngine(Protocol):
@@ -231,19 +236,30 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
 
 
 async def append_batch(
-    engine: AsyncEngine, batch: Sequence[Pending], attempt: Attempt | None = None
+    engine: AsyncEngine,
+    batch: Sequence[Pending],
+    attempt: Attempt | None = None,
+    durable: bool = False,
 ) -> bool:
     """Append ``batch`` to the chain in one transaction; False if ``attempt`` shows that an
-    earlier try whose outcome was unknown committed it already (nothing is written again)."""
+    earlier try whose outcome was unknown committed it already (nothing is written again).
+    ``durable``: on PostgreSQL the commit waits for the WAL flush even where the server or
+    role turns ``synchronous_commit`` off (a stricter setting is left as it is; SQLite: see
+    the audit writer's own connection)."""
     async with engine.connect() as conn:
-        return await conn.run_sync(append_batch_sync, batch, attempt)
+        return await conn.run_sync(append_batch_sync, batch, attempt, durable)
 
 
 def append_batch_sync(
-    conn: Connection, batch: Sequence[Pending], attempt: Attempt | None = None
+    conn: Connection,
+    batch: Sequence[Pending],
+    attempt: Attempt | None = None,
+    durable: bool = False,
 ) -> bool:
     """:func:`append_batch` on a synchronous connection (run in a worker thread for SQLite:
     one thread hop per batch instead of one per statement)."""
+    if durable and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(DURABLE_COMMIT)
     seq, prev = _lock_head(conn)
     if attempt is not None and attempt.last_hash is not None:
         done = conn.execute(select(AuditRecord.seq).where(AuditRecord.hash == attempt.last_hash))
