@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -203,6 +203,23 @@ def record_hash(prev_hash: str, seq: int, fields: Pending) -> str:
 
 # ---- appending ------------------------------------------------------------------------------
 
+# Built once: building a statement costs more CPU than running it (a strict batch of one
+# record runs them all for one call). Compiled forms are cached by SQLAlchemy per dialect.
+_TOUCH_HEAD = (
+    update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=AuditChain.last_seq)
+)
+_READ_HEAD = (
+    select(AuditChain.last_seq, AuditChain.last_hash)
+    .where(AuditChain.id == HEAD_ID)
+    .with_for_update()
+)
+_INSERT_RECORDS = insert(AuditRecord)
+_MOVE_HEAD = (
+    update(AuditChain)
+    .where(AuditChain.id == HEAD_ID)
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+)
+
 
 def _lock_head(conn: Connection) -> tuple[int, str]:
     """Take the chain's write lock and read its head, creating the head row if it is missing."""
@@ -211,16 +228,8 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
         # statement takes SQLite's write lock (waiting up to the busy timeout) before anything
         # is read, so two writers never read the same head. (The seq primary key would refuse
         # a fork anyway; this avoids the failed attempt.)
-        conn.execute(
-            update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=AuditChain.last_seq)
-        )
-    head = (
-        conn.execute(
-            select(AuditChain.last_seq, AuditChain.last_hash)
-            .where(AuditChain.id == HEAD_ID)
-            .with_for_update()
-        )
-    ).first()
+        conn.execute(_TOUCH_HEAD)
+    head = conn.execute(_READ_HEAD).first()
     if head is not None:
         return int(head.last_seq), str(head.last_hash)
     # No head (tables made without the migration): start from the last record, if any. A
@@ -274,10 +283,8 @@ def append_batch_sync(
         prev = digest
     if attempt is not None:
         attempt.last_hash = prev
-    conn.execute(insert(AuditRecord), rows)
-    conn.execute(
-        update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=seq, last_hash=prev)
-    )
+    conn.execute(_INSERT_RECORDS, rows)
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     conn.commit()
     return True
 
