@@ -566,7 +566,8 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed batch survives
     # the process being killed (it is in the WAL, which the OS holds); only a power loss may
     # take the last ones back, never corrupting the file or breaking the chain. FULL would
-    # cost an fsync per batch (measured: ~3 ms of a 2-core VM's time per commit). The
+    # cost an fsync per batch (measured: ~3 ms of a 2-core VM's time per commit): only a
+    # batch a strict caller waits for is committed FULL (AuditLog._append_in_thread). The
     # gateway's other connections stay FULL (storage/db.py).
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
