@@ -6,18 +6,19 @@ On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from catalyst_mcp.errors import AuditUnavailable
 from catalyst_mcp.observability.audit import AuditLog, verify
-from catalyst_mcp.observability.auditchain import DURABLE_COMMIT
 from catalyst_mcp.storage.db import Database
+from catalyst_mcp.storage.migrate import upgrade
 from tests.live import poll
-from tests.observability.conftest import Outage, event_, rows, writes_held
-from tests.storage.conftest import pg_database, pg_schema
+from tests.observability.conftest import Outage, event_, rows, sqlite_database, writes_held
+from tests.storage.conftest import PG_URL, pg_schema
 
 
 def commits_of(log: AuditLog, db: Database) -> list[int]:
@@ -71,57 +72,62 @@ async def test_strict_callers_do_not_wait_for_a_batch_to_gather(db: Database) ->
         assert log.committed == 1
 
 
-async def test_sqlite_syncs_strict_batches_only(place: str, db: Database) -> None:
-    """SQLite: synchronous=FULL (the WAL synced) for a batch a caller waits for, NORMAL for
-    the others (synced at checkpoints); PostgreSQL: synchronous_commit raised for it if off."""
-    log = AuditLog(db, flush_interval=0.001)
-    at_commit: list[Any] = []
-    statements: list[str] = []
-    if log._thread_engine is not None:
+def synchronous_at_commit(engine: Any, setting: str) -> list[str]:
+    """A list that gets ``setting`` as it is at every commit on ``engine``."""
+    seen: list[str] = []
 
-        def level(conn: Any) -> None:
-            cursor = conn.connection.dbapi_connection.cursor()
-            at_commit.append(cursor.execute("PRAGMA synchronous").fetchone()[0])
+    def look(conn: Any) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute(setting)
+        seen.append(str(cursor.fetchone()[0]))
 
-        event.listen(log._thread_engine, "commit", level)
-    else:
-        event.listen(
-            db.engine.sync_engine,
-            "before_cursor_execute",
-            lambda conn, cursor, statement, *rest: statements.append(statement),
-        )
-    async with log:
-        await log.commit(event_(1))
-        log.record(event_(2))
-        await log.flush()
-        await log.commit(event_(3))
-    if place.startswith("pg:"):
-        assert statements.count(DURABLE_COMMIT) == 2
-        first_insert = next(i for i, s in enumerate(statements) if "INSERT" in s)
-        assert statements.index(DURABLE_COMMIT) < first_insert
-    else:
-        assert at_commit == [2, 1, 2]  # FULL, NORMAL, FULL
+    event.listen(engine, "commit", look)
+    return seen
+
+
+async def test_sqlite_syncs_strict_batches_only(tmp_path: Path) -> None:
+    """synchronous=FULL (the WAL synced at the commit) for a batch a caller waits for, NORMAL
+    (synced at checkpoints) for the others."""
+    async with sqlite_database(tmp_path / "a.db") as db:
+        log = AuditLog(db, flush_interval=0.001)
+        assert log._thread_engine is not None
+        seen = synchronous_at_commit(log._thread_engine, "PRAGMA synchronous")
+        async with log:
+            await log.commit(event_(1))
+            log.record(event_(2))
+            await log.flush()
+            await log.commit(event_(3))
+    assert seen == ["2", "1", "2"]  # FULL, NORMAL, FULL
 
 
 @pytest.mark.postgres
-async def test_a_durable_transaction_raises_synchronous_commit_when_it_is_off() -> None:
+@pytest.mark.parametrize(
+    ("configured", "strict", "buffered"),
+    [("off", "on", "off"), ("on", "on", "on"), ("remote_apply", "remote_apply", "remote_apply")],
+)
+async def test_postgresql_commits_strict_batches_durably(
+    configured: str, strict: str, buffered: str
+) -> None:
+    """Where the role or database turns synchronous_commit off, a strict batch's transaction
+    turns it on; a stricter setting is left as it is."""
     async with pg_schema() as schema:
-        db = pg_database(schema)
+        db = Database(
+            PG_URL,
+            connect_args={
+                "server_settings": {"search_path": schema, "synchronous_commit": configured}
+            },
+        )
         try:
-            async with db.engine.connect() as conn:
-                await conn.execute(text("SET synchronous_commit TO off"))
-                await conn.commit()
-                await conn.exec_driver_sql(DURABLE_COMMIT)
-                inside = (await conn.execute(text("SHOW synchronous_commit"))).scalar()
-                await conn.commit()
-                after = (await conn.execute(text("SHOW synchronous_commit"))).scalar()
-                await conn.execute(text("SET synchronous_commit TO remote_apply"))
-                await conn.exec_driver_sql(DURABLE_COMMIT)
-                stricter = (await conn.execute(text("SHOW synchronous_commit"))).scalar()
-                await conn.rollback()
+            await upgrade(db)
+            seen = synchronous_at_commit(db.engine.sync_engine, "SHOW synchronous_commit")
+            async with AuditLog(db, flush_interval=0.001) as log:
+                await log.commit(event_(1))
+                log.record(event_(2))
+                await log.flush()
+                await log.commit(event_(3))
         finally:
             await db.close()
-    assert (inside, after, stricter) == ("on", "off", "remote_apply")
+    assert seen == [strict, buffered, strict]
 
 
 async def test_a_commit_not_made_in_time_is_an_error_and_stays_queued(db: Database) -> None:

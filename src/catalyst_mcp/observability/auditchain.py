@@ -76,11 +76,11 @@ FORMAT = 1
 VERIFY_BATCH = 2000
 LIMITS = {"actor": 128, "actor_kind": 16, "action": 64, "target": 512, "outcome": 16}
 MAX_INT = 2**63
-# PostgreSQL, in a transaction: raise synchronous_commit for it alone, only if it is off
-DURABLE_COMMIT = (
-    "SELECT set_config('synchronous_commit', 'on', true) "
-    "WHERE current_setting('synchronous_commit') = 'off'"
-)
+# PostgreSQL: a connection's synchronous_commit (its role's or database's, read once per
+# connection), and raising it for one transaction when it is off
+SYNC_COMMIT_SETTING = "catalyst_synchronous_commit"
+SHOW_SYNC_COMMIT = "SHOW synchronous_commit"
+DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"
 
 
 class HasEngine(Protocol):
@@ -244,6 +244,18 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
     return seq, digest
 
 
+def _sync_commit_off(conn: Connection) -> bool:
+    """Whether this PostgreSQL connection commits without waiting for the WAL flush (read
+    once per connection: only a role or database setting can make it so, and nothing sets it
+    on the gateway's connections later)."""
+    setting = conn.info.get(SYNC_COMMIT_SETTING)
+    if setting is None:
+        setting = conn.info[SYNC_COMMIT_SETTING] = str(
+            conn.exec_driver_sql(SHOW_SYNC_COMMIT).scalar()
+        )
+    return bool(setting == "off")
+
+
 async def append_batch(
     engine: AsyncEngine,
     batch: Sequence[Pending],
@@ -267,7 +279,7 @@ def append_batch_sync(
 ) -> bool:
     """:func:`append_batch` on a synchronous connection (run in a worker thread for SQLite:
     one thread hop per batch instead of one per statement)."""
-    if durable and conn.dialect.name == "postgresql":
+    if durable and conn.dialect.name == "postgresql" and _sync_commit_off(conn):
         conn.exec_driver_sql(DURABLE_COMMIT)
     seq, prev = _lock_head(conn)
     if attempt is not None and attempt.last_hash is not None:
