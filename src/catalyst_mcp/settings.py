@@ -31,6 +31,7 @@ from pydantic import (
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.packages.config import PackagesSettings
+from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
 from catalyst_mcp.security.config import (
     AuditSettings,
     AuthSettings,
@@ -56,7 +57,7 @@ NAMESPACE_SEPARATOR = "__"
 SERVER_NAME = re.compile(r"^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*$")
 # Keys other MCP clients put in mcpServers entries; accepted and ignored so configs paste as-is.
 # Values of these server keys may reference environment variables as ${NAME}.
-EXPANDED_KEYS = ("command", "args", "env", "cwd", "url", "headers")
+EXPANDED_KEYS = ("command", "args", "env", "cwd", "url", "headers", *BUILTIN_KINDS)
 ENV_REFERENCE = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FOREIGN_SERVER_KEYS = frozenset(
     {"alwaysAllow", "autoApprove", "description", "envFile", "disabledTools", "note"}
@@ -156,6 +157,16 @@ class ServerConfig(_Model):
     cwd: str | None = Field(None, description="stdio: working directory.")
     url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
     headers: dict[str, str] = Field(default_factory=dict, description="remote: extra headers.")
+    filesystem: FilesystemOptions | None = Field(
+        None,
+        description="built-in: serve folders of this machine (instead of command or url; "
+        "docs/servers.md).",
+    )
+    database: DatabaseOptions | None = Field(
+        None,
+        description="built-in: serve a SQL database (instead of command or url; "
+        "docs/servers.md).",
+    )
     transport: Literal["streamable-http", "http", "sse", "stdio"] | None = Field(
         None,
         alias="type",
@@ -228,10 +239,26 @@ class ServerConfig(_Model):
 
     @model_validator(mode="after")
     def _check_kind(self) -> ServerConfig:
+        if self.namespace and not SERVER_NAME.match(self.namespace):
+            raise ValueError(
+                f"namespace {self.namespace!r} must be letters and digits joined by single "
+                "'-' or '_'"
+            )
+        builtins = [kind for kind in BUILTIN_KINDS if getattr(self, kind) is not None]
+        if builtins:
+            if self.command or self.url or len(builtins) > 1:
+                raise ValueError(
+                    f"give one of 'command', 'url' or a built-in ({', '.join(BUILTIN_KINDS)}), "
+                    "not several"
+                )
+            return self
         if self.command and self.url:
             raise ValueError("give either 'command' (stdio) or 'url' (remote), not both")
         if not self.command and not self.url:
-            raise ValueError("needs 'command' (a stdio server) or 'url' (a remote server)")
+            raise ValueError(
+                "needs 'command' (a stdio server), 'url' (a remote server) or a built-in "
+                f"section ({', '.join(BUILTIN_KINDS)})"
+            )
         if self.url and not re.match(r"^https?://", self.url):
             # The value is not shown: it may come from ${NAME} and carry a secret.
             raise ValueError("url must start with http:// or https://")
@@ -239,15 +266,12 @@ class ServerConfig(_Model):
             raise ValueError(f"transport {self.transport!r} needs a 'url', not a 'command'")
         if self.url and self.transport == "stdio":
             raise ValueError("transport 'stdio' needs a 'command', not a 'url'")
-        if self.namespace and not SERVER_NAME.match(self.namespace):
-            raise ValueError(
-                f"namespace {self.namespace!r} must be letters and digits joined by single "
-                "'-' or '_'"
-            )
         return self
 
     @property
-    def kind(self) -> Literal["stdio", "streamable-http", "sse"]:
+    def kind(self) -> Literal["stdio", "streamable-http", "sse", "builtin"]:
+        if self.builtin is not None:
+            return "builtin"
         if self.command:
             return "stdio"
         if self.transport == "sse" or (
@@ -255,6 +279,11 @@ class ServerConfig(_Model):
         ):
             return "sse"
         return "streamable-http"
+
+    @property
+    def builtin(self) -> str | None:
+        """The kind of built-in server this entry runs (``filesystem``, ...), or None."""
+        return next((kind for kind in BUILTIN_KINDS if getattr(self, kind) is not None), None)
 
     @property
     def active(self) -> bool:
