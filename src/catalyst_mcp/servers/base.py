@@ -205,8 +205,14 @@ class BuiltinServer(Provider):
                 f"unknown argument(s) {', '.join(unknown)}; {tool.name} takes "
                 f"{', '.join(allowed) or 'none'}"
             )
-        message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
-        raise BuiltinError(f"argument {where!r}: {message}" if where else message)
+        if error.validator == "required":
+            missing = [n for n in error.validator_value if n not in error.instance]
+            raise BuiltinError(f"missing required argument(s): {', '.join(missing)}")
+        message = _explain(error.validator, error.validator_value)
+        if message is None:
+            cut = error.message
+            message = cut if len(cut) <= 300 else cut[:300] + "..."
+        raise BuiltinError(f"argument {where!r} {message}" if where else message)
 
     async def _read(self, uri: str, ctx: CallContext) -> Json:
         try:
@@ -239,6 +245,21 @@ class BuiltinServer(Provider):
             "resources": len(self._lists["resources"]),
             "prompts": 0,
         }
+
+
+def _explain(validator: Any, limit: Any) -> str | None:
+    """What a failed schema keyword asks for, without echoing the (maybe huge) value."""
+    words = {
+        "maxLength": f"is longer than {limit} characters",
+        "minLength": "must not be empty" if limit == 1 else f"is shorter than {limit} characters",
+        "type": f"must be of type {limit}",
+        "enum": f"must be one of {limit}",
+        "minimum": f"must be at least {limit}",
+        "maximum": f"must be at most {limit}",
+        "maxItems": f"has more than {limit} items",
+        "minItems": f"needs at least {limit} item(s)",
+    }
+    return words.get(str(validator))
 
 
 def failure(message: str) -> Json:

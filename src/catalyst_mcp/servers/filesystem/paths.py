@@ -262,6 +262,7 @@ def resolve(
         pending = deque(components)
         hops = 0
         retries = 0
+        link = ""  # the last symlink followed (an escape through it is named by it)
         while pending:
             part = pending.popleft()
             if part in ("", "."):
@@ -269,7 +270,11 @@ def resolve(
             shown = join_display(root, [*names[floor:], part])
             if part == "..":
                 if len(names) == floor:
-                    raise BuiltinError(f"{shown} leads outside the served folder {root.display}")
+                    raise BuiltinError(
+                        f"{link} is a symlink to a place outside the served folder {root.display}"
+                        if link
+                        else f"{shown} leads outside the served folder {root.display}"
+                    )
                 os.close(fds.pop())
                 names.pop()
                 continue
@@ -286,6 +291,7 @@ def resolve(
                 if not follow_symlinks:
                     raise BuiltinError(f"{shown} is a symlink, and symlinks are not followed here")
                 hops += 1
+                link = shown
                 if hops > MAX_SYMLINKS:
                     raise BuiltinError(f"{shown}: too many levels of symlinks (a loop?)")
                 target = _readlink(fds[-1], part, shown)
