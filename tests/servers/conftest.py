@@ -13,7 +13,9 @@ LEGACY = "2025-11-25"
 
 
 def context(**extra: Any) -> CallContext:
-    return CallContext(era="legacy", protocol_version=LEGACY, method="tools/call", **extra)
+    return CallContext(
+        **{"era": "legacy", "protocol_version": LEGACY, "method": "tools/call", **extra}
+    )
 
 
 async def call(
