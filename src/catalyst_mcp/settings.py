@@ -31,13 +31,13 @@ from pydantic import (
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.packages.config import PackagesSettings
-from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
 from catalyst_mcp.security.config import (
     AuditSettings,
     AuthSettings,
     RateLimitSettings,
     RbacSettings,
 )
+from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = [
@@ -164,8 +164,7 @@ class ServerConfig(_Model):
     )
     database: DatabaseOptions | None = Field(
         None,
-        description="built-in: serve a SQL database (instead of command or url; "
-        "docs/servers.md).",
+        description="built-in: serve a SQL database (instead of command or url; docs/servers.md).",
     )
     transport: Literal["streamable-http", "http", "sse", "stdio"] | None = Field(
         None,

@@ -56,4 +56,6 @@ def build(
     if kind is None or kind not in FACTORIES:
         raise ValueError(f"server {name!r} is not a built-in server")
     options = getattr(config, kind)
-    return FACTORIES[kind](name, namespace, options, config.timeout_seconds or call_timeout, secrets)
+    return FACTORIES[kind](
+        name, namespace, options, config.timeout_seconds or call_timeout, secrets
+    )

@@ -18,16 +18,25 @@ environment by its path (``CATALYST_SERVERS__FILES__FILESYSTEM__MAX_READ_BYTES``
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["BUILTIN_KINDS", "DatabaseOptions", "FilesystemOptions", "RootConfig"]
+__all__ = [
+    "BUILTIN_KINDS",
+    "DATABASE_BACKENDS",
+    "DatabaseOptions",
+    "FilesystemOptions",
+    "RootConfig",
+]
 
 BUILTIN_KINDS = ("filesystem", "database")
 """The sections of a server entry that make it a built-in server (one kind per entry)."""
 
 MIB = 1024 * 1024
+DATABASE_BACKENDS = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
+SECRET_PLACEHOLDER = re.compile(r"\$\{secret:[^}]*\}")
 
 
 class _Options(BaseModel):
@@ -158,3 +167,22 @@ class DatabaseOptions(_Options):
         "max_execution_time, SQLite interrupt) and by the client otherwise.",
     )
     pool_size: int = Field(5, ge=1, description="Connections kept open per set of credentials.")
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:  # (the value is never shown: it may carry a password)
+            url = make_url(SECRET_PLACEHOLDER.sub("secret", value))
+        except ArgumentError:
+            raise ValueError(
+                "not a valid SQLAlchemy URL (dialect://user@host/database, sqlite:///file.db)"
+            ) from None
+        if url.get_backend_name() not in DATABASE_BACKENDS:
+            raise ValueError(
+                f"database {url.get_backend_name()!r} is not supported: use sqlite, postgresql, "
+                "mysql or mariadb"
+            )
+        return value
