@@ -13,6 +13,7 @@ from catalyst_mcp.security.config import (
     RateLimitSettings,
     RbacSettings,
 )
+from catalyst_mcp.servers.config import DatabaseOptions, FilesystemOptions, RootConfig
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
 from tests.conftest import ROOT
 
@@ -26,6 +27,9 @@ MODELS = [
     RateLimitSettings,
     AuditSettings,
     PackagesSettings,
+    FilesystemOptions,
+    RootConfig,
+    DatabaseOptions,
 ]
 
 
