@@ -15,6 +15,7 @@ from catalyst_mcp.cli.packs import packs
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
 from catalyst_mcp.cli.roles import roles
+from catalyst_mcp.cli.runserver import run_server
 from catalyst_mcp.cli.secrets import secrets
 from catalyst_mcp.cli.serve import serve
 from catalyst_mcp.cli.servers import servers
@@ -47,6 +48,7 @@ cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
 cli.add_command(packages)
+cli.add_command(run_server)
 
 
 def main() -> None:
