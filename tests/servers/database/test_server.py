@@ -207,6 +207,18 @@ async def test_an_unreachable_database_says_so_without_its_url() -> None:
         await db.stop()
 
 
+async def test_a_read_only_server_never_creates_a_missing_sqlite_file(tmp_path: Path) -> None:
+    db = DatabaseServer(
+        "shop", "shop", DatabaseOptions(url=f"sqlite:///{tmp_path}/no.db"), timeout=9
+    )
+    try:
+        result = await call(db, "list_tables")
+        assert "the SQLite database file does not exist" in text(result)
+        assert not (tmp_path / "no.db").exists()
+    finally:
+        await db.stop()
+
+
 async def test_secrets_in_the_url_are_filled_in_per_caller(tmp_path: Path) -> None:
     import sqlite3
 

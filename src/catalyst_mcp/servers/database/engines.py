@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import sqlite3
 import weakref
@@ -145,7 +146,10 @@ class Connections:
         if engine is not None:
             self._engines.move_to_end(key)
             return engine
-        engine = self._create(async_url(raw) if self.secret_names else self.url)
+        url = async_url(raw) if self.secret_names else self.url
+        if self.backend == "sqlite" and not self.options.allow_writes:
+            _check_sqlite_file(self.server, url)
+        engine = self._create(url)
         self._engines[key] = engine
         if len(self._engines) > MAX_ENGINES:
             _, oldest = self._engines.popitem(last=False)
@@ -339,6 +343,15 @@ def _sqlite_guard(dbapi_connection: Any, record: Any) -> None:
     finally:
         trusted[0] = False
         cursor.close()
+
+
+def _check_sqlite_file(server: str, url: URL) -> None:
+    """A read-only server must not create the file it was pointed at (SQLite would)."""
+    name = url.database or ""
+    if name and name != ":memory:" and not name.startswith("file:") and not os.path.exists(name):
+        raise BuiltinError(
+            f"{server}: the SQLite database file does not exist (check the server's url)"
+        )
 
 
 def _from_driver(error: BaseException) -> bool:
