@@ -79,8 +79,10 @@ class TargetSpec:
         if not self.adhoc:
             return with_overrides(load_config(self.config), era=self.era, timeout=self.timeout)
         server: dict[str, Any] = {"namespace": "", "era": self.era or "auto"}
-        if self.url and not re.match(r"^https?://", self.url):
-            raise click.BadParameter("must start with http:// or https://", param_hint="--url")
+        if self.url and not re.match(r"^(https?|wss?)://", self.url):
+            raise click.BadParameter(
+                "must start with http://, https://, ws:// or wss://", param_hint="--url"
+            )
         if self.url:
             server.update(url=self.url, headers=self.headers)
             if self.transport:
@@ -185,7 +187,11 @@ _OPTIONS = [
         "default when neither --url nor --command is given; default file: $CATALYST_CONFIG, "
         "else ./catalyst.yaml).",
     ),
-    click.option("--url", help="A remote MCP server's endpoint URL (http:// or https://)."),
+    click.option(
+        "--url",
+        help="A remote MCP server's endpoint URL (http://, https://, or ws:// and wss:// for "
+        "MCP over WebSocket).",
+    ),
     click.option(
         "--header",
         "headers",

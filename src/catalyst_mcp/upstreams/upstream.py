@@ -35,6 +35,7 @@ from catalyst_mcp.upstreams.breaker import CircuitBreaker
 from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
+from catalyst_mcp.upstreams.websocket import WebSocketTransport
 
 __all__ = ["Upstream"]
 
@@ -80,6 +81,10 @@ def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
     assert config.url is not None
     if config.kind == "sse":
         return SseTransport(name, config.url, dict(config.headers))
+    if config.kind == "websocket":
+        return WebSocketTransport(
+            name, config.url, dict(config.headers), config.connect_timeout_seconds
+        )
     return StreamableHttpTransport(name, config.url, dict(config.headers))
 
 
