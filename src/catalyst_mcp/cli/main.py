@@ -7,6 +7,7 @@ import click
 from catalyst_mcp import __version__
 from catalyst_mcp.cli.audit import audit
 from catalyst_mcp.cli.config import config
+from catalyst_mcp.cli.connect import connect
 from catalyst_mcp.cli.db import db
 from catalyst_mcp.cli.health import health
 from catalyst_mcp.cli.keys import keys
@@ -45,6 +46,7 @@ cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
+cli.add_command(connect)
 
 
 def main() -> None:
