@@ -6,6 +6,7 @@ import click
 
 from catalyst_mcp import __version__
 from catalyst_mcp.cli.audit import audit
+from catalyst_mcp.cli.clients import clients
 from catalyst_mcp.cli.config import config
 from catalyst_mcp.cli.connect import connect
 from catalyst_mcp.cli.db import db
@@ -47,6 +48,7 @@ cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
 cli.add_command(connect)
+cli.add_command(clients)
 
 
 def main() -> None:
