@@ -277,6 +277,17 @@ def test_401_says_how_to_give_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         )
         assert result.returncode == 0, result.stderr
         assert "server: catalyst" in result.stdout
+        assert live.live is not None
+        config = write_config(tmp_path / "c.yaml", {}, gateway={"port": live.live.port})
+        keyless = run_process(
+            "connect", "--config", str(config), "--timeout", "5", env={"CATALYST_API_KEY": ""}
+        )
+        assert keyless.returncode == 4
+        gateway_key = run_process(
+            "connect", "--config", str(config), input="info\n", env={"CATALYST_API_KEY": token}
+        )
+        assert gateway_key.returncode == 0, gateway_key.stderr  # the gateway: the key by default
+        assert "connected to gateway" in gateway_key.stdout
         monkeypatch.delenv("MY_KEY", raising=False)
         unset = run("connect", live.url, "--api-key-env", "MY_KEY")
         assert unset.exit_code == 2
