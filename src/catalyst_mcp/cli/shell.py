@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import click
 
-from catalyst_mcp.cli.common import CliError, describe_error
+from catalyst_mcp.cli.common import CliError, describe_error, print_table
 from catalyst_mcp.cli.schemaargs import (
     ArgumentError,
     Parameter,
@@ -46,8 +46,6 @@ from catalyst_mcp.providers import ListKind
 __all__ = ["COMMANDS", "LineReader", "Shell", "StreamReader"]
 
 log = logging.getLogger("catalyst.cli")
-
-Completions = Callable[[], list[str]]
 
 
 class LineReader(Protocol):
@@ -103,7 +101,6 @@ class Shell:
         self.log_level = "info"
         self._tokens = itertools.count(1)
         self._running: asyncio.Task[None] | None = None
-        self._interrupted = False
 
     # ---- what the completer and the commands read ----------------------------------------------
 
@@ -190,7 +187,7 @@ class Shell:
             _error(f"unknown command {name!r}{hint}")
             return True
         try:
-            words = shlex.split(rest) if command.name not in ("call",) else []
+            words = [] if command.name == "call" else shlex.split(rest)  # call splits its own
         except ValueError as exc:
             _error(f"{name}: {exc}")
             return True
@@ -201,7 +198,6 @@ class Shell:
         """Run a command; Ctrl-C (SIGINT) cancels it; every failure is one line."""
         task: asyncio.Task[None] = asyncio.ensure_future(_settled(work))
         self._running = task
-        self._interrupted = False
         loop = asyncio.get_running_loop()
         handled = False
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -231,7 +227,6 @@ class Shell:
 
     def _interrupt(self) -> None:
         if self._running is not None:
-            self._interrupted = True
             self._running.cancel()
 
     # ---- talking to the server ---------------------------------------------------------------
@@ -338,7 +333,7 @@ def _matching(items: list[dict[str, Any]], key: str, words: list[str]) -> list[d
 
 async def _tools(shell: Shell, words: list[str], rest: str) -> None:
     items = _matching(shell.target.items("tools"), "name", words)
-    _table(described(items, "name"), ["name", "description"])
+    print_table(described(items, "name"), ["name", "description"])
 
 
 async def _resources(shell: Shell, words: list[str], rest: str) -> None:
@@ -347,12 +342,12 @@ async def _resources(shell: Shell, words: list[str], rest: str) -> None:
     for row, item in zip(rows, items, strict=True):
         row["mime"] = item.get("mimeType") or ""
         row["description"] = row["description"] or item.get("name", "")
-    _table(rows, ["uri", "mime", "description"])
+    print_table(rows, ["uri", "mime", "description"])
 
 
 async def _templates(shell: Shell, words: list[str], rest: str) -> None:
     items = _matching(shell.target.items("resourceTemplates"), "uriTemplate", words)
-    _table(described(items, "uriTemplate"), ["uriTemplate", "description"])
+    print_table(described(items, "uriTemplate"), ["uriTemplate", "description"])
 
 
 async def _prompts(shell: Shell, words: list[str], rest: str) -> None:
@@ -362,13 +357,7 @@ async def _prompts(shell: Shell, words: list[str], rest: str) -> None:
         row["arguments"] = ", ".join(
             a["name"] + ("" if a.get("required") else "?") for a in _prompt_arguments(item)
         )
-    _table(rows, ["name", "arguments", "description"])
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    from catalyst_mcp.cli.common import print_table
-
-    print_table(rows, columns)
+    print_table(rows, ["name", "arguments", "description"])
 
 
 async def _describe(shell: Shell, words: list[str], rest: str) -> None:
