@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test node-deps bench bench-packs bench-access conformance clean
+.PHONY: serve test node-deps bench bench-packs bench-packages bench-access conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,15 @@ bench: $(STAMP)
 bench-packs: $(STAMP)
 	$(BIN)/python bench/packs.py
 
+bench-packages: $(STAMP)
+	$(BIN)/python bench/packages.py
+
 bench-access: $(STAMP)
 	$(BIN)/python bench/access.py
+
+.PHONY: bench-audit
+bench-audit: $(STAMP)
+	$(BIN)/python bench/audit_durability.py
 
 conformance: $(STAMP) node-deps
 	$(BIN)/python conformance/run.py

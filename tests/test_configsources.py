@@ -37,6 +37,9 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("rbac", "roles", "probe", "name"): ("probe", "probe"),
     ("storage", "url"): ("sqlite+aiosqlite:///probe.db", "sqlite+aiosqlite:///probe.db"),
     ("rate_limits", "redis_url"): ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
+    ("packages", "registry_url"): ("http://127.0.0.1:1", "http://127.0.0.1:1"),
+    ("packages", "npm_registry_url"): ("http://127.0.0.1:2/", "http://127.0.0.1:2/"),
+    ("packages", "pypi_index_url"): ("http://127.0.0.1:3/simple", "http://127.0.0.1:3/simple"),
 }
 # Settings that are only valid together with another one.
 COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {

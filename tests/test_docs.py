@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
     AuthSettings,
@@ -24,6 +25,7 @@ MODELS = [
     RbacSettings,
     RateLimitSettings,
     AuditSettings,
+    PackagesSettings,
 ]
 
 

@@ -28,11 +28,21 @@ client; the cause, a stack trace or a secret never is).
     ├── LimiterUnavailable, SecretUnreadable, JwksError (security/): a store or key is missing
     ├── StorageError                    the database failed or refused a change
     │   ├── Conflict                    the user/key/role/secret already exists
-    │   └── Missing                     no such user/key/role/secret
+    │   ├── Missing                     no such user/key/role/secret
+    │   └── AuditUnavailable            a call's audit record cannot be committed (or queued);
+    │                                   data.executed says whether the call ran
     ├── RequestCancelled                the caller cancelled the request
     ├── SessionLimit                    no room for another legacy session (HTTP 429 / 503) -32000
     ├── PackError                       a knowledge pack could not serve a call (bad arguments,
     │                                   a database failure); tools/call shows it as isError
+    ├── PackageError                    an MCP server package could not be found, installed or
+    │   │                               verified (packages/; the CLI's `catalyst packages`)
+    │   ├── PackageNotFound             no such server, package or version
+    │   ├── RegistryUnreachable         the MCP Registry, npm or PyPI cannot be reached
+    │   ├── RuntimeMissing              node/npm, uv or python is not installed
+    │   ├── InstallFailed               the installer failed (the message ends with its output)
+    │   ├── IntegrityError              a downloaded distribution differs from the lock's hash
+    │   └── PackageConflict             a server of that name exists, or it is not installed
     └── UpstreamError                   an upstream MCP server failed this call
         ├── UpstreamUnavailable         not connected / crashed / circuit open
         ├── UpstreamTimeout             no answer within the call's timeout
@@ -47,12 +57,15 @@ from typing import Any
 
 __all__ = [
     "AccessError",
+    "AuditUnavailable",
     "CatalystError",
     "ConfigError",
     "ConfigProblem",
     "Conflict",
     "Forbidden",
     "HeaderMismatch",
+    "InstallFailed",
+    "IntegrityError",
     "InvalidParams",
     "InvalidRequest",
     "MalformedMeta",
@@ -61,11 +74,16 @@ __all__ = [
     "MissingCapability",
     "NotFound",
     "PackError",
+    "PackageConflict",
+    "PackageError",
+    "PackageNotFound",
     "ParseError",
     "ProtocolError",
     "RateLimited",
+    "RegistryUnreachable",
     "RequestCancelled",
     "ResourceNotFound",
+    "RuntimeMissing",
     "SessionLimit",
     "StorageError",
     "Unauthenticated",
@@ -232,6 +250,13 @@ class Missing(StorageError):
     """No such stored object."""
 
 
+class AuditUnavailable(StorageError):
+    """The audit trail cannot take a call's record: with ``audit.durability: strict`` its
+    commit failed or timed out (the call ran: its result is withheld), or the trail cannot be
+    written at all, or (either mode) too many records wait for the database (the call was not
+    run). ``data.executed`` says which; the message says what to do."""
+
+
 class RequestCancelled(CatalystError):
     """The caller cancelled the request; nothing is sent back for it."""
 
@@ -252,6 +277,35 @@ class SessionLimit(CatalystError):
 class PackError(CatalystError):
     """A knowledge pack could not serve a call. The message is written for the client: it never
     carries SQL driver internals, statements, bound values or connection URLs."""
+
+
+class PackageError(CatalystError):
+    """An MCP server package could not be found, installed, verified or removed. The message
+    is one line for the user (an installer's failure adds the tail of its output after it)."""
+
+
+class PackageNotFound(PackageError):
+    """No such server in the catalog, no such package on npm or PyPI, or no such version."""
+
+
+class RegistryUnreachable(PackageError):
+    """The MCP Registry, the npm registry or the Python package index cannot be reached."""
+
+
+class RuntimeMissing(PackageError):
+    """A program the install needs (node and npm, uv, python) is not installed."""
+
+
+class InstallFailed(PackageError):
+    """The installer (npm, uv, pip) failed for another reason; the tail of its output follows."""
+
+
+class IntegrityError(PackageError):
+    """A distribution's hash differs from the one in ``catalyst.lock``: nothing was installed."""
+
+
+class PackageConflict(PackageError):
+    """A server entry of that name exists already, or the package is not installed."""
 
 
 class UpstreamError(CatalystError):

@@ -30,6 +30,7 @@ from pydantic import (
 
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
+from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
     AuthSettings,
@@ -198,6 +199,21 @@ class ServerConfig(_Model):
     breaker_reset_seconds: float = Field(
         30.0, gt=0, description="How long an open breaker rejects calls before trying one."
     )
+    ping_interval_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Probe the server this often while no call is in flight (legacy era: ping; "
+        "modern era: server/discover, since 2026-07-28 has no ping). A probe that gets no answer "
+        "within ping_timeout_seconds marks the server failed and restarts (stdio) or reconnects "
+        "it. 0 turns the periodic probe off.",
+    )
+    ping_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How long a liveness probe waits for an answer. Also used after a call "
+        "times out, to tell a slow server (it answers: nothing happens) from a hung one (it is "
+        "restarted, and the calls in flight on it fail).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -343,6 +359,10 @@ class Settings(_Model):
     )
     audit: AuditSettings = Field(
         default_factory=lambda: AuditSettings(), description="The audit trail."
+    )
+    packages: PackagesSettings = Field(
+        default_factory=lambda: PackagesSettings(),
+        description="MCP server packages: catalog, installs, lockfile (docs/packages.md).",
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

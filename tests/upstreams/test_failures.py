@@ -244,6 +244,8 @@ async def test_timeout_is_a_clear_error_and_cancels_upstream(
         )
     assert [r.content[0].text for r in echoed] == namespaces  # type: ignore[union-attr]
     assert all(slow_gw.server(ns)["status"] == "ready" for ns in namespaces)
+    # slow, not hung: each answered the probe that followed its timeout, so none was restarted
+    assert all(slow_gw.server(ns)["restarts"] == 0 for ns in namespaces)
 
 
 @pytest.mark.asyncio(loop_scope="module")

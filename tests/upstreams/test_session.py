@@ -283,9 +283,32 @@ async def test_timeout_cancels_upstream_in_the_legacy_era() -> None:
     session, transport = await connected(script)
     with pytest.raises(UpstreamTimeout, match=r"did not answer tools/call within 0\.05s"):
         await session.request("tools/call", {}, timeout=0.05)
+    await poll(lambda: transport.sent[-1]["method"] == "notifications/cancelled", what="cancel")
     cancel = transport.sent[-1]
-    assert cancel["method"] == "notifications/cancelled"
     assert cancel["params"] == {"requestId": transport.requests[-1]["id"], "reason": "timed out"}
+
+
+async def test_a_cancellation_the_server_does_not_take_does_not_hold_the_caller() -> None:
+    """A hung server may not take the cancellation either (a POST it never answers): the
+    timed-out call ends at its time limit all the same."""
+
+    async def script(m: Message) -> Message:
+        await asyncio.sleep(10)
+        raise AssertionError
+
+    session, transport = await connected(script)
+    stuck = asyncio.Event()
+
+    async def send(message: Message) -> None:
+        stuck.set()
+        await asyncio.sleep(3600)
+
+    transport.send = send  # type: ignore[method-assign]
+    async with asyncio.timeout(2):
+        with pytest.raises(UpstreamTimeout):
+            await session.request("tools/call", {}, timeout=0.05)
+    await stuck.wait()  # the cancellation was tried, and is still trying
+    await session.close()  # which gives it up
 
 
 async def test_caller_cancellation_is_forwarded() -> None:

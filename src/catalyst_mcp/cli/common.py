@@ -8,7 +8,8 @@ Exit codes (one place; docs/cli.md lists them per command):
       a server answered with a JSON-RPC error, a file exists and ``--force`` was not given
 2     usage error: a bad option or argument (click's own code), e.g. ``--args`` that is not JSON
 3     configuration error: the config file (or a file to import) is invalid
-4     could not connect: the server or gateway is unreachable, or the MCP handshake failed
+4     could not connect: the server or gateway is unreachable, or the MCP handshake failed;
+      a package registry (the MCP Registry, npm, PyPI) is unreachable
 ====  ==========================================================================================
 
 Errors are raised as :class:`CliError` with one of these codes and shown as one ``error:`` line
@@ -30,7 +31,13 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from catalyst_mcp.errors import CatalystError, ConfigError, ProtocolError, UpstreamRejected
+from catalyst_mcp.errors import (
+    CatalystError,
+    ConfigError,
+    ProtocolError,
+    RegistryUnreachable,
+    UpstreamRejected,
+)
 from catalyst_mcp.settings import Settings, load_settings
 
 __all__ = [
@@ -173,6 +180,8 @@ def run_async(main: Coroutine[Any, Any, T], *, verbose: bool = False) -> T:
             raise
         except ConfigError as exc:
             raise CliError(f"invalid configuration:\n{exc}", EXIT_CONFIG) from exc
+        except RegistryUnreachable as exc:
+            raise CliError(describe_error(exc), EXIT_CONNECT) from exc
         except CatalystError as exc:
             raise CliError(describe_error(exc)) from exc
         except Exception as exc:

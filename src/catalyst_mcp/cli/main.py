@@ -12,6 +12,7 @@ from catalyst_mcp.cli.connect import connect
 from catalyst_mcp.cli.db import db
 from catalyst_mcp.cli.health import health
 from catalyst_mcp.cli.keys import keys
+from catalyst_mcp.cli.packages import packages
 from catalyst_mcp.cli.packs import packs
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
@@ -36,7 +37,7 @@ def cli() -> None:
       1  failed: a server is down, a tool reported an error, a file exists
       2  usage error: a bad option or argument
       3  invalid configuration (problems are shown as file:line: what is wrong)
-      4  cannot connect to the server or gateway
+      4  cannot connect to the server or gateway (or to a package registry)
     """
 
 
@@ -47,6 +48,7 @@ cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
+cli.add_command(packages)
 cli.add_command(connect)
 cli.add_command(clients)
 

@@ -58,6 +58,12 @@ class UpstreamTransport(ABC):
     async def close(self) -> None:
         """Disconnect (or stop the process). Safe to call more than once."""
 
+    def abort(self, reason: str) -> None:  # noqa: B027 - optional: a no-op where nothing waits
+        """The server stopped answering: fail the requests in flight with ``reason`` and cut
+        it off at once, without the courtesies of :meth:`close` (which still follows). Where
+        each request is an exchange of its own (Streamable HTTP), it ends by its own time
+        limit instead."""
+
     def describe(self) -> dict[str, Any]:
         """Details for health reports (never secrets)."""
         return {}
@@ -138,3 +144,6 @@ class StreamTransport(UpstreamTransport):
 
     async def send(self, message: Message) -> None:
         await self._write(message)
+
+    def abort(self, reason: str) -> None:
+        self._pending.fail_all(reason)

@@ -249,6 +249,11 @@ class StreamableHttpTransport(UpstreamTransport):
         else:
             log.debug("%s: GET stream failed: %s", self.server, exc)
 
+    def abort(self, reason: str) -> None:
+        # The server stopped answering: closing must not wait on a DELETE it will not answer
+        # either. (Requests in flight are exchanges of their own; each ends by its time limit.)
+        self.session_id = None
+
     async def close(self) -> None:
         if self._get_task is not None:
             self._get_task.cancel()

@@ -245,4 +245,5 @@ class PerUserUpstream(Provider):
             return {"name": self.name, "kind": self.template.kind, "status": "starting"}
         report = dict(self.shared.health())
         report["per_user_instances"] = len(self.users)
+        report["per_user_restarts"] = sum(i.upstream.restarts for i in self.users.values())
         return report

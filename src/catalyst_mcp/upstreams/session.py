@@ -43,6 +43,8 @@ __all__ = ["EraPreference", "ServerRequestHandler", "UpstreamSession"]
 log = logging.getLogger("catalyst.upstream")
 
 EraPreference = Literal["auto", "modern", "legacy"]
+# How long a cancellation notification may take to go out before it is given up.
+CANCEL_SEND_SECONDS = 5.0
 ServerRequestHandler = Callable[[Message], Awaitable[dict[str, Any]]]
 
 CLIENT_INFO = {"name": "catalyst-gateway", "version": __version__}
@@ -79,6 +81,7 @@ class UpstreamSession:
         self.server_info: dict[str, Any] = {}
         self.instructions: str | None = None
         self._ids = itertools.count(1)
+        self._background: set[asyncio.Task[None]] = set()  # cancellations being sent
         self.on_notification: MessageHandler = _ignore
         self.on_server_request: ServerRequestHandler = _refuse
         transport.on_message = self._incoming
@@ -218,11 +221,11 @@ class UpstreamSession:
             answer = await self.transport.request(message, on_related, headers)
         except asyncio.CancelledError as exc:
             if expired and task is not None and task.uncancel() == 0:
-                await self._cancel(request_id, "timed out")
+                self._cancel(request_id, "timed out")
                 raise UpstreamTimeout(
                     self.server, f"{self.server} did not answer {method} within {timeout or 0:g}s"
                 ) from exc
-            await self._cancel(request_id, "cancelled by the client")
+            self._cancel(request_id, "cancelled by the client")
             raise
         except HttpStatusError as exc:
             if isinstance(exc.body, dict) and isinstance(exc.body.get("error"), dict):
@@ -236,15 +239,46 @@ class UpstreamSession:
         result: dict[str, Any] = answer["result"]
         return result
 
-    async def _cancel(self, request_id: int, reason: str) -> None:
+    @property
+    def ping_method(self) -> str:
+        """The request that checks liveness: ``ping``, or in the modern era (2026-07-28 removed
+        ping) ``server/discover``, which every modern server must serve."""
+        return "server/discover" if self.era == "modern" else "ping"
+
+    async def ping(self, timeout: float) -> None:
+        """Check that the server still answers, within ``timeout`` seconds.
+
+        Any answer counts, a JSON-RPC error too (-32601 from a server without ``ping`` still
+        proves it reads and writes), and so does an HTTP refusal below 500. Raises
+        :class:`UpstreamTimeout` when no answer comes, another :class:`UpstreamError` when the
+        connection fails or an HTTP 5xx says the server behind it is down.
+        """
+        params = {"_meta": self.meta()} if self.era == "modern" else {}
+        try:
+            await self.request(self.ping_method, params, timeout=timeout)
+        except UpstreamRejected:
+            return
+        except HttpStatusError as exc:
+            if exc.status >= 500:
+                raise
+
+    def _cancel(self, request_id: int, reason: str) -> None:
+        """Send ``notifications/cancelled`` for a request, without waiting for it to go out: a
+        server that stopped answering may not take it either (a POST to a hung HTTP server
+        would hold the caller long after its time limit)."""
         # Modern HTTP: abandoning the response stream is the cancellation (done by the transport).
         if self.era == "modern" and isinstance(self.transport, StreamableHttpTransport):
             return
         params = {"requestId": request_id, "reason": reason}
-        with contextlib.suppress(CatalystError, OSError):
-            await asyncio.shield(
-                self.transport.send(notification("notifications/cancelled", params))
-            )
+        note = notification("notifications/cancelled", params)
+        task = asyncio.get_running_loop().create_task(self._send_quietly(note))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send_quietly(self, message: Message) -> None:
+        with contextlib.suppress(CatalystError, OSError, TimeoutError):
+            async with asyncio.timeout(CANCEL_SEND_SECONDS):
+                await self.transport.send(message)
 
     # ---- messages the server sends us --------------------------------------------------------
 
@@ -268,6 +302,8 @@ class UpstreamSession:
             await self.transport.send(reply)
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         await self.transport.close()
 
 

@@ -3,7 +3,8 @@
 The process gets its own process group, so stopping it stops whatever it started (``npx`` runs
 node under a shell). Its stderr goes to the gateway log, line by line, with the server's name;
 the last lines are kept for health reports. Stopping is: close stdin, wait, SIGTERM, wait,
-SIGKILL — the order the MCP spec recommends.
+SIGKILL — the order the MCP spec recommends; a server that stopped answering is killed at once
+(:meth:`StdioTransport.abort`).
 """
 
 from __future__ import annotations
@@ -273,6 +274,20 @@ class StdioTransport(StreamTransport):
                 await task
         self._tasks = []
         self._pending.fail_all(f"{self.server} was stopped")
+
+    def abort(self, reason: str) -> None:
+        """Kill a server that stopped answering, with SIGKILL to its whole group at once.
+
+        The graceful order of :meth:`close` assumes a server that still reads its input and
+        handles signals; one that did not answer a ping does neither (it is blocked, stuck in a
+        loop, or stopped: a stopped process does not even act on SIGTERM until continued), so
+        closing stdin and waiting would only add seconds to the restart. What it was doing is
+        lost either way: the calls in flight fail with ``reason``.
+        """
+        self._closing = True  # its exit is our doing, not news for on_closed
+        super().abort(reason)
+        if self.process is not None and self.process.returncode is None:
+            self._signal(self.process, signal.SIGKILL)
 
     async def _wait(self, process: asyncio.subprocess.Process) -> int | None:
         with contextlib.suppress(TimeoutError):

@@ -1,18 +1,22 @@
 """One configured upstream MCP server: connect, supervise, cache its lists, relay calls.
 
 The connection is long-lived and shared by every client (no per-call handshake). A supervisor
-task reconnects with exponential backoff when the process dies or the server stops answering;
-while it is down, calls fail fast with a clear error and ``/ready`` says why. A circuit breaker
-stops hammering a server whose calls keep failing.
+task reconnects with exponential backoff when the process dies or the connection fails; while it is
+down, calls fail fast with a clear error and ``/ready`` says why. A server that stops answering
+(no answer to a probe after a call timed out, or to the periodic probe) is restarted at once
+(:mod:`catalyst_mcp.upstreams.liveness`). A circuit breaker stops hammering a server whose calls
+keep failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from catalyst_mcp.context import CallContext
@@ -33,6 +37,8 @@ from catalyst_mcp.settings import ServerConfig
 from catalyst_mcp.upstreams.base import UpstreamTransport
 from catalyst_mcp.upstreams.breaker import CircuitBreaker
 from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport
+from catalyst_mcp.upstreams.lists import CAPABILITY_OF, CHANGED, fetch_list
+from catalyst_mcp.upstreams.liveness import Liveness
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
 from catalyst_mcp.upstreams.websocket import WebSocketTransport
@@ -41,30 +47,6 @@ __all__ = ["Upstream"]
 
 log = logging.getLogger("catalyst.upstream")
 
-LIST_METHODS: dict[ListKind, str] = {
-    "tools": "tools/list",
-    "resources": "resources/list",
-    "resourceTemplates": "resources/templates/list",
-    "prompts": "prompts/list",
-}
-CAPABILITY_OF: dict[ListKind, str] = {
-    "tools": "tools",
-    "resources": "resources",
-    "resourceTemplates": "resources",
-    "prompts": "prompts",
-}
-CHANGED: dict[str, tuple[ListKind, ...]] = {
-    "notifications/tools/list_changed": ("tools",),
-    "notifications/resources/list_changed": ("resources", "resourceTemplates"),
-    "notifications/prompts/list_changed": ("prompts",),
-}
-IDENTITY_FIELD: dict[ListKind, str] = {
-    "tools": "name",
-    "resources": "uri",
-    "resourceTemplates": "uriTemplate",
-    "prompts": "name",
-}
-MAX_PAGES = 1000
 DRAIN_POLL_SECONDS = 0.05
 CLIENT_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 LISTEN_FLAGS = {
@@ -98,6 +80,8 @@ class Upstream(Provider):
         self.session: UpstreamSession | None = None
         self.status = "starting"
         self.last_error: str | None = None
+        # the latest failure and when (time.time()): kept after recovery, for health reports
+        self.last_failure: tuple[str, float] | None = None
         self.connected_at: float | None = None
         self.restarts = 0
         self._retry_at: float | None = None
@@ -117,6 +101,12 @@ class Upstream(Provider):
         self._serial = asyncio.Lock() if config.serialize_calls else None
         self._listen_task: asyncio.Task[None] | None = None
         self._listen_changed = asyncio.Event()
+        self.liveness = Liveness(
+            name, config.ping_interval_seconds, config.ping_timeout_seconds, self._restart
+        )
+        self._watch_task: asyncio.Task[None] | None = None
+        self._restart_now = False  # the next reconnect follows a deliberate kill: no backoff
+        self._attempt_waiters: list[asyncio.Future[None]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -134,7 +124,7 @@ class Upstream(Provider):
         while not self._stopping:
             self._lost.clear()
             transport = build_transport(self.name, self.config)
-            transport.on_closed = self._connection_lost
+            transport.on_closed = functools.partial(self._connection_lost, transport=transport)
             self._transport = transport
             session: UpstreamSession | None = None
             try:
@@ -153,9 +143,13 @@ class Upstream(Provider):
                 self.breaker.reset()
                 delay = self.config.restart_initial_seconds
                 self._settled.set()
+                self._attempt_over()
                 self.on_change(self, set(LIST_KINDS))
                 if session.era == "modern":
                     self._listen_task = asyncio.create_task(self._listen(session))
+                if self.config.ping_interval_seconds > 0:
+                    watch = self.liveness.watch(session, self._busy)
+                    self._watch_task = asyncio.create_task(watch)
                 for uri in self._subscriptions:
                     await self._send_subscribe(uri)
                 await self._lost.wait()
@@ -169,43 +163,84 @@ class Upstream(Provider):
                 log.exception("%s: unexpected failure", self.name)
             finally:
                 self.session = None
-                if self._listen_task is not None:
-                    self._listen_task.cancel()
-                    self._listen_task = None
+                for task in (self._listen_task, self._watch_task):
+                    if task is not None:
+                        task.cancel()
+                self._listen_task = self._watch_task = None
                 with contextlib.suppress(Exception):
                     await (session.close() if session is not None else transport.close())
             if self._stopped():
                 break
-            had_items = any(self._lists.values())
-            self._lists = {k: [] for k in LIST_KINDS}
-            if had_items:
-                self.on_change(self, set(LIST_KINDS))
             self.status = "failed"
             self._settled.set()
             self.restarts += 1
-            log.info("%s: reconnecting in %.1fs", self.name, delay)
-            self._retry_at = time.monotonic() + delay
-            await asyncio.sleep(delay)
-            self.status = "starting"
-            delay = min(delay * 2, self.config.restart_max_seconds)
+            if self._restart_now:
+                # killed for not answering: start again at once, and keep the lists (the same
+                # server is back in a moment; calls wait for it meanwhile)
+                self._restart_now = False
+                self._retry_at = time.monotonic()
+                log.info("%s: restarting", self.name)
+            else:
+                had_items = any(self._lists.values())
+                self._lists = {k: [] for k in LIST_KINDS}
+                if had_items:
+                    self.on_change(self, set(LIST_KINDS))
+                log.info("%s: reconnecting in %.1fs", self.name, delay)
+                self._retry_at = time.monotonic() + delay
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.restart_max_seconds)
+            # the status stays "failed" through the next attempt: "starting" is the first only
 
     def _failed(self, reason: str) -> None:
         """Report a failed connection at once (closing the transport may take seconds)."""
-        self.last_error = reason
+        self._note(reason)
         self.status = "failed"
         self._settled.set()
+        self._attempt_over()
+
+    def _note(self, reason: str) -> None:
+        self.last_error = reason
+        self.last_failure = (reason, time.time())
+
+    def _attempt_over(self) -> None:
+        """A connection attempt has ended (ready or failed): wake whoever waits for one."""
+        waiters, self._attempt_waiters = self._attempt_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _stopped(self) -> bool:
         return self._stopping
 
-    def _connection_lost(self, reason: str) -> None:
-        if not self._stopping:
-            self.last_error = reason
-            self._lost.set()
+    def _connection_lost(self, reason: str, transport: UpstreamTransport | None = None) -> None:
+        if self._stopping or self._lost.is_set():
+            return  # stopping, or already on the way out (the first reason is the one to tell)
+        if transport is not None and transport is not self._transport:
+            return  # news of a connection already replaced
+        self._note(reason)
+        self._lost.set()
+
+    async def _restart(self, session: UpstreamSession, cause: str) -> None:
+        """``session`` stopped answering: kill or drop it, fail its calls in flight, and return
+        once the next connection is ready or has failed (within the connect timeout)."""
+        if self.session is not session or self._stopping:
+            return
+        done = "it was restarted" if self.config.kind == "stdio" else "it is being reconnected"
+        self._note(f"{cause}; {done}")
+        self.status = "failed"  # at once: closing the old connection may take a moment
+        log.warning("%s", self.last_error)
+        self.breaker.failure()
+        waiter = asyncio.get_running_loop().create_future()
+        self._attempt_waiters.append(waiter)
+        self._restart_now = True
+        session.transport.abort(f"{cause}; {done}, and this call was lost with it: retry it")
+        self._lost.set()
+        await asyncio.wait({waiter}, timeout=self.config.connect_timeout_seconds + 1)
 
     async def stop(self) -> None:
         self._stopping = True
         self._lost.set()
+        self.liveness.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -233,6 +268,7 @@ class Upstream(Provider):
             await asyncio.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - loop.time())))
 
     def _busy(self) -> bool:
+        """A call is running or waiting its turn (no liveness probe then; no drain yet)."""
         return bool(self._inflight) or (self._serial is not None and self._serial.locked())
 
     # ---- lists -----------------------------------------------------------------------------
@@ -243,31 +279,7 @@ class Upstream(Provider):
                 await self._fetch(session, kind)
 
     async def _fetch(self, session: UpstreamSession, kind: ListKind) -> None:
-        items: list[dict[str, Any]] = []
-        cursor: Any = None
-        ttl: Any = None
-        for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {} if cursor is None else {"cursor": cursor}
-            if session.era == "modern":
-                params["_meta"] = session.meta()
-            try:
-                result = await session.request(
-                    LIST_METHODS[kind], params, timeout=self.config.connect_timeout_seconds
-                )
-            except UpstreamRejected as exc:
-                if exc.code == -32601:  # declared but not implemented: treat as empty
-                    break
-                raise
-            key = IDENTITY_FIELD[kind]
-            for item in result.get(kind) or []:
-                if isinstance(item, dict) and isinstance(item.get(key), str):
-                    items.append(item)
-                else:
-                    log.warning("%s: ignoring a malformed entry in %s", self.name, kind)
-            ttl = result.get("ttlMs")
-            cursor = result.get("nextCursor")
-            if not isinstance(cursor, str):
-                break
+        items, ttl = await fetch_list(session, kind, self.config.connect_timeout_seconds)
         self._lists[kind] = items
         if isinstance(ttl, int | float) and ttl > 0:
             self._expires[kind] = time.monotonic() + ttl / 1000
@@ -327,6 +339,8 @@ class Upstream(Provider):
             return await self._call(method, params, ctx)
 
     async def _call(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        if self.liveness.gate is not None:  # suspect or restarting: never send into a dead one
+            await self._wait_for_verdict(method)
         session = self.session
         if session is None:
             raise UpstreamUnavailable(self.name, self._unavailable_reason())
@@ -356,13 +370,27 @@ class Upstream(Provider):
             raise
         except (UpstreamUnavailable, UpstreamTimeout, UpstreamProtocolError) as exc:
             self.breaker.failure()
-            if isinstance(exc, UpstreamUnavailable) and self.config.kind != "stdio":
-                self._connection_lost(str(exc))
+            if self.session is session:
+                if isinstance(exc, UpstreamTimeout):
+                    self.liveness.suspect(session)
+                elif isinstance(exc, UpstreamUnavailable) and self.config.kind != "stdio":
+                    self._connection_lost(str(exc))
             raise
         finally:
             del self._inflight[token]
         self.breaker.success()
         return result
+
+    async def _wait_for_verdict(self, method: str) -> None:
+        """Wait, at most the call's time limit, until the pending liveness verdict or restart
+        is over (the call then has its whole time limit for itself)."""
+        if not await self.liveness.wait(self.call_timeout):
+            why = self.last_error or "a call timed out, and it is being checked"
+            raise UpstreamTimeout(
+                self.name,
+                f"{self.name} could not take {method} within {self.call_timeout:g}s while it "
+                f"recovers ({why}); retry shortly",
+            )
 
     def _meta(self, session: UpstreamSession, ctx: CallContext, token: int) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -392,7 +420,8 @@ class Upstream(Provider):
         retry = self._retry_at
         when = ""
         if retry is not None and self.status == "failed":
-            when = f"; retrying in {max(0.0, retry - time.monotonic()):.0f}s"
+            left = retry - time.monotonic()
+            when = f"; retrying in {left:.0f}s" if left >= 0.5 else "; retrying now"
         return f"{self.name} is unavailable ({self.status}){why}{when}"
 
     # ---- what the server sends ---------------------------------------------------------------
@@ -584,6 +613,9 @@ class Upstream(Provider):
             report["serverInfo"] = session.server_info
         if self.last_error:
             report["error"] = self.last_error
+        if self.last_failure is not None:
+            reason, at = self.last_failure
+            report["lastFailure"] = {"error": reason, "at": _iso(at)}
         return report
 
 
@@ -602,6 +634,10 @@ def _modern_capabilities(capabilities: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("roots"), dict) and "listChanged" in out["roots"]:
         out["roots"] = {k: v for k, v in out["roots"].items() if k != "listChanged"}
     return out
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _describe(exc: BaseException) -> str:
