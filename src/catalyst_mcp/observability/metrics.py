@@ -1,9 +1,9 @@
 """The metrics the request path counts, on ``prometheus-client``, with bounded label sets.
 
 One :class:`Metrics` per gateway. What happens on the request path is counted here as it
-happens (requests, tool calls and their latency, calls in flight, refusals, failed
-authentications, audit writes); what the gateway *is* (upstream states, restarts, circuit
-breakers, sessions, packs, the audit queue) is read when ``/metrics`` is scraped
+happens (requests, tool calls and their latency, refusals, failed authentications, audit
+writes); what the gateway *is* (calls in flight, upstream states, restarts, circuit breakers,
+sessions, packs, the audit queue) is read when ``/metrics`` is scraped
 (:mod:`catalyst_mcp.observability.statemetrics`), so it costs the request path nothing.
 
 Label values are bounded: ``method`` is one of the MCP methods the gateway serves (anything
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = [
     "KNOWN_METHODS",
@@ -121,13 +121,6 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=into,
         )
-        self.in_flight = Gauge(
-            "catalyst_calls_in_flight",
-            "Calls (tools, prompts, resource reads) waiting for a server or pack now.",
-            ["server"],
-            registry=into,
-            multiprocess_mode="livesum",
-        )
         self.refusals = Counter(
             "catalyst_refusals",
             "Requests refused by access control: denied (RBAC or key scopes), rate_limited, "
@@ -160,7 +153,6 @@ class Metrics:
         self._requests: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
         self._tools: dict[str, str] = {}  # tool name -> its label (itself, or "other")
         self._calls: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
-        self._in_flight: dict[str, Gauge] = {}
         self._reasons: dict[tuple[int, str], Counter] = {}
 
     # ---- the request path --------------------------------------------------------------------
@@ -213,13 +205,6 @@ class Metrics:
         if label != OTHER or tool == OTHER:  # (names beyond the cap are not kept)
             self._calls[(server, tool, outcome)] = children
         return children
-
-    def in_flight_of(self, server: str) -> Gauge:
-        """The in-flight gauge of ``server`` (inc() when a call starts, dec() when it ends)."""
-        gauge = self._in_flight.get(server)
-        if gauge is None:
-            gauge = self._in_flight[server] = self.in_flight.labels(server)
-        return gauge
 
     def refusal(self, reason: str) -> None:
         self._reason(0, self.refusals, reason).inc()

@@ -81,6 +81,14 @@ class GatewayCollector(Collector):
         )
         problems.add_metric([], len(self.gateway.config_problems))
         yield problems
+        in_flight = GaugeMetricFamily(
+            "catalyst_calls_in_flight",
+            "Calls (tools, prompts, resource reads) waiting for a server or pack now.",
+            labels=["server"],
+        )
+        for server, count in sorted(self.gateway.server.in_flight.items()):
+            in_flight.add_metric([server], count)
+        yield in_flight
 
     def _servers(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -82,6 +82,7 @@ class McpServer:
         # authorization, rate limits and audit (None: everyone may do everything, unrecorded)
         self.access = access
         self.metrics: Metrics | None = None  # tool calls and calls in flight (None: not counted)
+        self.in_flight: dict[str, int] = {}  # calls waiting for each provider (when counted)
         self.bridge = InputBridge()
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
@@ -346,12 +347,13 @@ class McpServer:
         metrics = self.metrics
         if metrics is None:
             return await self._relay_now(provider, method, params, ctx)
-        in_flight = metrics.in_flight_of(provider.name)
-        in_flight.inc()
+        in_flight = self.in_flight  # plain counts (one event loop): read at scrape time
+        name = provider.name
+        in_flight[name] = in_flight.get(name, 0) + 1
         try:
             return await self._relay_now(provider, method, params, ctx)
         finally:
-            in_flight.dec()
+            in_flight[name] -= 1
 
     async def _relay_now(
         self, provider: Provider, method: str, params: dict[str, Any], ctx: CallContext
