@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -268,6 +269,10 @@ def table(
     return "\n".join(lines), ok
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # every process started is stopped on the way out
     load = os.getloadavg()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="catalyst-bench-obs-") as tmp:
@@ -303,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("interrupted; stopping servers", file=sys.stderr)
+            return 130
         finally:
             procs.stop_all()
     report, ok = table(runs, args.requests, started, load)
