@@ -166,6 +166,14 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def count(self, method: str, era: str, transport: str, outcome: str) -> None:
+        """One client request the dispatcher answered itself (counted, not timed)."""
+        key = (method, era, transport, outcome)
+        children = self._requests.get(key)
+        if children is None:
+            children = self._bind_request(key)
+        children[0].inc()
+
     def _bind_request(self, key: tuple[str, str, str, str]) -> tuple[Counter, Histogram]:
         method, era, transport, outcome = key
         label = method if method in KNOWN_METHODS else OTHER

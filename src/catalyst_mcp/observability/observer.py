@@ -62,7 +62,7 @@ class Observer:
         """Count a request the dispatcher answered itself (no span, no timing)."""
         metrics = self.metrics
         if metrics is not None:
-            metrics.request(method, era, transport, outcome, 0.0)
+            metrics.count(method, era, transport, outcome)
 
 
 class Watch:
