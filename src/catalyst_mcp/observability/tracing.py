@@ -18,7 +18,8 @@ asks an upstream. Arguments and results are never recorded (they may hold secret
 Context travels as W3C trace context: in from a client's ``params._meta`` ``traceparent`` /
 ``tracestate`` (the parent, as the conventions ask) or its HTTP ``traceparent`` header (the
 parent when ``_meta`` has none, else a link), out to every upstream in ``params._meta`` (both
-eras, stdio too) and, over HTTP, in the ``traceparent`` header as well. Background work
+eras, stdio too) and, over HTTP, in the ``traceparent`` header as well, for every sampled
+request (an unsampled one passes nothing on, so it costs the call path nothing). Background work
 (list fetches, liveness probes) outside any request is not traced.
 """
 
@@ -272,8 +273,7 @@ def _target_attributes(attributes: dict[str, Any], method: str, params: Mapping[
 
 class UpstreamCall:
     """One traced request to an upstream: ``params`` and ``headers`` carry the trace context;
-    :meth:`finish` ends its span (there is none when the request's own span is not sampled:
-    the context still travels, so the upstream follows the decision)."""
+    :meth:`finish` ends its span."""
 
     __slots__ = ("headers", "params", "span")
 
@@ -308,24 +308,23 @@ def upstream_call(
     params: dict[str, Any],
     headers: dict[str, str] | None,
 ) -> UpstreamCall | None:
-    """The traced form of one request to an upstream, or None when it is not traced (tracing
-    off, or no client request is being served: background work)."""
+    """The traced form of one request to an upstream, or None when it is not traced: tracing
+    off, no client request being served (background work), or that request not sampled."""
     tracer = _tracer
     if tracer is None:
         return None
     current = trace.get_current_span()
-    if not current.get_span_context().is_valid:
+    if not current.is_recording():
+        # background work, or a request not sampled: nothing recorded here, nothing passed on
+        # (the hot path at low sampling ratios; decision 017)
         return None
-    span: trace.Span | None = None
-    carry_in: otel_context.Context | None = None
-    if current.is_recording():
-        name = params.get("name") if method in NAMED else None
-        span = tracer.start_span(
-            f"{method} {name}" if isinstance(name, str) else method, kind=SpanKind.CLIENT
-        )
-        if span.is_recording():
-            span.set_attributes(_client_attributes(session, method, params))
-        carry_in = trace.set_span_in_context(span)
+    name = params.get("name") if method in NAMED else None
+    span = tracer.start_span(
+        f"{method} {name}" if isinstance(name, str) else method, kind=SpanKind.CLIENT
+    )
+    if span.is_recording():
+        span.set_attributes(_client_attributes(session, method, params))
+    carry_in = trace.set_span_in_context(span)
     carrier: dict[str, str] = {}
     PROPAGATOR.inject(carrier, context=carry_in)
     meta = params.get("_meta")
