@@ -51,6 +51,8 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
         [RootConfig(path="probe-root"), RootConfig(path="other", writable=True, name="o")],
     ),
     ("servers", "probe", "database", "url"): ("sqlite:///other.db", "sqlite:///other.db"),
+    ("telemetry", "otlp_endpoint"): ("http://127.0.0.1:4/", "http://127.0.0.1:4/"),
+    ("telemetry", "sample_ratio"): ("0.25", 0.25),
 }
 # Settings that are only valid together with another one.
 COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {
@@ -212,7 +214,7 @@ def test_whole_sections_and_nulls_are_yaml_or_json() -> None:
         ),
         (
             {"CATALYST_SERVERS__X__URL": "ftp://h"},
-            "CATALYST_SERVERS__X__URL: servers.x: url must start with http:// or https://",
+            "CATALYST_SERVERS__X__URL: servers.x: url must start with http://, https://, ws:// or wss://",
         ),
     ],
 )
