@@ -135,6 +135,18 @@ def pg_reachable() -> bool:
         return False
 
 
+MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306  # the machine's MariaDB (root, no password)
+
+
+def mariadb_reachable() -> bool:
+    """Whether MariaDB listens on :data:`MARIADB_HOST`:`MARIADB_PORT`."""
+    try:
+        with socket.create_connection((MARIADB_HOST, MARIADB_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def require_or_skip(condition: bool, reason: str) -> None:
     """Skip with ``reason`` for users; fail under CI=true, where everything must run."""
     if condition:

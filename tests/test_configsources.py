@@ -23,10 +23,16 @@ from catalyst_mcp.configsources import (
     variable_of,
 )
 from catalyst_mcp.errors import ConfigError
+from catalyst_mcp.servers.config import RootConfig
 from catalyst_mcp.settings import Settings, parse_settings
 from catalyst_mcp.yamlsource import load_yaml
 
 SERVER_BASE = {"CATALYST_SERVERS__PROBE__COMMAND": "probe-cmd"}
+# A built-in server's section makes the entry (instead of a command): its required option.
+BUILTIN_BASE = {
+    "filesystem": {"CATALYST_SERVERS__PROBE__FILESYSTEM__ROOTS": "[probe-root]"},
+    "database": {"CATALYST_SERVERS__PROBE__DATABASE__URL": "sqlite:///probe.db"},
+}
 # Values a field's own rules need (anything else is derived from its type).
 SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("gateway", "mcp_path"): ("/probe", "/probe"),
@@ -40,6 +46,11 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("packages", "registry_url"): ("http://127.0.0.1:1", "http://127.0.0.1:1"),
     ("packages", "npm_registry_url"): ("http://127.0.0.1:2/", "http://127.0.0.1:2/"),
     ("packages", "pypi_index_url"): ("http://127.0.0.1:3/simple", "http://127.0.0.1:3/simple"),
+    ("servers", "probe", "filesystem", "roots"): (
+        "[probe-root, {path: other, writable: true, name: o}]",
+        [RootConfig(path="probe-root"), RootConfig(path="other", writable=True, name="o")],
+    ),
+    ("servers", "probe", "database", "url"): ("sqlite:///other.db", "sqlite:///other.db"),
     ("telemetry", "otlp_endpoint"): ("http://127.0.0.1:4/", "http://127.0.0.1:4/"),
     ("telemetry", "sample_ratio"): ("0.25", 0.25),
 }
@@ -141,7 +152,9 @@ def test_every_setting_is_settable_from_the_environment(
     variable = variable_of(path)
     text, expected = sample(path, field)
     environ = {variable: text, **COMPANIONS.get(path, {})}
-    if path[0] == "servers" and path[-1] != "url":
+    if path[0] == "servers" and path[2] in BUILTIN_BASE:
+        environ = {**BUILTIN_BASE[path[2]], **environ}
+    elif path[0] == "servers" and path[-1] != "url":
         environ = {**SERVER_BASE, **environ}
     settings = parse_settings(load_yaml("", "c.yaml"), environ)
     loaded = value_at(settings, path)

@@ -14,6 +14,7 @@ from catalyst_mcp.security.config import (
     RateLimitSettings,
     RbacSettings,
 )
+from catalyst_mcp.servers.config import DatabaseOptions, FilesystemOptions, RootConfig
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
 from tests.conftest import ROOT
 
@@ -30,6 +31,9 @@ MODELS = [
     MetricsSettings,
     TelemetrySettings,
     LogSettings,
+    FilesystemOptions,
+    RootConfig,
+    DatabaseOptions,
 ]
 
 

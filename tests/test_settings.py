@@ -189,8 +189,8 @@ servers:
         "c.yaml:6: servers.both: give either 'command' (stdio) or 'url' (remote), not both" in found
     )
     assert (
-        "c.yaml:9: servers.neither: needs 'command' (a stdio server) or 'url' (a remote server)"
-        in found
+        "c.yaml:9: servers.neither: needs 'command' (a stdio server), 'url' (a remote "
+        "server) or a built-in section (filesystem, database)" in found
     )
     # the value is not echoed: it may come from ${NAME} and carry a secret
     assert (

@@ -70,6 +70,9 @@ class CallContext:
     # result. Legacy clients get a JSON-RPC request; modern clients an InputRequiredResult.
     ask: Asker | None = None
     session_id: str | None = None
+    # Facts a provider adds to this call's audit record (a database write's masked statement
+    # and row count); never a secret or an argument's value.
+    audit_note: dict[str, Any] | None = None
 
     def can(self, capability: str) -> bool:
         """Whether the client declared ``capability`` (``sampling``, ``elicitation``, ``roots``)."""

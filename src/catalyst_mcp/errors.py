@@ -35,6 +35,9 @@ client; the cause, a stack trace or a secret never is).
     ├── SessionLimit                    no room for another legacy session (HTTP 429 / 503) -32000
     ├── PackError                       a knowledge pack could not serve a call (bad arguments,
     │                                   a database failure); tools/call shows it as isError
+    ├── BuiltinError                    a built-in server (servers/) could not serve a call: a
+    │                                   refused path, a file too large, a database error;
+    │                                   tools/call shows it as isError
     ├── PackageError                    an MCP server package could not be found, installed or
     │   │                               verified (packages/; the CLI's `catalyst packages`)
     │   ├── PackageNotFound             no such server, package or version
@@ -58,6 +61,7 @@ from typing import Any
 __all__ = [
     "AccessError",
     "AuditUnavailable",
+    "BuiltinError",
     "CatalystError",
     "ConfigError",
     "ConfigProblem",
@@ -277,6 +281,13 @@ class SessionLimit(CatalystError):
 class PackError(CatalystError):
     """A knowledge pack could not serve a call. The message is written for the client: it never
     carries SQL driver internals, statements, bound values or connection URLs."""
+
+
+class BuiltinError(CatalystError):
+    """A built-in server (``servers/``) could not serve a call. The message is written for the
+    client and says what to do (a path outside the roots, a file over a size limit, a read-only
+    database); it never carries a stack trace, a driver message, a statement's values or a
+    connection URL. ``tools/call`` turns it into a tool result with ``isError: true``."""
 
 
 class PackageError(CatalystError):

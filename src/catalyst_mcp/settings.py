@@ -38,6 +38,7 @@ from catalyst_mcp.security.config import (
     RateLimitSettings,
     RbacSettings,
 )
+from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = [
@@ -57,7 +58,7 @@ NAMESPACE_SEPARATOR = "__"
 SERVER_NAME = re.compile(r"^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*$")
 # Keys other MCP clients put in mcpServers entries; accepted and ignored so configs paste as-is.
 # Values of these server keys may reference environment variables as ${NAME}.
-EXPANDED_KEYS = ("command", "args", "env", "cwd", "url", "headers")
+EXPANDED_KEYS = ("command", "args", "env", "cwd", "url", "headers", *BUILTIN_KINDS)
 ENV_REFERENCE = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FOREIGN_SERVER_KEYS = frozenset(
     {"alwaysAllow", "autoApprove", "description", "envFile", "disabledTools", "note"}
@@ -157,6 +158,15 @@ class ServerConfig(_Model):
     cwd: str | None = Field(None, description="stdio: working directory.")
     url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
     headers: dict[str, str] = Field(default_factory=dict, description="remote: extra headers.")
+    filesystem: FilesystemOptions | None = Field(
+        None,
+        description="built-in: serve folders of this machine (instead of command or url; "
+        "docs/servers.md).",
+    )
+    database: DatabaseOptions | None = Field(
+        None,
+        description="built-in: serve a SQL database (instead of command or url; docs/servers.md).",
+    )
     transport: Literal["streamable-http", "http", "sse", "websocket", "stdio"] | None = Field(
         None,
         alias="type",
@@ -230,10 +240,26 @@ class ServerConfig(_Model):
 
     @model_validator(mode="after")
     def _check_kind(self) -> ServerConfig:
+        if self.namespace and not SERVER_NAME.match(self.namespace):
+            raise ValueError(
+                f"namespace {self.namespace!r} must be letters and digits joined by single "
+                "'-' or '_'"
+            )
+        builtins = [kind for kind in BUILTIN_KINDS if getattr(self, kind) is not None]
+        if builtins:
+            if self.command or self.url or len(builtins) > 1:
+                raise ValueError(
+                    f"give one of 'command', 'url' or a built-in ({', '.join(BUILTIN_KINDS)}), "
+                    "not several"
+                )
+            return self
         if self.command and self.url:
             raise ValueError("give either 'command' (stdio) or 'url' (remote), not both")
         if not self.command and not self.url:
-            raise ValueError("needs 'command' (a stdio server) or 'url' (a remote server)")
+            raise ValueError(
+                "needs 'command' (a stdio server), 'url' (a remote server) or a built-in "
+                f"section ({', '.join(BUILTIN_KINDS)})"
+            )
         if self.url and not re.match(r"^(https?|wss?)://", self.url):
             # The value is not shown: it may come from ${NAME} and carry a secret.
             raise ValueError("url must start with http://, https://, ws:// or wss://")
@@ -246,15 +272,12 @@ class ServerConfig(_Model):
             raise ValueError(f"transport {self.transport!r} needs a 'url', not a 'command'")
         if self.url and self.transport == "stdio":
             raise ValueError("transport 'stdio' needs a 'command', not a 'url'")
-        if self.namespace and not SERVER_NAME.match(self.namespace):
-            raise ValueError(
-                f"namespace {self.namespace!r} must be letters and digits joined by single "
-                "'-' or '_'"
-            )
         return self
 
     @property
-    def kind(self) -> Literal["stdio", "streamable-http", "sse", "websocket"]:
+    def kind(self) -> Literal["stdio", "streamable-http", "sse", "websocket", "builtin"]:
+        if self.builtin is not None:
+            return "builtin"
         if self.command:
             return "stdio"
         if self.transport == "websocket" or re.match(r"^wss?://", self.url or ""):
@@ -264,6 +287,11 @@ class ServerConfig(_Model):
         ):
             return "sse"
         return "streamable-http"
+
+    @property
+    def builtin(self) -> str | None:
+        """The kind of built-in server this entry runs (``filesystem``, ...), or None."""
+        return next((kind for kind in BUILTIN_KINDS if getattr(self, kind) is not None), None)
 
     @property
     def active(self) -> bool:

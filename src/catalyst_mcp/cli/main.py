@@ -17,6 +17,7 @@ from catalyst_mcp.cli.packs import packs
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
 from catalyst_mcp.cli.roles import roles
+from catalyst_mcp.cli.runserver import run_server
 from catalyst_mcp.cli.secrets import secrets
 from catalyst_mcp.cli.serve import serve
 from catalyst_mcp.cli.servers import servers
@@ -51,6 +52,7 @@ cli.add_command(secrets)
 cli.add_command(packages)
 cli.add_command(connect)
 cli.add_command(clients)
+cli.add_command(run_server)
 
 
 def main() -> None:

@@ -183,6 +183,7 @@ class McpServer:
             started=started,
             arguments=arguments,
             request_id=ctx.request_id,
+            note=ctx.audit_note,
         )
         return result
 

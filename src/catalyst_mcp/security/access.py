@@ -366,11 +366,13 @@ class Access:
         reason: str | None = None,
         request_id: Any = None,
         error_answer: bool = False,
+        note: Mapping[str, Any] | None = None,
     ) -> None:
         """Audit one request (a no-op while auditing is off): queue its record, and in strict
         mode wait until it is committed. ``error_answer``: the client gets an error anyway (a
         refusal, a failed call), so a record that cannot be committed is only logged; else,
-        in strict mode, AuditUnavailable replaces the result."""
+        in strict mode, AuditUnavailable replaces the result. ``note``: facts the provider
+        added (``CallContext.audit_note``), recorded as they are."""
         audit = self.audit
         if audit is None:
             return
@@ -381,6 +383,8 @@ class Access:
             detail["reason"] = reason[:MAX_REASON]
         if request_id is not None:
             detail["request_id"] = request_id
+        if note:  # what the provider adds (a database write's masked statement)
+            detail["note"] = dict(note)
         latency = (time.perf_counter() - started) * 1000 if started is not None else None
         event = AuditEvent(
             identity.subject, identity.kind, action, target, outcome, latency, detail

@@ -94,7 +94,17 @@ class ServerSet:
 
     def build_upstream(self, name: str, namespace: str, config: ServerConfig) -> Provider:
         """The provider of one server entry: one process (or client) per user when it needs
-        their secrets, else one shared by every caller."""
+        their secrets, else one shared by every caller; a built-in server runs in-process."""
+        if config.builtin is not None:
+            from catalyst_mcp.servers.builtins import build
+
+            return build(
+                name,
+                namespace,
+                config,
+                call_timeout=self.call_timeout,
+                secrets=self.secrets.for_scope(name),
+            )
         if secret_names(config):
             return PerUserUpstream(name, namespace, config, self.call_timeout, self.secrets)
         return Upstream(name, namespace, config, self.call_timeout)
