@@ -105,8 +105,8 @@ class Gateway:
             self.db = Database(settings.storage.database_url())
         self.access = Access(settings, db=self.db)
         self.auth = AuthGate(self.access, settings)
-        self.api = AdminApi(self.access, self.auth, self.db)
         self.server = McpServer(self.registry, access=self.access)
+        self.api = AdminApi(self.access, self.auth, self.db, server=self.server)
         self.sessions = SessionStore(
             settings.gateway.session_idle_seconds,
             settings.gateway.max_legacy_sessions,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId
 from catalyst_mcp.protocol.versions import Era
@@ -70,6 +70,9 @@ class CallContext:
     # result. Legacy clients get a JSON-RPC request; modern clients an InputRequiredResult.
     ask: Asker | None = None
     session_id: str | None = None
+    # How the request arrived: an MCP transport, or the REST API (whose callers get their tool
+    # arguments checked against the input schema, and upstream failures as errors, not results)
+    channel: Literal["mcp", "rest"] = "mcp"
 
     def can(self, capability: str) -> bool:
         """Whether the client declared ``capability`` (``sampling``, ``elicitation``, ``roots``)."""

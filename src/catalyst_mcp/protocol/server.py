@@ -28,8 +28,9 @@ from catalyst_mcp.errors import (
     UpstreamError,
     UpstreamRejected,
 )
+from catalyst_mcp.protocol.arguments import ArgumentCheck
 from catalyst_mcp.protocol.mrtr import InputBridge, satisfy_for_legacy
-from catalyst_mcp.protocol.versions import SERVER_INFO_KEY, SUPPORTED_VERSIONS
+from catalyst_mcp.protocol.versions import LATEST_LEGACY, SERVER_INFO_KEY, SUPPORTED_VERSIONS
 from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.registry import Registry
 
@@ -81,6 +82,7 @@ class McpServer:
         # authorization, rate limits and audit (None: everyone may do everything, unrecorded)
         self.access = access
         self.bridge = InputBridge()
+        self.arguments = ArgumentCheck(registry)  # for REST callers (ctx.channel "rest")
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
             "resources/list": McpServer._list,
@@ -134,6 +136,23 @@ class McpServer:
                 result.pop(key, None)
             _drop_upstream_server_info(result)
         return result
+
+    async def serve(
+        self, method: str, params: dict[str, Any], identity: Identity
+    ) -> dict[str, Any]:
+        """Serve one request of a caller that does not speak MCP (the REST API) through the
+        same pipeline as :meth:`handle`: RBAC, rate limits, audit, the provider. Such a caller
+        cannot answer an upstream's questions mid-call; its ``tools/call`` arguments are
+        checked against the tool's input schema (InvalidArguments), and a failing upstream
+        raises its UpstreamError instead of becoming a tool error."""
+        ctx = CallContext(
+            era="legacy",  # results without the modern era's resultType/ttlMs/cacheScope
+            protocol_version=LATEST_LEGACY,
+            method=method,
+            identity=identity,
+            channel="rest",
+        )
+        return await self.handle(method, params, ctx)
 
     async def _guarded(
         self,
@@ -268,11 +287,15 @@ class McpServer:
             raise InvalidParams('"arguments" must be an object')
         provider, original = self.registry.resolve("tools", name)
         await self._admit(ctx, provider, name)
+        if ctx.channel == "rest":
+            self.arguments.check(name, arguments or {})
         try:
             return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
         except UpstreamRejected:
             raise
         except UpstreamError as exc:
+            if ctx.channel == "rest":  # an HTTP error of its own (502/503/504), not a result
+                raise
             # A server that is down is a tool error the model can read, not a protocol failure.
             return {"content": [{"type": "text", "text": exc.message}], "isError": True}
 

@@ -1,0 +1,123 @@
+"""Tool arguments checked against the tool's ``inputSchema`` before the call runs.
+
+MCP clients are left to the upstream (it validates, or says what is wrong in a tool error);
+callers that do not speak MCP (the REST API) get their arguments checked by the gateway, after
+RBAC and rate limits and before the provider is called, with every error and where it is.
+
+A validator is compiled once per tool (the dialect its ``$schema`` names, Draft 2020-12 by
+default) and dropped when the registry's tool list changes. References resolve only inside
+the schema itself (and to the JSON Schema meta-schemas): a ``$ref`` to a URL is never fetched.
+A schema that cannot be compiled or resolved is not held against the caller: the call goes on
+and the upstream judges the arguments, as it does for MCP clients.
+"""
+
+from __future__ import annotations
+
+import logging
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+from referencing import Registry as RefRegistry
+from referencing.exceptions import Unresolvable
+
+from catalyst_mcp.errors import InvalidArguments
+
+if TYPE_CHECKING:
+    from catalyst_mcp.providers import ListKind
+    from catalyst_mcp.registry import Registry
+
+__all__ = ["MAX_ERRORS", "ArgumentCheck", "json_pointer"]
+
+log = logging.getLogger("catalyst.protocol")
+
+MAX_ERRORS = 20  # errors listed for one call at most
+MAX_MESSAGE = 300  # characters of one error's message
+
+
+class ArgumentCheck:
+    """Validates ``tools/call`` arguments against the registry's tool schemas."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        # public name -> (the tool listing it was built from, its validator or None)
+        self._validators: dict[str, tuple[dict[str, Any], Validator | None]] = {}
+        self._tools: dict[str, dict[str, Any]] | None = None
+        registry.change_listeners.append(self._changed)
+
+    def _changed(self, kinds: set[ListKind]) -> None:
+        if "tools" in kinds:
+            self._tools = None
+            self._validators = {}
+
+    def tool(self, name: str) -> dict[str, Any] | None:
+        """The listed tool of public name ``name`` (None: not listed)."""
+        tools = self._tools
+        if tools is None:
+            tools = self._tools = {t["name"]: t for t in self.registry.items("tools")}
+        return tools.get(name)
+
+    def check(self, name: str, arguments: dict[str, Any]) -> None:
+        """InvalidArguments unless ``arguments`` match the input schema of tool ``name`` (a
+        tool the registry does not list, or whose schema cannot be used, is not checked)."""
+        tool = self.tool(name)
+        if tool is None:
+            return
+        entry = self._validators.get(name)
+        if entry is None or entry[0] is not tool:
+            entry = (tool, _compile(name, tool.get("inputSchema")))
+            self._validators[name] = entry
+        validator = entry[1]
+        if validator is None:
+            return
+        try:
+            errors = list(islice(validator.iter_errors(arguments), MAX_ERRORS))
+        except (SchemaError, Unresolvable) as exc:
+            log.warning("tool %r: its input schema cannot be used (%s): not checked", name, exc)
+            self._validators[name] = (tool, None)
+            return
+        if errors:
+            raise _invalid(name, errors)
+
+
+def _compile(name: str, schema: Any) -> Validator | None:
+    if not isinstance(schema, dict):
+        return None
+    try:
+        cls = validator_for(schema)
+        cls.check_schema(schema)
+        # an empty registry: nothing is fetched (jsonschema adds the meta-schemas itself)
+        validator: Validator = cls(schema, registry=RefRegistry())
+    except (SchemaError, Unresolvable) as exc:
+        log.warning("tool %r: its input schema is not valid (%s): not checked", name, exc)
+        return None
+    return validator
+
+
+def json_pointer(parts: Any) -> str:
+    """A JSON Pointer (RFC 6901) to a place in the arguments ("" is the whole object)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _invalid(name: str, errors: list[Any]) -> InvalidArguments:
+    listed = [
+        {
+            "path": json_pointer(error.absolute_path),
+            "message": str(error.message)[:MAX_MESSAGE],
+            "keyword": str(error.validator),
+        }
+        for error in errors
+    ]
+    first = listed[0]
+    where = first["path"] or "the top level"
+    count = f"{len(listed)} errors" if len(listed) > 1 else "1 error"
+    if len(errors) == MAX_ERRORS:
+        count = f"at least {count}"
+    # the message goes to the audit trail too: it names places and keywords, never a value
+    return InvalidArguments(
+        f"the arguments do not match the input schema of tool {name!r}: {count}, "
+        f"the first at {where} ({first['keyword']})",
+        data={"errors": listed},
+    )
