@@ -240,6 +240,21 @@ async def test_get_a_prompt(tools_api: ToolsApi) -> None:
     assert (await tools_api.call("POST", "/prompts/fake__nope/get", {})).status == 404
     (record,) = await tools_api.audit(action="prompts/get", outcome="denied")
     assert record["actor"] == "carol"
+    required = [{"name": "hello", "arguments": [{"name": "who", "required": True}]}]
+    tools_api.fake.set_items("prompts", required)
+    missing = await tools_api.call("POST", "/prompts/fake__hello/get", {}, token="bob")
+    assert error_of(missing)["problems"] == [
+        {
+            "location": "body",
+            "message": "'who' is a required argument",
+            "path": "",
+            "keyword": "required",
+        }
+    ]
+    assert tools_api.fake.calls[-1][1]["arguments"] == {}  # the last call that ran: before
+    invalid = (await tools_api.audit(action="prompts/get", outcome="error"))[-1]
+    assert (invalid["actor"], invalid["target"]) == ("bob", "fake__hello")
+    assert "prompt 'fake__hello'" in invalid["detail"]["reason"]
 
 
 async def test_names_with_slashes_and_long_names(tools_api: ToolsApi) -> None:

@@ -120,3 +120,22 @@ def test_validators_follow_the_tools() -> None:
 def test_json_pointer() -> None:
     assert json_pointer([]) == ""
     assert json_pointer(["a", 0, "b/c", "d~e"]) == "/a/0/b~1c/d~0e"
+
+
+def test_prompt_arguments_are_strings_and_the_required_ones_given() -> None:
+    registry = Registry()
+    declared = [{"name": "who", "required": True}, {"name": "tone"}, "junk"]
+    provider = FakeProvider("p", prompts=[{"name": "hi", "arguments": declared}])
+    registry.add(provider)
+    check = ArgumentCheck(registry)
+    check.check_prompt("p__hi", {"who": "ada"})
+    with pytest.raises(InvalidArguments) as caught:
+        check.check_prompt("p__hi", {"tone": 3})
+    assert caught.value.data["errors"] == [
+        {"path": "/tone", "message": "must be a string", "keyword": "type"},
+        {"path": "", "message": "'who' is a required argument", "keyword": "required"},
+    ]
+    assert "prompt 'p__hi'" in caught.value.message
+    check.check_prompt("p__unlisted", {"x": "y"})
+    provider.set_items("prompts", [{"name": "hi"}])
+    check.check_prompt("p__hi", {})  # no longer required

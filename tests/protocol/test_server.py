@@ -247,3 +247,19 @@ async def test_rest_arguments_are_checked_after_admission() -> None:
     mcp = ctx("modern", "tools/call", identity=ada)
     await server.handle("tools/call", {"name": "fake__echo", "arguments": {}}, mcp)
     assert len(provider.calls) == 1
+
+
+async def test_rest_callers_reach_only_listed_tools_and_prompts() -> None:
+    from catalyst_mcp.context import ANONYMOUS
+    from catalyst_mcp.errors import NotFound
+
+    provider = FakeProvider()
+    server = server_with(provider)
+    for method, name in (("tools/call", "fake__unlisted"), ("prompts/get", "fake__unlisted")):
+        with pytest.raises(NotFound):
+            await server.serve(method, {"name": name, "arguments": {}}, ANONYMOUS)
+    assert not provider.calls
+    # MCP clients may still call a name the server did not list: it is the upstream's to judge
+    with pytest.raises(CatalystError):
+        await server.handle("tools/call", {"name": "fake__unlisted"}, ctx("modern", "tools/call"))
+    assert provider.calls[-1][1]["name"] == "unlisted"

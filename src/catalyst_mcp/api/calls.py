@@ -3,7 +3,8 @@
 Each goes through the MCP endpoint's own pipeline (:meth:`McpServer.serve`): RBAC and key
 scopes, rate limits, the audit trail (recorded as ``tools/call``, ``resources/read`` and
 ``prompts/get``, as for MCP clients), then the provider. A tool call's body is its arguments,
-checked against the tool's input schema after admission and before the tool runs.
+checked against the tool's input schema after admission and before the tool runs; a prompt's
+are strings, the ones it requires present.
 
 What a tool call answers (:class:`~catalyst_mcp.api.toolmodels.ToolCallResult`): a 200 for
 every result the tool gives, ``isError`` true for a tool error (the caller's model can read and
@@ -16,8 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.api import toolmodels as m
-from catalyst_mcp.api.router import ApiError, ApiRequest, Problem, Route
-from catalyst_mcp.protocol.arguments import json_pointer
+from catalyst_mcp.api.router import ApiRequest, Route
 
 if TYPE_CHECKING:
     from catalyst_mcp.protocol.server import McpServer
@@ -63,19 +63,7 @@ class CallHandlers:
 
     async def get_prompt(self, request: ApiRequest) -> dict[str, Any]:
         name = request.path_as(m.PromptPath).name
-        arguments = request.data or {}
-        wrong = [key for key, value in arguments.items() if not isinstance(value, str)]
-        if wrong:  # MCP prompt arguments are strings
-            raise ApiError(
-                400,
-                f"prompt arguments are strings: {len(wrong)} are not",
-                code="invalid_arguments",
-                problems=[
-                    Problem(f"body.{k}", "must be a string", json_pointer([k]), "type")
-                    for k in wrong
-                ],
-            )
-        params = {"name": name, "arguments": arguments}
+        params = {"name": name, "arguments": request.data or {}}
         result = await self.server.serve("prompts/get", params, request.identity)
         answer: dict[str, Any] = {"messages": result.get("messages") or []}
         if isinstance(result.get("description"), str):
@@ -120,6 +108,7 @@ class CallHandlers:
                 response=m.PromptResult,
                 admin=False,
                 json_object=True,
+                json_schema={"type": "object", "additionalProperties": {"type": "string"}},
                 errors=CALL_ERRORS,
             ),
         ]

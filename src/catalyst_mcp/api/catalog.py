@@ -172,4 +172,5 @@ def _page(path: str, handler: Handler, action: str, what: str, response: type[Ba
         query=m.ListQuery,
         response=response,
         admin=False,
+        errors=("400",),  # a cursor that is not one
     )

@@ -50,6 +50,7 @@ ERROR_RESPONSES = {
     "504": ("GatewayTimeout", "The upstream server did not answer in time."),
 }
 _SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+OBJECT = {"type": "object"}
 SECURITY_SCHEMES = {
     "bearerAuth": {
         "type": "http",
@@ -147,7 +148,7 @@ def _operation(route: Route, refs: dict[str, Any], schemas: dict[str, Any]) -> d
         operation["requestBody"] = {
             "required": False,
             "description": "The arguments by name (no body: none).",
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {"application/json": {"schema": dict(route.json_schema or OBJECT)}},
         }
     success: dict[str, Any] = {"description": route.summary}
     if route.response is not None:

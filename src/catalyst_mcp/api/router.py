@@ -253,6 +253,8 @@ class Route:
     pipeline authorizes object by object (the REST API for tools)."""
     json_object: bool = False
     """The body is any JSON object (a tool's arguments; empty: ``{}``), in ``ApiRequest.data``."""
+    json_schema: Mapping[str, Any] | None = None
+    """What the OpenAPI document says of a ``json_object`` body (default: any object)."""
     errors: tuple[str, ...] = ()
     """Error statuses it may answer besides those its models imply (for the OpenAPI document)."""
 

@@ -1,8 +1,10 @@
-"""Tool arguments checked against the tool's ``inputSchema`` before the call runs.
+"""Tool arguments checked against the tool's ``inputSchema`` before the call runs (and prompt
+arguments against the prompt's declared arguments).
 
 MCP clients are left to the upstream (it validates, or says what is wrong in a tool error);
 callers that do not speak MCP (the REST API) get their arguments checked by the gateway, after
 RBAC and rate limits and before the provider is called, with every error and where it is.
+Prompt arguments are strings, and those the prompt marks ``required`` must be there.
 
 A validator is compiled once per tool (the dialect its ``$schema`` names, Draft 2020-12 by
 default) and dropped when the registry's tool list changes. References resolve only inside
@@ -45,12 +47,15 @@ class ArgumentCheck:
         # public name -> (the tool listing it was built from, its validator or None)
         self._validators: dict[str, tuple[dict[str, Any], Validator | None]] = {}
         self._tools: dict[str, dict[str, Any]] | None = None
+        self._prompts: dict[str, dict[str, Any]] | None = None
         registry.change_listeners.append(self._changed)
 
     def _changed(self, kinds: set[ListKind]) -> None:
         if "tools" in kinds:
             self._tools = None
             self._validators = {}
+        if "prompts" in kinds:
+            self._prompts = None
 
     def tool(self, name: str) -> dict[str, Any] | None:
         """The listed tool of public name ``name`` (None: not listed)."""
@@ -79,7 +84,29 @@ class ArgumentCheck:
             self._validators[name] = (tool, None)
             return
         if errors:
-            raise _invalid(name, errors)
+            raise _invalid(f"the input schema of tool {name!r}", [_listed(e) for e in errors])
+
+    def check_prompt(self, name: str, arguments: dict[str, Any]) -> None:
+        """InvalidArguments unless every argument is a string and every argument prompt
+        ``name`` requires is given (a prompt the registry does not list: strings only)."""
+        errors = [
+            {"path": json_pointer([key]), "message": "must be a string", "keyword": "type"}
+            for key, value in arguments.items()
+            if not isinstance(value, str)
+        ]
+        prompts = self._prompts
+        if prompts is None:
+            prompts = self._prompts = {p["name"]: p for p in self.registry.items("prompts")}
+        declared = (prompts.get(name) or {}).get("arguments")
+        for argument in declared if isinstance(declared, list) else ():
+            if not isinstance(argument, dict) or argument.get("required") is not True:
+                continue
+            wanted = argument.get("name")
+            if isinstance(wanted, str) and wanted not in arguments:
+                message = f"{wanted!r} is a required argument"
+                errors.append({"path": "", "message": message, "keyword": "required"})
+        if errors:
+            raise _invalid(f"the arguments of prompt {name!r}", errors[:MAX_ERRORS])
 
 
 def _compile(name: str, schema: Any) -> Validator | None:
@@ -101,23 +128,22 @@ def json_pointer(parts: Any) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _invalid(name: str, errors: list[Any]) -> InvalidArguments:
-    listed = [
-        {
-            "path": json_pointer(error.absolute_path),
-            "message": str(error.message)[:MAX_MESSAGE],
-            "keyword": str(error.validator),
-        }
-        for error in errors
-    ]
-    first = listed[0]
+def _listed(error: Any) -> dict[str, str]:
+    return {
+        "path": json_pointer(error.absolute_path),
+        "message": str(error.message)[:MAX_MESSAGE],
+        "keyword": str(error.validator),
+    }
+
+
+def _invalid(what: str, errors: list[dict[str, str]]) -> InvalidArguments:
+    first = errors[0]
     where = first["path"] or "the top level"
-    count = f"{len(listed)} errors" if len(listed) > 1 else "1 error"
+    count = f"{len(errors)} errors" if len(errors) > 1 else "1 error"
     if len(errors) == MAX_ERRORS:
         count = f"at least {count}"
     # the message goes to the audit trail too: it names places and keywords, never a value
     return InvalidArguments(
-        f"the arguments do not match the input schema of tool {name!r}: {count}, "
-        f"the first at {where} ({first['keyword']})",
-        data={"errors": listed},
+        f"the arguments do not match {what}: {count}, the first at {where} ({first['keyword']})",
+        data={"errors": errors},
     )

@@ -142,8 +142,9 @@ class McpServer:
     ) -> dict[str, Any]:
         """Serve one request of a caller that does not speak MCP (the REST API) through the
         same pipeline as :meth:`handle`: RBAC, rate limits, audit, the provider. Such a caller
-        cannot answer an upstream's questions mid-call; its ``tools/call`` arguments are
-        checked against the tool's input schema (InvalidArguments), and a failing upstream
+        cannot answer an upstream's questions mid-call; it may call the tools and prompts the
+        registry lists (NotFound for others), its arguments are checked (InvalidArguments:
+        against a tool's input schema, a prompt's declared arguments), and a failing upstream
         raises its UpstreamError instead of becoming a tool error."""
         ctx = CallContext(
             era="legacy",  # results without the modern era's resultType/ttlMs/cacheScope
@@ -285,6 +286,8 @@ class McpServer:
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams('"arguments" must be an object')
+        if ctx.channel == "rest" and not self.registry.is_listed("tool", name):
+            raise NotFound(f"Unknown tool: {name}")  # only listed tools: schemas to check
         provider, original = self.registry.resolve("tools", name)
         await self._admit(ctx, provider, name)
         if ctx.channel == "rest":
@@ -303,8 +306,13 @@ class McpServer:
         name = params.get("name")
         if not isinstance(name, str):
             raise InvalidParams('prompts/get needs a string "name"')
+        if ctx.channel == "rest" and not self.registry.is_listed("prompt", name):
+            raise NotFound(f"Unknown prompt: {name}")
         provider, original = self.registry.resolve("prompts", name)
         await self._admit(ctx, provider, name)
+        arguments = params.get("arguments")
+        if ctx.channel == "rest" and isinstance(arguments, dict):
+            self.arguments.check_prompt(name, arguments)
         return await self._relay(provider, "prompts/get", {**params, "name": original}, ctx)
 
     async def _resources_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
