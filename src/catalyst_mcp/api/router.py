@@ -93,6 +93,7 @@ CODES = {
     504: "gateway_timeout",
 }
 _PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+_Template = tuple[tuple[str | None, str], ...]  # per segment: (literal, "") or (None, param)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +319,14 @@ class Router:
             if key in seen:
                 raise ValueError(f"two routes for {route.method} {route.path}")
             seen.add(key)
+        # by number of segments, each segment a literal or (None) a parameter: built once
+        self._by_length: dict[int, list[tuple[Route, _Template]]] = {}
+        for route in self.routes:
+            template = tuple(
+                (None, found.group(1)) if (found := _PARAM.match(part)) else (part, "")
+                for part in route.segments
+            )
+            self._by_length.setdefault(len(template), []).append((route, template))
 
     def full_path(self, route: Route) -> str:
         return self.prefix + route.path
@@ -330,8 +339,8 @@ class Router:
             raise ApiError(404, "no such endpoint")
         allowed: list[str] = []
         best: tuple[int, Route, dict[str, str]] | None = None
-        for route in self.routes:
-            params = _match(route.segments, segments)
+        for route, template in self._by_length.get(len(segments), ()):
+            params = _match(template, segments)
             if params is None:
                 continue
             if route.method != method:
@@ -415,20 +424,17 @@ class Router:
             raise ApiError(413, f"the body is larger than {self.max_body} bytes") from None
 
 
-def _match(template: tuple[str, ...], segments: list[str]) -> dict[str, str] | None:
-    if len(template) != len(segments):
-        return None
+def _match(template: _Template, segments: list[str]) -> dict[str, str] | None:
     params: dict[str, str] = {}
-    for pattern, raw in zip(template, segments, strict=True):
-        found = _PARAM.match(pattern)
-        if found is None:
-            if pattern != raw:
+    for (literal, name), raw in zip(template, segments, strict=True):
+        if literal is not None:
+            if literal != raw:
                 return None
             continue
         value = unquote(raw) if "%" in raw else raw
         if not value:
             return None
-        params[found.group(1)] = value
+        params[name] = value
     return params
 
 

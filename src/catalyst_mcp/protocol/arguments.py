@@ -7,10 +7,12 @@ RBAC and rate limits and before the provider is called, with every error and whe
 Prompt arguments are strings, and those the prompt marks ``required`` must be there.
 
 A validator is compiled once per tool (the dialect its ``$schema`` names, Draft 2020-12 by
-default) and dropped when the registry's tool list changes. References resolve only inside
-the schema itself (and to the JSON Schema meta-schemas): a ``$ref`` to a URL is never fetched.
-A schema that cannot be compiled or resolved is not held against the caller: the call goes on
-and the upstream judges the arguments, as it does for MCP clients.
+default) and dropped when the registry's tool list changes. It is ``jsonschema-rs`` (Rust):
+checking the arguments of a small tool costs about 1 µs there against about 20 µs with the
+``jsonschema`` package, on every REST call (decision 018). References resolve only inside the
+schema itself: a ``$ref`` to a URL is never fetched (``offline``). A schema that cannot be
+compiled or resolved is not held against the caller: the call goes on and the upstream judges
+the arguments, as it does for MCP clients.
 """
 
 from __future__ import annotations
@@ -19,11 +21,7 @@ import logging
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from jsonschema.exceptions import SchemaError
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
-from referencing import Registry as RefRegistry
-from referencing.exceptions import Unresolvable
+import jsonschema_rs
 
 from catalyst_mcp.errors import InvalidArguments
 
@@ -32,6 +30,8 @@ if TYPE_CHECKING:
     from catalyst_mcp.registry import Registry
 
 __all__ = ["MAX_ERRORS", "ArgumentCheck", "json_pointer"]
+
+Validator = jsonschema_rs.Validator
 
 log = logging.getLogger("catalyst.protocol")
 
@@ -75,14 +75,9 @@ class ArgumentCheck:
             entry = (tool, _compile(name, tool.get("inputSchema")))
             self._validators[name] = entry
         validator = entry[1]
-        if validator is None:
+        if validator is None or validator.is_valid(arguments):
             return
-        try:
-            errors = list(islice(validator.iter_errors(arguments), MAX_ERRORS))
-        except (SchemaError, Unresolvable) as exc:
-            log.warning("tool %r: its input schema cannot be used (%s): not checked", name, exc)
-            self._validators[name] = (tool, None)
-            return
+        errors = list(islice(validator.iter_errors(arguments), MAX_ERRORS))
         if errors:
             raise _invalid(f"the input schema of tool {name!r}", [_listed(e) for e in errors])
 
@@ -113,14 +108,11 @@ def _compile(name: str, schema: Any) -> Validator | None:
     if not isinstance(schema, dict):
         return None
     try:
-        cls = validator_for(schema)
-        cls.check_schema(schema)
-        # an empty registry: nothing is fetched (jsonschema adds the meta-schemas itself)
-        validator: Validator = cls(schema, registry=RefRegistry())
-    except (SchemaError, Unresolvable) as exc:
-        log.warning("tool %r: its input schema is not valid (%s): not checked", name, exc)
+        return jsonschema_rs.validator_for(schema, offline=True)  # checks the schema too
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        log.warning("tool %r: its input schema cannot be used (%s): not checked", name, reason)
         return None
-    return validator
 
 
 def json_pointer(parts: Any) -> str:
@@ -128,11 +120,13 @@ def json_pointer(parts: Any) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _listed(error: Any) -> dict[str, str]:
+def _listed(error: jsonschema_rs.ValidationError) -> dict[str, str]:
+    where = error.schema_path
+    keyword = where[-1] if where and isinstance(where[-1], str) else "schema"
     return {
-        "path": json_pointer(error.absolute_path),
-        "message": str(error.message)[:MAX_MESSAGE],
-        "keyword": str(error.validator),
+        "path": json_pointer(error.instance_path),
+        "message": error.message[:MAX_MESSAGE],
+        "keyword": keyword,
     }
 
 
