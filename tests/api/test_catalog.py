@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import ROLES, ToolsApi, error_of, settings, start_tools_api
+from tests.conftest import ROOT
 from tests.fakes import tool
 
 
@@ -145,3 +146,20 @@ async def test_lists_follow_changes_at_once(tools_api: ToolsApi) -> None:
     tools_api.fake.set_items("tools", [tool("echo"), tool("fresh")])
     listed: Any = await names(tools_api, "/tools", "tools", "name", "root")
     assert listed == ["fake__echo", "fake__fresh", "other__secret"]
+
+
+async def test_the_docs_list_every_tools_route(tools_api: ToolsApi) -> None:
+    text = (ROOT / "docs" / "api.md").read_text()
+    table = [r for r in tools_api.gateway.api.router.routes if r.tag == "tools"]
+    assert len(table) == 10
+    assert all(not r.admin for r in table)
+    missing = [f"{r.method} {r.path}" for r in table if f"`{r.method} {r.path}" not in text]
+    assert not missing, f"docs/api.md does not list {missing}"
+    document = (await tools_api.call("GET", "/openapi.json", token="carol")).json()
+    tagged = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if op["tags"] == ["tools"]
+    }
+    assert tagged == {("/api/v1" + r.path, r.method.lower()) for r in table}
