@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from catalyst_mcp.errors import UpstreamRejected, UpstreamTimeout
-from tests.api.conftest import ToolsApi, error_of, say_name, settings, start_tools_api
+from tests.api.conftest import (
+    ToolsApi,
+    ToolsProvider,
+    error_of,
+    say_name,
+    settings,
+    start_tools_api,
+)
 
 
 async def test_a_call_answers_text_content_and_structured_content(tools_api: ToolsApi) -> None:
@@ -274,3 +281,71 @@ async def test_methods_and_paths(tools_api: ToolsApi) -> None:
     assert (await tools_api.call("GET", "/tools/fake__echo/calls", token="bob")).status == 404
     body = orjson.loads((await tools_api.call("GET", "/nothing", token="carol")).body)
     assert body["error"]["code"] == "not_found"
+
+
+async def test_rest_calls_are_counted_and_traced_as_mcp_calls_are(tools_api: ToolsApi) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await tools_api.call("POST", "/tools/fake__echo/call", {"text": "x"}, token="bob")
+    await tools_api.call("POST", "/tools/fake__oops/call", {})
+    await tools_api.call("POST", "/tools/other__secret/call", {}, token="bob")  # refused
+    await tools_api.call("POST", "/tools/fake__fail/call", {})  # the server is down: 503
+    await tools_api.call("GET", "/tools", token="bob")
+    await tools_api.mcp("tools/call", {"name": "fake__echo", "arguments": {"text": "y"}})
+    scraped = await tools_api.client.get(
+        "/metrics", {"authorization": f"Bearer {tools_api.tokens['root']}"}
+    )
+    assert scraped.status == 200, scraped.body
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for s in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    rest = {"era": "legacy", "transport": "rest"}
+    requests = "catalyst_requests_total"
+    assert value(requests, method="tools/call", outcome="ok", **rest) == 1
+    assert value(requests, method="tools/call", outcome="tool_error", **rest) == 1
+    assert value(requests, method="tools/call", outcome="refused", **rest) == 1
+    assert value(requests, method="tools/call", outcome="error", **rest) == 1
+    assert value(requests, method="tools/list", outcome="ok", **rest) == 1
+    calls = "catalyst_tool_calls_total"  # the tool's own count: REST and MCP together
+    assert value(calls, server="fake", tool="fake__echo", outcome="ok") == 2
+
+
+async def test_a_rest_call_is_a_server_span_in_the_caller_s_trace(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from catalyst_mcp.app import Gateway
+    from catalyst_mcp.observability import tracing
+    from tests.fakes import FakeProvider
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    settings_ = settings(tmp_path, auth={"enabled": False}, audit={"enabled": False})
+    gateway = Gateway(settings_, [FakeProvider()], tracer_provider=provider)
+    await gateway.start()
+    try:
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+        client = ToolsApi(gateway, ToolsProvider()).client
+        response = await client.request(
+            "POST", "/api/v1/tools/fake__echo/call", headers=headers, body=b""
+        )
+        assert response.status == 200
+        (span,) = [s for s in memory.get_finished_spans() if s.kind == SpanKind.SERVER]
+        assert span.name == "tools/call fake__echo"
+        assert format(span.context.trace_id, "032x") == trace_id
+        assert span.attributes is not None
+        assert span.attributes["catalyst.transport"] == "rest"
+        assert span.attributes["network.protocol.name"] == "http"
+    finally:
+        await gateway.stop()
+        tracing.deactivate()

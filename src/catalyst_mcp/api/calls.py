@@ -1,6 +1,6 @@
 """``POST /tools/{name}/call``, ``GET /resources/read``, ``POST /prompts/{name}/get``.
 
-Each goes through the MCP endpoint's own pipeline (:meth:`McpServer.serve`): RBAC and key
+Each goes through the MCP endpoint's own pipeline (:meth:`Dispatcher.direct`): RBAC and key
 scopes, rate limits, the audit trail (recorded as ``tools/call``, ``resources/read`` and
 ``prompts/get``, as for MCP clients), then the provider. A tool call's body is its arguments,
 checked against the tool's input schema after admission and before the tool runs; a prompt's
@@ -20,7 +20,7 @@ from catalyst_mcp.api import toolmodels as m
 from catalyst_mcp.api.router import ApiRequest, Route
 
 if TYPE_CHECKING:
-    from catalyst_mcp.protocol.server import McpServer
+    from catalyst_mcp.protocol.dispatch import Dispatcher
 
 __all__ = ["CallHandlers", "tool_result"]
 
@@ -47,24 +47,32 @@ def tool_result(result: dict[str, Any]) -> dict[str, Any]:
 
 
 class CallHandlers:
-    def __init__(self, server: McpServer) -> None:
-        self.server = server
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
 
     async def call_tool(self, request: ApiRequest) -> dict[str, Any]:
         name = request.path_as(m.ToolPath).name
         params = {"name": name, "arguments": request.data or {}}
-        return tool_result(await self.server.serve("tools/call", params, request.identity))
+        result = await self.dispatcher.direct(
+            "tools/call", params, request.identity, request.headers
+        )
+        return tool_result(result)
 
     async def read_resource(self, request: ApiRequest) -> dict[str, Any]:
         uri = request.query_as(m.ReadQuery).uri
         request.target = uri
-        result = await self.server.serve("resources/read", {"uri": uri}, request.identity)
+        params = {"uri": uri}
+        result = await self.dispatcher.direct(
+            "resources/read", params, request.identity, request.headers
+        )
         return {"contents": result.get("contents") or []}
 
     async def get_prompt(self, request: ApiRequest) -> dict[str, Any]:
         name = request.path_as(m.PromptPath).name
         params = {"name": name, "arguments": request.data or {}}
-        result = await self.server.serve("prompts/get", params, request.identity)
+        result = await self.dispatcher.direct(
+            "prompts/get", params, request.identity, request.headers
+        )
         answer: dict[str, Any] = {"messages": result.get("messages") or []}
         if isinstance(result.get("description"), str):
             answer = {"description": result["description"], **answer}

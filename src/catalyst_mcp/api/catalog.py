@@ -1,6 +1,6 @@
 """``/servers``, ``/tools``, ``/resources``, ``/prompts``: what the caller may use, read-only.
 
-Every list comes from the MCP endpoint's own list methods (:meth:`McpServer.serve`): filtered
+Every list comes from the MCP endpoint's own list methods (:meth:`Dispatcher.direct`): filtered
 by the caller's roles and API key scopes exactly as ``tools/list`` is for them, a page of at
 most 1,000 at a time with the same ``nextCursor``. ``/servers`` summarises those lists by the
 server each item belongs to (this is the read-only view for API clients; starting and stopping
@@ -22,7 +22,7 @@ from catalyst_mcp.registry import NAME_FIELD
 
 if TYPE_CHECKING:
     from catalyst_mcp.context import Identity
-    from catalyst_mcp.protocol.server import McpServer
+    from catalyst_mcp.protocol.dispatch import Dispatcher
 
 __all__ = ["LIST_METHOD", "CatalogHandlers", "every"]
 
@@ -35,12 +35,12 @@ LIST_METHOD: dict[ListKind, str] = {
 
 
 async def every(
-    server: McpServer, kind: ListKind, identity: Identity
+    dispatcher: Dispatcher, kind: ListKind, identity: Identity
 ) -> AsyncIterator[dict[str, Any]]:
     """Every item of ``kind`` the caller may see, page after page of the MCP list."""
     params: dict[str, Any] = {}
     while True:
-        page = await server.serve(LIST_METHOD[kind], params, identity)
+        page = await dispatcher.direct(LIST_METHOD[kind], params, identity)
         for item in page[kind]:
             yield item
         cursor = page.get("nextCursor")
@@ -50,20 +50,23 @@ async def every(
 
 
 class CatalogHandlers:
-    def __init__(self, server: McpServer) -> None:
-        self.server = server
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.server = dispatcher.server
 
     async def _page(self, kind: ListKind, request: ApiRequest) -> dict[str, Any]:
         cursor = request.query_as(m.ListQuery).cursor
         params = {} if cursor is None else {"cursor": cursor}
-        return await self.server.serve(LIST_METHOD[kind], params, request.identity)
+        return await self.dispatcher.direct(
+            LIST_METHOD[kind], params, request.identity, request.headers
+        )
 
     async def tools(self, request: ApiRequest) -> dict[str, Any]:
         return await self._page("tools", request)
 
     async def tool(self, request: ApiRequest) -> dict[str, Any]:
         name = request.path_as(m.ToolPath).name
-        async for tool in every(self.server, "tools", request.identity):
+        async for tool in every(self.dispatcher, "tools", request.identity):
             if tool["name"] == name:
                 return tool
         raise NotFound(f"Unknown tool: {name}")  # or one the caller may not see
@@ -85,7 +88,7 @@ class CatalogHandlers:
         counts: dict[str, dict[str, int]] = {}
         for kind in LIST_KINDS:
             field = NAME_FIELD[kind]
-            async for item in every(self.server, kind, identity):
+            async for item in every(self.dispatcher, kind, identity):
                 owner = registry.owner_name(kind, str(item[field]))
                 if owner is not None:
                     mine = counts.setdefault(owner, dict.fromkeys(LIST_KINDS, 0))

@@ -2,8 +2,8 @@
 
 Two kinds of routes share one router, one OpenAPI document and one error shape: the admin API
 (users, keys, roles, secrets, audit: administrators only) and the REST API for tools (lists,
-calls, reads, prompts: any caller, authorized object by object by the MCP pipeline, which is
-:meth:`McpServer.serve`). Every request, in this order::
+calls, reads, prompts: any caller, authorized object by object by the MCP pipeline, entered
+through :meth:`Dispatcher.direct`). Every request, in this order::
 
     authenticate (AuthGate, as for /mcp) ── 401 + WWW-Authenticate
     find the route ─────────────────────── 404 / 405
@@ -51,7 +51,7 @@ from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_bytes
 
 if TYPE_CHECKING:
-    from catalyst_mcp.protocol.server import McpServer
+    from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
     from catalyst_mcp.transports.authgate import AuthGate
@@ -70,8 +70,8 @@ DESCRIPTION = (
 
 
 class AdminApi:
-    """The ``/api/`` endpoints of one gateway: the admin API, and with ``server`` (the MCP
-    endpoint's :class:`McpServer`) the REST API for tools."""
+    """The ``/api/`` endpoints of one gateway: the admin API, and with ``dispatcher`` (the
+    MCP endpoints' :class:`Dispatcher`) the REST API for tools."""
 
     def __init__(
         self,
@@ -79,7 +79,7 @@ class AdminApi:
         auth: AuthGate,
         db: Database | None,
         *,
-        server: McpServer | None = None,
+        dispatcher: Dispatcher | None = None,
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
@@ -97,12 +97,12 @@ class AdminApi:
             admin=False,
         )
         tools: list[Route] = []
-        if server is not None:
+        if dispatcher is not None:
             public_url = getattr(getattr(auth, "auth", None), "resource_url", None)
             tools = [
-                *CatalogHandlers(server).routes(),
-                *CallHandlers(server).routes(),
-                *ToolDocument(server, PREFIX, public_url).routes(),
+                *CatalogHandlers(dispatcher).routes(),
+                *CallHandlers(dispatcher).routes(),
+                *ToolDocument(dispatcher, PREFIX, public_url).routes(),
             ]
         routes = [*admin_routes(self.services), *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)

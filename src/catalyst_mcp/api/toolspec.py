@@ -47,7 +47,7 @@ from catalyst_mcp.api.openapi import (
 from catalyst_mcp.api.router import ApiRequest, Route
 
 if TYPE_CHECKING:
-    from catalyst_mcp.protocol.server import McpServer
+    from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.providers import ListKind
 
 __all__ = ["ToolDocument", "inline_refs", "operation_id"]
@@ -217,15 +217,16 @@ class _Part:
 class ToolDocument:
     """Builds the per-tool document for each caller from parts kept per tool."""
 
-    def __init__(self, server: McpServer, prefix: str, public_url: str | None = None) -> None:
-        self.server = server
+    def __init__(self, dispatcher: Dispatcher, prefix: str, public_url: str | None = None) -> None:
+        self.dispatcher = dispatcher
+        self.registry = dispatcher.server.registry
         self.prefix = prefix
         self.public_url = public_url
         self._parts: dict[str, _Part] = {}
         self._base_schemas, self._responses = error_components()
         _, result = models_json_schema([(m.ToolCallResult, "serialization")], ref_template=REF)
         self._base_schemas.update(result.get("$defs", {}))
-        server.registry.change_listeners.append(self._changed)
+        self.registry.change_listeners.append(self._changed)
 
     def _changed(self, kinds: set[ListKind]) -> None:
         if "tools" in kinds:
@@ -235,7 +236,7 @@ class ToolDocument:
         name = str(tool["name"])
         part = self._parts.get(name)
         if part is None or part.tool is not tool:
-            owner = self.server.registry.owner_name("tools", name)
+            owner = self.registry.owner_name("tools", name)
             part = self._parts[name] = _Part(tool, self.prefix, owner)
         return part
 
@@ -280,7 +281,7 @@ class ToolDocument:
         }
 
     async def get(self, request: ApiRequest) -> Json:
-        tools = [tool async for tool in every(self.server, "tools", request.identity)]
+        tools = [tool async for tool in every(self.dispatcher, "tools", request.identity)]
         return self.document(tools, self.origin(request))
 
     def routes(self) -> list[Route]:

@@ -35,10 +35,11 @@ from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.registry import Registry
 
 if TYPE_CHECKING:
+    from catalyst_mcp.observability.metrics import Metrics
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.security.rbac import Kind
 
-__all__ = ["SERVER_INFO", "McpServer"]
+__all__ = ["SERVER_INFO", "McpServer", "rest_context"]
 
 log = logging.getLogger("catalyst.protocol")
 
@@ -81,6 +82,8 @@ class McpServer:
         self.instructions = instructions
         # authorization, rate limits and audit (None: everyone may do everything, unrecorded)
         self.access = access
+        self.metrics: Metrics | None = None  # tool calls and calls in flight (None: not counted)
+        self.in_flight: dict[str, int] = {}  # calls waiting for each provider (when counted)
         self.bridge = InputBridge()
         self.arguments = ArgumentCheck(registry)  # for REST callers (ctx.channel "rest")
         self._handlers: dict[str, Handler] = {
@@ -145,15 +148,9 @@ class McpServer:
         cannot answer an upstream's questions mid-call; it may call the tools and prompts the
         registry lists (NotFound for others), its arguments are checked (InvalidArguments:
         against a tool's input schema, a prompt's declared arguments), and a failing upstream
-        raises its UpstreamError instead of becoming a tool error."""
-        ctx = CallContext(
-            era="legacy",  # results without the modern era's resultType/ttlMs/cacheScope
-            protocol_version=LATEST_LEGACY,
-            method=method,
-            identity=identity,
-            channel="rest",
-        )
-        return await self.handle(method, params, ctx)
+        raises its UpstreamError instead of becoming a tool error. (The REST API comes in
+        through :meth:`Dispatcher.direct`, which also watches the request: metrics, traces.)"""
+        return await self.handle(method, params, rest_context(method, identity))
 
     async def _guarded(
         self,
@@ -289,9 +286,33 @@ class McpServer:
         if ctx.channel == "rest" and not self.registry.is_listed("tool", name):
             raise NotFound(f"Unknown tool: {name}")  # only listed tools: schemas to check
         provider, original = self.registry.resolve("tools", name)
+        metrics = self.metrics
+        if metrics is None:
+            return await self._call_tool(provider, name, original, params, ctx)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self._call_tool(provider, name, original, params, ctx)
+            outcome = "tool_error" if result.get("isError") is True else "ok"
+            return result
+        except AccessError:
+            outcome = "refused"
+            raise
+        finally:  # a name the registry does not list is made up: no label of its own
+            tool = name if self.registry.is_listed("tool", name) else "other"
+            metrics.tool_call(provider.name, tool, outcome, started)
+
+    async def _call_tool(
+        self,
+        provider: Provider,
+        name: str,
+        original: str,
+        params: dict[str, Any],
+        ctx: CallContext,
+    ) -> dict[str, Any]:
         await self._admit(ctx, provider, name)
         if ctx.channel == "rest":
-            self.arguments.check(name, arguments or {})
+            self.arguments.check(name, params.get("arguments") or {})
         try:
             return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
         except UpstreamRejected:
@@ -348,6 +369,20 @@ class McpServer:
         self, provider: Provider, method: str, params: dict[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
         """Call a provider, bridging client input across eras, and give URIs public names."""
+        metrics = self.metrics
+        if metrics is None:
+            return await self._relay_now(provider, method, params, ctx)
+        in_flight = self.in_flight  # plain counts (one event loop): read at scrape time
+        name = provider.name
+        in_flight[name] = in_flight.get(name, 0) + 1
+        try:
+            return await self._relay_now(provider, method, params, ctx)
+        finally:
+            in_flight[name] -= 1
+
+    async def _relay_now(
+        self, provider: Provider, method: str, params: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
         if ctx.era == "modern":
             if provider.may_ask or self.bridge.owns(params):
                 result = await self.bridge.run(
@@ -384,6 +419,17 @@ class McpServer:
         if self.instructions:
             result["instructions"] = self.instructions
         return result
+
+
+def rest_context(method: str, identity: Identity) -> CallContext:
+    """The context of a REST API request (``channel`` ``rest``, see :meth:`McpServer.serve`)."""
+    return CallContext(
+        era="legacy",  # results without the modern era's resultType/ttlMs/cacheScope
+        protocol_version=LATEST_LEGACY,
+        method=method,
+        identity=identity,
+        channel="rest",
+    )
 
 
 def _drop_upstream_server_info(result: dict[str, Any]) -> None:

@@ -38,6 +38,8 @@ OUTBOX_WAKE_SECONDS = 60.0  # the legacy outbox relay wakes this often to keep i
 class MessageStream:
     """Serves the messages of one client stream with a :class:`Dispatcher`, as ``identity``."""
 
+    transport = "stdio"  # its name in metrics and traces
+
     def __init__(self, dispatcher: Dispatcher, identity: Identity) -> None:
         self.dispatcher = dispatcher
         self.identity = identity
@@ -80,7 +82,9 @@ class MessageStream:
                 await self.write(error_response(message["id"], again))
                 return
             try:
-                self.session, response = dispatcher.initialize(message, self.identity)
+                self.session, response = dispatcher.initialize(
+                    message, self.identity, transport=self.transport
+                )
             except CatalystError as exc:
                 response = error_response(message["id"], exc)
             else:
@@ -98,7 +102,9 @@ class MessageStream:
                 early = ProtocolError("Invalid Request: send initialize first, or use modern _meta")
                 await self.write(error_response(message.get("id"), early))
             return
-        answer = await dispatcher.legacy(self.session, message, self.write, self.identity)
+        answer = await dispatcher.legacy(
+            self.session, message, self.write, self.identity, transport=self.transport
+        )
         if answer is not None:
             await self.write(answer)
 
@@ -130,7 +136,9 @@ class MessageStream:
                 self.streams.add(task)
                 await self._listen(message)
                 return
-            response = await self.dispatcher.modern(message, meta, self.write, self.identity)
+            response = await self.dispatcher.modern(
+                message, meta, self.write, self.identity, transport=self.transport
+            )
         except asyncio.CancelledError:
             return
         finally:
