@@ -42,6 +42,10 @@ bench-access: $(STAMP)
 bench-audit: $(STAMP)
 	$(BIN)/python bench/audit_durability.py
 
+.PHONY: bench-rest
+bench-rest: $(STAMP)
+	$(BIN)/python bench/rest_api.py
+
 conformance: $(STAMP) node-deps
 	$(BIN)/python conformance/run.py
 

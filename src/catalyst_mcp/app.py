@@ -110,7 +110,6 @@ class Gateway:
             self.db = Database(settings.storage.database_url())
         self.access = Access(settings, db=self.db)
         self.auth = AuthGate(self.access, settings)
-        self.api = AdminApi(self.access, self.auth, self.db)
         self.server = McpServer(self.registry, access=self.access)
         self.sessions = SessionStore(
             settings.gateway.session_idle_seconds,
@@ -119,6 +118,7 @@ class Gateway:
         )
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
+        self.api = AdminApi(self.access, self.auth, self.db, dispatcher=self.dispatcher)
         self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
         self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId
 from catalyst_mcp.protocol.versions import Era
@@ -73,6 +73,9 @@ class CallContext:
     # Facts a provider adds to this call's audit record (a database write's masked statement
     # and row count); never a secret or an argument's value.
     audit_note: dict[str, Any] | None = None
+    # How the request arrived: an MCP transport, or the REST API (whose callers get their tool
+    # arguments checked against the input schema, and upstream failures as errors, not results)
+    channel: Literal["mcp", "rest"] = "mcp"
 
     def can(self, capability: str) -> bool:
         """Whether the client declared ``capability`` (``sampling``, ``elicitation``, ``roots``)."""

@@ -16,6 +16,8 @@ client; the cause, a stack trace or a secret never is).
     │   ├── InvalidParams               params of the wrong shape, unknown name   -32602
     │   │   └── NotFound                no such tool / prompt / resource
     │   │       └── ResourceNotFound    no such resource URI                      -32002
+    │   │   └── InvalidArguments        arguments not matching the tool's inputSchema (checked
+    │   │                               for REST callers); data.errors: path + message each
     │   │   └── MalformedMeta           a modern request lacks required _meta     -32602
     │   ├── HeaderMismatch              MCP-* headers missing or disagree w/ body -32020
     │   ├── MissingCapability           the client lacks a capability we need     -32021
@@ -70,6 +72,7 @@ __all__ = [
     "HeaderMismatch",
     "InstallFailed",
     "IntegrityError",
+    "InvalidArguments",
     "InvalidParams",
     "InvalidRequest",
     "MalformedMeta",
@@ -185,6 +188,13 @@ class InvalidParams(ProtocolError):
 
 class NotFound(InvalidParams):
     """No tool, prompt or resource template of that name."""
+
+
+class InvalidArguments(InvalidParams):
+    """``tools/call`` arguments that do not match the tool's ``inputSchema`` (the gateway
+    checks them for callers that do not speak MCP: the REST API). The message names the tool
+    and where, never a value (it goes to the audit trail); ``data["errors"]`` lists every
+    error for the caller: ``{"path": JSON Pointer, "message", "keyword"}``."""
 
 
 class ResourceNotFound(NotFound):

@@ -121,6 +121,10 @@ def routes(gateway: Gateway) -> list[Route]:
     return gateway.api.router.routes
 
 
+def admin_only(gateway: Gateway) -> list[Route]:
+    return [route for route in routes(gateway) if route.admin]
+
+
 def concrete(route: Route) -> str:
     return API + re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PARAMS[m.group(1)], route.path)
 
@@ -137,7 +141,7 @@ def error_of(response: Response) -> dict[str, Any]:
 
 
 async def test_the_route_table_covers_the_api(admin: Admin) -> None:
-    table = {(r.method, r.path) for r in routes(admin.gateway)}
+    table = {(r.method, r.path) for r in admin_only(admin.gateway)}
     assert table == {
         ("GET", "/users"),
         ("POST", "/users"),
@@ -156,8 +160,9 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("DELETE", "/secrets/{owner}/{scope}/{name}"),
         ("GET", "/audit"),
         ("GET", "/audit/verify"),
-        ("GET", "/openapi.json"),
     }
+    # the document describes the tools API too: every caller may read it
+    assert [r.admin for r in routes(admin.gateway) if r.path == "/openapi.json"] == [False]
 
 
 async def test_every_route_without_credentials_is_401_with_a_challenge(admin: Admin) -> None:
@@ -185,7 +190,7 @@ async def test_every_route_with_a_bad_key_is_401_invalid_token(admin: Admin) -> 
 async def test_every_route_refuses_a_non_admin(admin: Admin) -> None:
     scoped = await admin.new_key("root", scopes=["mcp"])  # an admin, but the key lacks 'admin'
     for who, reason in [("bob", "'admin' role"), (scoped, "scopes do not include 'admin'")]:
-        for route in routes(admin.gateway):
+        for route in admin_only(admin.gateway):
             response = await admin.call(route.method, concrete(route)[len(API) :], {}, token=who)
             assert response.status == 403, (who, route.method, route.path, response.body)
             error = error_of(response)
@@ -211,8 +216,9 @@ async def test_unknown_paths_and_methods(admin: Admin) -> None:
     wrong = await admin.call("PUT", "/users")
     assert (wrong.status, wrong.headers["allow"]) == (405, "GET, POST")
     assert error_of(wrong)["code"] == "method_not_allowed"
-    # a non-admin learns nothing about which paths exist
-    assert (await admin.call("GET", "/nothing", token="bob")).status == 403
+    # the route table is public (the OpenAPI document): a non-admin is told the same
+    assert (await admin.call("GET", "/nothing", token="bob")).status == 404
+    assert (await admin.call("PUT", "/users", token="bob")).status == 405
     # and nobody without credentials does
     assert (await admin.call("GET", "/nothing", token=None)).status == 401
     assert (await admin.client.get("/api/other")).status == 401
@@ -243,12 +249,15 @@ async def test_storage_off_is_503(tmp_path: Path) -> None:
     assert gateway.db is None
     await gateway.start()
     try:
-        for path in ("/users", "/audit", "/openapi.json"):
+        for path in ("/users", "/audit"):
             response = await AsgiClient(gateway.asgi).get(API + path)
             assert response.status == 503
             error = error_of(response)
             assert error["code"] == "unavailable"
             assert error["message"].startswith("storage is off")
+        # the document and the tools API need no storage
+        for path in ("/openapi.json", "/tools"):
+            assert (await AsgiClient(gateway.asgi).get(API + path)).status == 200
     finally:
         await gateway.stop()
 

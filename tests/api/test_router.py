@@ -12,14 +12,24 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from catalyst_mcp.api.router import ApiError, ApiRequest, Problem, Route, Router, api_error
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import (
+    AuditUnavailable,
     CatalystError,
     ConfigError,
     ConfigProblem,
     Conflict,
     Forbidden,
+    InvalidArguments,
+    InvalidParams,
     Missing,
+    NotFound,
+    RateLimited,
+    ResourceNotFound,
     StorageError,
     Unauthenticated,
+    UpstreamProtocolError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from catalyst_mcp.transports.asgi import ClientGone
 
@@ -57,6 +67,7 @@ ROUTES = [
     route("GET", "/items/{item}", path_model=ItemPath),
     route("DELETE", "/items/{item}", path_model=ItemPath),
     route("GET", "/items/special"),
+    route("POST", "/items/{item}/call", path_model=ItemPath, json_object=True),
 ]
 
 
@@ -261,6 +272,13 @@ async def test_a_client_gone_before_its_body_arrived(router: Router) -> None:
         (Unauthenticated("who are you"), 401, "unauthenticated"),
         (Forbidden("Forbidden: no"), 403, "forbidden"),
         (CatalystError("a failure for clients"), 500, "internal"),
+        (NotFound("Unknown tool: x"), 404, "not_found"),
+        (ResourceNotFound("Resource not found: x"), 404, "not_found"),
+        (InvalidParams("Invalid cursor"), 400, "bad_request"),
+        (AuditUnavailable("the audit trail cannot be written"), 503, "unavailable"),
+        (UpstreamUnavailable("crm", "crm is unavailable (failed)"), 503, "unavailable"),
+        (UpstreamTimeout("crm", "crm did not answer within 30s"), 504, "gateway_timeout"),
+        (UpstreamProtocolError("crm", "crm answered nonsense"), 502, "bad_gateway"),
     ],
 )
 def test_errors_map_to_statuses(error: Exception, status: int, code: str) -> None:
@@ -280,3 +298,87 @@ def test_an_unexpected_error_shows_nothing_of_itself() -> None:
     answer = api_error(RuntimeError("password=hunter2 at line 3"))
     assert answer.status == 500
     assert "hunter2" not in orjson.dumps(answer.to_json()).decode()
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(-32602, 400), (-32002, 404), (-32603, 502), (-32601, 502), (42, 502)],
+)
+def test_an_upstream_refusal_maps_by_its_code(code: int, status: int) -> None:
+    answer = api_error(UpstreamRejected("crm", {"code": code, "message": "no"}))
+    assert (answer.status, answer.message) == (status, "crm: no")
+
+
+def test_rate_limited_is_429_with_retry_after_in_whole_seconds() -> None:
+    for wait, header in [(0.2, b"1"), (1.0, b"1"), (2.5, b"3"), (0.0, b"1")]:
+        answer = api_error(RateLimited("slow down", wait))
+        assert (answer.status, answer.error_code) == (429, "rate_limited")
+        assert answer.headers == [(b"retry-after", header)]
+
+
+def test_invalid_arguments_list_each_error_with_its_path() -> None:
+    errors = [
+        {"path": "/a/0", "message": "'x' is not of type 'integer'", "keyword": "type"},
+        {"path": "", "message": "'b' is a required property", "keyword": "required"},
+    ]
+    answer = api_error(InvalidArguments("the arguments do not match", data={"errors": errors}))
+    assert (answer.status, answer.error_code) == (400, "invalid_arguments")
+    assert answer.to_json()["error"]["problems"] == [
+        {
+            "location": "body.a.0",
+            "message": errors[0]["message"],
+            "path": "/a/0",
+            "keyword": "type",
+        },
+        {"location": "body", "message": errors[1]["message"], "path": "", "keyword": "required"},
+    ]
+
+
+# ---- a body of arguments -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "chunks", "found"),
+    [
+        (JSON, [b'{"a": [1, {"b": null}]}'], {"a": [1, {"b": None}]}),
+        (JSON, [b""], {}),
+        (JSON, [b"  "], {}),
+        ({}, [b""], {}),
+        ({b"content-length": b"0"}, [b""], {}),
+    ],
+    ids=["object", "json-empty", "json-blank", "no-body", "length-0"],
+)
+async def test_an_arguments_body(
+    router: Router, headers: dict[bytes, bytes], chunks: list[bytes], found: dict[str, Any]
+) -> None:
+    request = request_for(router, "POST", "/api/v1/items/ab/call", headers)
+    await router.parse(request, {}, receiver(*chunks))
+    assert request.data == found
+
+
+@pytest.mark.parametrize(
+    ("headers", "chunks", "status"),
+    [
+        ({}, [b"{}"], 415),
+        ({b"content-type": b"text/plain"}, [b"{}"], 415),
+        (JSON, [b"[1]"], 400),
+        (JSON, [b'"text"'], 400),
+        (JSON, [b"{nope"], 400),
+        (JSON, [b"x" * 1025], 413),
+    ],
+    ids=["no-type", "text", "array", "string", "not-json", "large"],
+)
+async def test_a_bad_arguments_body(
+    router: Router, headers: dict[bytes, bytes], chunks: list[bytes], status: int
+) -> None:
+    request = request_for(router, "POST", "/api/v1/items/ab/call", headers)
+    with pytest.raises(ApiError) as caught:
+        await router.parse(request, {}, receiver(*chunks))
+    assert caught.value.status == status
+
+
+async def test_a_bad_path_is_told_before_the_body_is_read(router: Router) -> None:
+    request = request_for(router, "POST", "/api/v1/items/a/call", JSON)
+    with pytest.raises(ApiError) as caught:
+        await router.parse(request, {}, receiver(gone=True))  # reading it would raise ClientGone
+    assert (caught.value.status, caught.value.problems[0].location) == (422, "path.item")

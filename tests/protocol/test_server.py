@@ -187,3 +187,79 @@ async def test_legacy_read_without_contents_is_an_error() -> None:
         await server.handle(
             "resources/read", {"uri": "catalyst://fake/mem://a"}, ctx("legacy", "resources/read")
         )
+
+
+# ---- callers that do not speak MCP (the REST API) ----------------------------------------------
+
+
+async def test_serve_calls_with_a_rest_context() -> None:
+    from catalyst_mcp.context import Identity
+
+    provider = FakeProvider()
+    server = server_with(provider)
+    result = await server.serve(
+        "tools/call", {"name": "fake__echo", "arguments": {"text": "hi"}}, Identity("ada", "user")
+    )
+    assert result == {"content": [{"type": "text", "text": "hi"}]}  # no modern-era keys
+    _, _, call = provider.calls[-1]
+    assert (call.channel, call.era, call.identity.subject, call.ask) == (
+        "rest",
+        "legacy",
+        "ada",
+        None,
+    )
+
+
+async def test_a_failing_upstream_is_an_error_for_rest_callers_only() -> None:
+    from catalyst_mcp.context import ANONYMOUS
+    from catalyst_mcp.errors import UpstreamUnavailable
+
+    server = server_with(FakeProvider())
+    params = {"name": "fake__fail", "arguments": {}}
+    with pytest.raises(UpstreamUnavailable):
+        await server.serve("tools/call", params, ANONYMOUS)
+    result = await server.handle("tools/call", params, ctx("modern", "tools/call"))
+    assert result["isError"] is True
+
+
+async def test_rest_arguments_are_checked_after_admission() -> None:
+    from catalyst_mcp.context import Identity
+    from catalyst_mcp.errors import Forbidden, InvalidArguments
+    from catalyst_mcp.security.access import Access
+    from catalyst_mcp.settings import Settings
+
+    schema = {"type": "object", "required": ["text"]}
+    provider = FakeProvider(
+        tools=[{"name": "echo", "inputSchema": schema}, {"name": "fail", "inputSchema": schema}]
+    )
+    registry = Registry()
+    registry.add(provider)
+    roles = {"r": {"rules": [{"effect": "allow", "kinds": ["tool"], "match": ["fake__echo"]}]}}
+    access = Access(Settings.model_validate({"rbac": {"roles": roles}, "packs": {"path": None}}))
+    server = McpServer(registry, access=access)
+    ada = Identity("ada", "user", roles=("r",))
+    with pytest.raises(InvalidArguments):
+        await server.serve("tools/call", {"name": "fake__echo", "arguments": {}}, ada)
+    with pytest.raises(Forbidden):  # not InvalidArguments: the schema is not ada's to see
+        await server.serve("tools/call", {"name": "fake__fail", "arguments": {}}, ada)
+    assert not provider.calls
+    # MCP callers are left to the upstream, as before
+    mcp = ctx("modern", "tools/call", identity=ada)
+    await server.handle("tools/call", {"name": "fake__echo", "arguments": {}}, mcp)
+    assert len(provider.calls) == 1
+
+
+async def test_rest_callers_reach_only_listed_tools_and_prompts() -> None:
+    from catalyst_mcp.context import ANONYMOUS
+    from catalyst_mcp.errors import NotFound
+
+    provider = FakeProvider()
+    server = server_with(provider)
+    for method, name in (("tools/call", "fake__unlisted"), ("prompts/get", "fake__unlisted")):
+        with pytest.raises(NotFound):
+            await server.serve(method, {"name": name, "arguments": {}}, ANONYMOUS)
+    assert not provider.calls
+    # MCP clients may still call a name the server did not list: it is the upstream's to judge
+    with pytest.raises(CatalystError):
+        await server.handle("tools/call", {"name": "fake__unlisted"}, ctx("modern", "tools/call"))
+    assert provider.calls[-1][1]["name"] == "unlisted"

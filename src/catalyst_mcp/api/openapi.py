@@ -4,7 +4,8 @@ Nothing is written by hand per route: paths and methods come from the route tabl
 query parameters from the routes' path and query models, request and response bodies from their
 pydantic models (whose JSON Schemas, Draft 2020-12 as OpenAPI 3.1 uses, land in
 ``components.schemas``). Every operation requires the ``bearerAuth`` scheme and lists the error
-answers it can give, each an ``ErrorBody``.
+answers it can give, each an ``ErrorBody`` (:func:`error_components`, which the per-tool
+document of :mod:`catalyst_mcp.api.toolspec` shares).
 """
 
 from __future__ import annotations
@@ -18,22 +19,45 @@ from catalyst_mcp.api.models import ErrorBody
 from catalyst_mcp.api.router import Route, Router
 from catalyst_mcp.security.rbac import Rule
 
-__all__ = ["ERROR_RESPONSES", "REF", "openapi_document"]
+__all__ = ["ERROR_RESPONSES", "REF", "SECURITY_SCHEMES", "error_components", "openapi_document"]
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
 ERROR_RESPONSES = {
-    "400": ("BadRequest", "The body is empty or not JSON."),
+    "400": (
+        "BadRequest",
+        "The body is empty or not JSON; or a tool's arguments do not match its input schema "
+        "(code invalid_arguments: every error is listed with its path).",
+    ),
     "401": ("Unauthenticated", "No credentials, or credentials that are not valid."),
-    "403": ("Forbidden", "The caller lacks the admin role, or the key's scopes lack 'admin'."),
-    "404": ("NotFound", "No such object."),
+    "403": (
+        "Forbidden",
+        "An admin route, and the caller lacks the admin role or the key's scopes lack 'admin'; "
+        "or RBAC or the key's scopes deny this tool, resource or prompt.",
+    ),
+    "404": ("NotFound", "No such object (or none the caller may see)."),
     "409": ("Conflict", "It already exists, is still in use, or would lock you out."),
     "413": ("TooLarge", "The body is too large."),
     "415": ("UnsupportedMediaType", "The body is not sent as application/json."),
     "422": ("Invalid", "The request is invalid: every problem is listed."),
-    "503": ("Unavailable", "Storage (or the secrets vault) is off or unreachable."),
+    "429": ("RateLimited", "A rate limit is exhausted: retry after Retry-After seconds."),
+    "502": ("BadGateway", "The upstream server failed the call or answered wrongly."),
+    "503": (
+        "Unavailable",
+        "Storage or the secrets vault is off or unreachable, the upstream server is down, or "
+        "the audit trail cannot take the call's record.",
+    ),
+    "504": ("GatewayTimeout", "The upstream server did not answer in time."),
 }
 _SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+OBJECT = {"type": "object"}
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (cat_...) or a JWT, as for the MCP endpoint.",
+    }
+}
 
 
 def _error_responses() -> dict[str, Any]:
@@ -47,7 +71,19 @@ def _error_responses() -> dict[str, Any]:
             "schema": {"type": "string"},
         }
     }
+    responses["RateLimited"]["headers"] = {
+        "Retry-After": {
+            "description": "Seconds until the call may be made again.",
+            "schema": {"type": "string"},
+        }
+    }
     return responses
+
+
+def error_components() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``ErrorBody`` schemas and the error responses (``#/components/responses/...``)."""
+    _, definitions = models_json_schema([(ErrorBody, "serialization")], ref_template=REF)
+    return definitions.get("$defs", {}), _error_responses()
 
 
 def _schemas(routes: list[Route]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -108,6 +144,12 @@ def _operation(route: Route, refs: dict[str, Any], schemas: dict[str, Any]) -> d
             "required": True,
             "content": {"application/json": {"schema": refs[f"{route.body.__name__}:validation"]}},
         }
+    elif route.json_object:
+        operation["requestBody"] = {
+            "required": False,
+            "description": "The arguments by name (no body: none).",
+            "content": {"application/json": {"schema": dict(route.json_schema or OBJECT)}},
+        }
     success: dict[str, Any] = {"description": route.summary}
     if route.response is not None:
         schema = refs[f"{route.response.__name__}:serialization"]
@@ -120,12 +162,13 @@ def _operation(route: Route, refs: dict[str, Any], schemas: dict[str, Any]) -> d
         codes.append("404")
     if route.changes:
         codes.append("409")
-    if route.body is not None:
+    if route.body is not None or route.json_object:
         codes += ["400", "413", "415"]
     if route.body is not None or route.query is not None or route.path_model is not None:
         codes.append("422")
     codes.append("503")
-    for code in sorted(codes):
+    codes += route.errors
+    for code in sorted(set(codes)):
         responses[code] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[code][0]}"}
     operation["responses"] = responses
     return operation
@@ -148,12 +191,6 @@ def openapi_document(
         "components": {
             "schemas": dict(sorted(schemas.items())),
             "responses": _error_responses(),
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An API key (cat_...) or a JWT, as for the MCP endpoint.",
-                }
-            },
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }

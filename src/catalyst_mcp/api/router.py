@@ -8,7 +8,8 @@ request carries, listing every problem at once:
 
 * the query string against ``Route.query`` (unknown or repeated parameters are problems too);
 * the body, for a route with ``Route.body``: ``Content-Type: application/json`` (else 415), at
-  most ``max_body`` bytes (else 413), JSON (else 400), then the model (else 422).
+  most ``max_body`` bytes (else 413), JSON (else 400), then the model (else 422); for a route
+  with ``Route.json_object`` (a tool's arguments), any JSON object, an empty body being ``{}``.
 
 Errors are :class:`ApiError` (a :class:`~catalyst_mcp.errors.CatalystError` with an HTTP status
 and a stable code) and go out as ``{"error": {"code", "message"[, "problems"]}}``;
@@ -19,6 +20,7 @@ stack trace: anything unexpected becomes a plain 500.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,14 +32,24 @@ from pydantic import BaseModel, ValidationError
 
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import (
+    INVALID_PARAMS,
+    RESOURCE_NOT_FOUND,
     AccessError,
     CatalystError,
     ConfigError,
     Conflict,
     Forbidden,
+    InvalidArguments,
+    InvalidParams,
     Missing,
+    NotFound,
+    RateLimited,
     StorageError,
     Unauthenticated,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from catalyst_mcp.transports.asgi import (
     BodyTooLarge,
@@ -74,10 +86,14 @@ CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "rate_limited",
     500: "internal",
+    502: "bad_gateway",
     503: "unavailable",
+    504: "gateway_timeout",
 }
 _PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+_Template = tuple[tuple[str | None, str], ...]  # per segment: (literal, "") or (None, param)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +103,18 @@ class Problem:
 
     location: str
     message: str
+    path: str | None = None
+    """For a tool's arguments: the JSON Pointer (RFC 6901) into the body."""
+    keyword: str | None = None
+    """For a tool's arguments: the JSON Schema keyword that failed (``type``, ``required``)."""
 
     def to_json(self) -> dict[str, str]:
-        return {"location": self.location, "message": self.message}
+        found = {"location": self.location, "message": self.message}
+        if self.path is not None:
+            found["path"] = self.path
+        if self.keyword is not None:
+            found["keyword"] = self.keyword
+        return found
 
 
 class ApiError(CatalystError):
@@ -139,13 +164,57 @@ def api_error(exc: BaseException) -> ApiError:
         return ApiError(401, exc.message)
     if isinstance(exc, Forbidden):
         return ApiError(403, exc.message)
+    if isinstance(exc, RateLimited):
+        wait = str(max(1, math.ceil(exc.retry_after))).encode()
+        return ApiError(429, exc.message, headers=[(b"retry-after", wait)])
     if isinstance(exc, AccessError):
         return ApiError(403, exc.message)
+    if isinstance(exc, InvalidArguments):
+        return ApiError(400, exc.message, code="invalid_arguments", problems=_arguments(exc))
+    if isinstance(exc, NotFound):
+        return ApiError(404, exc.message)
+    if isinstance(exc, InvalidParams):
+        return ApiError(400, exc.message)
+    if isinstance(exc, UpstreamError):
+        return _upstream_error(exc)
     if isinstance(exc, CatalystError):  # its message is written for clients
         log.error("admin API request failed: %s", exc.message)
         return ApiError(500, exc.message)
     log.error("admin API request failed", exc_info=exc)
     return ApiError(500, "internal error (logged by the gateway)")
+
+
+def _arguments(exc: InvalidArguments) -> list[Problem]:
+    errors = exc.data.get("errors") if isinstance(exc.data, dict) else None
+    problems = []
+    for error in errors if isinstance(errors, list) else ():
+        path = str(error.get("path", ""))
+        location = "body" + path.replace("/", ".") if path else "body"
+        keyword = error.get("keyword")
+        problems.append(
+            Problem(
+                location, str(error.get("message", "")), path, str(keyword) if keyword else None
+            )
+        )
+    return problems
+
+
+def _upstream_error(exc: UpstreamError) -> ApiError:
+    """An upstream that is down is 503, one that does not answer in time 504, and one that
+    answers wrongly 502; its refusal of the arguments (-32602) is the caller's 400, and of an
+    unknown resource (-32002) a 404."""
+    if isinstance(exc, UpstreamRejected):
+        message = f"{exc.server}: {exc.message}"
+        if exc.code == INVALID_PARAMS:
+            return ApiError(400, message)
+        if exc.code == RESOURCE_NOT_FOUND:
+            return ApiError(404, message)
+        return ApiError(502, message)
+    if isinstance(exc, UpstreamUnavailable):
+        return ApiError(503, exc.message)
+    if isinstance(exc, UpstreamTimeout):
+        return ApiError(504, exc.message)
+    return ApiError(502, exc.message)
 
 
 def _count(problems: Sequence[Problem]) -> str:
@@ -180,6 +249,15 @@ class Route:
     response: type[BaseModel] | None = None
     status: int = 200
     changes: bool = False
+    admin: bool = True
+    """Only administrators may call it (the admin API); else any caller, whom the MCP
+    pipeline authorizes object by object (the REST API for tools)."""
+    json_object: bool = False
+    """The body is any JSON object (a tool's arguments; empty: ``{}``), in ``ApiRequest.data``."""
+    json_schema: Mapping[str, Any] | None = None
+    """What the OpenAPI document says of a ``json_object`` body (default: any object)."""
+    errors: tuple[str, ...] = ()
+    """Error statuses it may answer besides those its models imply (for the OpenAPI document)."""
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -201,6 +279,9 @@ class ApiRequest:
     path: BaseModel | None = None
     query: BaseModel | None = None
     body: BaseModel | None = None
+    data: dict[str, Any] | None = None
+    """The JSON object of a ``json_object`` route."""
+    scheme: str = "http"
     target: str = ""
     """What the request acts on, as the audit trail records it (handlers may name it better)."""
 
@@ -238,6 +319,14 @@ class Router:
             if key in seen:
                 raise ValueError(f"two routes for {route.method} {route.path}")
             seen.add(key)
+        # by number of segments, each segment a literal or (None) a parameter: built once
+        self._by_length: dict[int, list[tuple[Route, _Template]]] = {}
+        for route in self.routes:
+            template = tuple(
+                (None, found.group(1)) if (found := _PARAM.match(part)) else (part, "")
+                for part in route.segments
+            )
+            self._by_length.setdefault(len(template), []).append((route, template))
 
     def full_path(self, route: Route) -> str:
         return self.prefix + route.path
@@ -250,8 +339,8 @@ class Router:
             raise ApiError(404, "no such endpoint")
         allowed: list[str] = []
         best: tuple[int, Route, dict[str, str]] | None = None
-        for route in self.routes:
-            params = _match(route.segments, segments)
+        for route, template in self._by_length.get(len(segments), ()):
+            params = _match(template, segments)
             if params is None:
                 continue
             if route.method != method:
@@ -295,39 +384,57 @@ class Router:
             data = await self._json(request.headers, receive)
             request.body, found = _validate(route.body, data, "body")
             problems += found
+        elif route.json_object:
+            if problems:  # the path or query is wrong: the body is not worth reading
+                raise ApiError.invalid(problems)
+            data = await self._json(request.headers, receive, empty={})
+            if not isinstance(data, dict):
+                raise ApiError(400, "the body must be a JSON object (the arguments by name)")
+            request.data = data
         if problems:
             raise ApiError.invalid(problems)
 
-    async def _json(self, headers: Mapping[bytes, bytes], receive: Receive) -> Any:
+    async def _json(
+        self, headers: Mapping[bytes, bytes], receive: Receive, *, empty: Any = None
+    ) -> Any:
+        """The JSON body; ``empty``, when given, stands for a body with nothing in it."""
+        declared = headers.get(b"content-length")
+        if empty is not None and declared in (None, b"0") and b"content-type" not in headers:
+            raw = await self._read(receive, declared)
+            if not raw.strip():
+                return empty
+            raise ApiError(415, "send the body as JSON (Content-Type: application/json)")
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if kind != b"application/json":
             raise ApiError(415, "send the body as JSON (Content-Type: application/json)")
-        try:
-            raw = await read_body(receive, self.max_body, headers.get(b"content-length"))
-        except BodyTooLarge:
-            raise ApiError(413, f"the body is larger than {self.max_body} bytes") from None
+        raw = await self._read(receive, declared)
         if not raw.strip():
+            if empty is not None:
+                return empty
             raise ApiError(400, "the body is empty: send a JSON object")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ApiError(400, "the body is not valid JSON") from None
 
+    async def _read(self, receive: Receive, declared: bytes | None) -> bytes:
+        try:
+            return await read_body(receive, self.max_body, declared)
+        except BodyTooLarge:
+            raise ApiError(413, f"the body is larger than {self.max_body} bytes") from None
 
-def _match(template: tuple[str, ...], segments: list[str]) -> dict[str, str] | None:
-    if len(template) != len(segments):
-        return None
+
+def _match(template: _Template, segments: list[str]) -> dict[str, str] | None:
     params: dict[str, str] = {}
-    for pattern, raw in zip(template, segments, strict=True):
-        found = _PARAM.match(pattern)
-        if found is None:
-            if pattern != raw:
+    for (literal, name), raw in zip(template, segments, strict=True):
+        if literal is not None:
+            if literal != raw:
                 return None
             continue
         value = unquote(raw) if "%" in raw else raw
         if not value:
             return None
-        params[found.group(1)] = value
+        params[name] = value
     return params
 
 

@@ -1,17 +1,22 @@
-"""The admin API as the gateway serves it under ``/api/``: who may call it, and what is audited.
+"""The REST API as the gateway serves it under ``/api/``: who may call it, and what is audited.
 
-Every request, in this order::
+Two kinds of routes share one router, one OpenAPI document and one error shape: the admin API
+(users, keys, roles, secrets, audit: administrators only) and the REST API for tools (lists,
+calls, reads, prompts: any caller, authorized object by object by the MCP pipeline, entered
+through :meth:`Dispatcher.direct`). Every request, in this order::
 
     authenticate (AuthGate, as for /mcp) ── 401 + WWW-Authenticate
-    find the route ─────────────────────── (remembered: a 404/405 is only told to an admin)
-    admin? (role 'admin'; an API key with scopes also needs scope 'admin') ── 403, audited
-    storage on? ────────────────────────── 503 "storage is off"
+    find the route ─────────────────────── 404 / 405
+    an admin route:
+        admin? (role 'admin'; an API key with scopes also needs scope 'admin') ── 403, audited
+        storage on? ────────────────────── 503 "storage is off"
     parse path, query and body ─────────── 400 / 413 / 415 / 422
-    run the handler ────────────────────── its answer, or 404 / 409 / 503 ...
+    run the handler ────────────────────── its answer, or 400 / 403 / 404 / 409 / 429 / 5xx
 
-Every change (a route with ``changes``) is recorded in the audit trail as
+Every admin change (a route with ``changes``) is recorded in the audit trail as
 ``admin.<thing>.<verb>`` with its outcome, whether it succeeded or failed, and so is every
-refusal. Answers carry ``Cache-Control: no-store`` (one of them is a new API key).
+refusal; tool calls, reads and prompts are recorded by the MCP pipeline as they are for MCP
+clients. Answers carry ``Cache-Control: no-store`` (one of them is a new API key).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pydantic import BaseModel
 
 import catalyst_mcp
 from catalyst_mcp.api.admin import admin_routes
+from catalyst_mcp.api.calls import CallHandlers
+from catalyst_mcp.api.catalog import CatalogHandlers
 from catalyst_mcp.api.models import ADMIN_SCOPE
 from catalyst_mcp.api.openapi import openapi_document
 from catalyst_mcp.api.router import (
@@ -37,12 +44,14 @@ from catalyst_mcp.api.router import (
     api_error,
 )
 from catalyst_mcp.api.services import AdminServices
+from catalyst_mcp.api.toolspec import ToolDocument
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import AuditUnavailable, Forbidden
 from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_bytes
 
 if TYPE_CHECKING:
+    from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
     from catalyst_mcp.transports.authgate import AuthGate
@@ -52,14 +61,17 @@ __all__ = ["PREFIX", "AdminApi"]
 PREFIX = "/api/v1"
 NO_STORE = (b"cache-control", b"no-store")
 DESCRIPTION = (
-    "Manage the gateway's users, API keys, roles and secrets, and read its audit trail. "
-    "Every operation needs an administrator: a caller whose roles include 'admin' (an API key "
-    "with scopes also needs the scope 'admin')."
+    "The tools API (tag 'tools'): list the servers, tools, resources and prompts you may use, "
+    "call tools, read resources and get prompts, with the same credentials, roles, rate limits "
+    "and audit as the MCP endpoint. The admin API (the other tags): manage the gateway's "
+    "users, API keys, roles and secrets, and read its audit trail; it needs an administrator: "
+    "a caller whose roles include 'admin' (an API key with scopes also needs the scope 'admin')."
 )
 
 
 class AdminApi:
-    """The ``/api/`` endpoints of one gateway."""
+    """The ``/api/`` endpoints of one gateway: the admin API, and with ``dispatcher`` (the
+    MCP endpoints' :class:`Dispatcher`) the REST API for tools."""
 
     def __init__(
         self,
@@ -67,6 +79,7 @@ class AdminApi:
         auth: AuthGate,
         db: Database | None,
         *,
+        dispatcher: Dispatcher | None = None,
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
@@ -81,8 +94,18 @@ class AdminApi:
             "admin.openapi.get",
             "This document (OpenAPI 3.1)",
             "meta",
+            admin=False,
         )
-        self.router = Router(PREFIX, [*admin_routes(self.services), openapi], max_body=max_body)
+        tools: list[Route] = []
+        if dispatcher is not None:
+            public_url = getattr(getattr(auth, "auth", None), "resource_url", None)
+            tools = [
+                *CatalogHandlers(dispatcher).routes(),
+                *CallHandlers(dispatcher).routes(),
+                *ToolDocument(dispatcher, PREFIX, public_url).routes(),
+            ]
+        routes = [*admin_routes(self.services), *tools, openapi]
+        self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None
 
     def document(self) -> dict[str, Any]:
@@ -90,7 +113,7 @@ class AdminApi:
         if self._document is None:
             self._document = openapi_document(
                 self.router,
-                title="Catalyst admin API",
+                title="Catalyst REST API",
                 version=catalyst_mcp.__version__,
                 description=DESCRIPTION,
             )
@@ -124,24 +147,31 @@ class AdminApi:
             route, params = self.router.find(
                 scope["method"], raw.decode("latin-1") if raw else path
             )
-        except ApiError as exc:  # told only to an administrator
+        except ApiError as exc:
             unmatched = exc
-        refusal = self.refusal(identity)
-        if refusal is not None:
-            action = route.action if route is not None else "admin.api"
-            await self.access.record_refusal(identity, action, path, Forbidden(refusal))
-            await _send_error(send, ApiError(403, refusal))
-            return
         if route is None:
             await _send_error(send, unmatched or ApiError(404, "no such endpoint"))
             return
-        if self.db is None:
-            await _send_error(
-                send,
-                ApiError(503, "storage is off: enable audit or API keys to use the admin API"),
-            )
-            return
-        request = ApiRequest(route, identity, params, headers, target="/".join(params.values()))
+        if route.admin:
+            refusal = self.refusal(identity)
+            if refusal is not None:
+                await self.access.record_refusal(identity, route.action, path, Forbidden(refusal))
+                await _send_error(send, ApiError(403, refusal))
+                return
+            if self.db is None:
+                await _send_error(
+                    send,
+                    ApiError(503, "storage is off: enable audit or API keys to use the admin API"),
+                )
+                return
+        request = ApiRequest(
+            route,
+            identity,
+            params,
+            headers,
+            target="/".join(params.values()),
+            scheme=scope.get("scheme", "http"),
+        )
         await self._run(request, scope, receive, send)
 
     async def _run(self, request: ApiRequest, scope: Scope, receive: Receive, send: Send) -> None:

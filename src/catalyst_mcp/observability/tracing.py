@@ -72,6 +72,7 @@ INBOUND = {
     "sse": ("http", "tcp"),
     "websocket": ("websocket", "tcp"),
     "stdio": (None, "pipe"),
+    "rest": ("http", "tcp"),  # the REST API for tools (docs/api.md)
 }
 
 _tracer: trace.Tracer | None = None

@@ -29,7 +29,7 @@ from catalyst_mcp.observability.observer import Observer, outcome_of
 from catalyst_mcp.protocol.hub import MAX_SUBSCRIPTIONS, NotificationHub
 from catalyst_mcp.protocol.jsonrpc import Message, error_response, result_response
 from catalyst_mcp.protocol.legacy import LegacySession, SessionStore, negotiate_version
-from catalyst_mcp.protocol.server import McpServer
+from catalyst_mcp.protocol.server import McpServer, rest_context
 from catalyst_mcp.protocol.versions import (
     CLIENT_CAPS_KEY,
     CLIENT_INFO_KEY,
@@ -140,6 +140,34 @@ class Dispatcher:
                 return error_response(request_id, CatalystError("Internal error"))
             watch.succeeded(result)
             return result_response(request_id, result)
+        finally:
+            watch.end()
+
+    # ---- the REST API ------------------------------------------------------------------------
+
+    async def direct(
+        self,
+        method: str,
+        params: dict[str, Any],
+        identity: Identity,
+        headers: dict[bytes, bytes] | None = None,
+    ) -> dict[str, Any]:
+        """Serve a request of the REST API for tools (as :meth:`McpServer.serve`), watched as
+        every MCP request is (metrics, a span joining a ``traceparent`` in ``headers``, the log
+        context) with transport ``rest``. Failures are raised, for the API to answer."""
+        ctx = rest_context(method, identity)
+        watch = self.observer.begin(ctx, params, "rest", headers)
+        try:
+            try:
+                result = await self.server.handle(method, params, ctx)
+            except asyncio.CancelledError:
+                watch.cancelled()
+                raise
+            except Exception as exc:
+                watch.failed(exc)
+                raise
+            watch.succeeded(result)
+            return result
         finally:
             watch.end()
 

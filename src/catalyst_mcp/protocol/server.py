@@ -28,8 +28,9 @@ from catalyst_mcp.errors import (
     UpstreamError,
     UpstreamRejected,
 )
+from catalyst_mcp.protocol.arguments import ArgumentCheck
 from catalyst_mcp.protocol.mrtr import InputBridge, satisfy_for_legacy
-from catalyst_mcp.protocol.versions import SERVER_INFO_KEY, SUPPORTED_VERSIONS
+from catalyst_mcp.protocol.versions import LATEST_LEGACY, SERVER_INFO_KEY, SUPPORTED_VERSIONS
 from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.registry import Registry
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.security.rbac import Kind
 
-__all__ = ["SERVER_INFO", "McpServer"]
+__all__ = ["SERVER_INFO", "McpServer", "rest_context"]
 
 log = logging.getLogger("catalyst.protocol")
 
@@ -84,6 +85,7 @@ class McpServer:
         self.metrics: Metrics | None = None  # tool calls and calls in flight (None: not counted)
         self.in_flight: dict[str, int] = {}  # calls waiting for each provider (when counted)
         self.bridge = InputBridge()
+        self.arguments = ArgumentCheck(registry)  # for REST callers (ctx.channel "rest")
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
             "resources/list": McpServer._list,
@@ -137,6 +139,18 @@ class McpServer:
                 result.pop(key, None)
             _drop_upstream_server_info(result)
         return result
+
+    async def serve(
+        self, method: str, params: dict[str, Any], identity: Identity
+    ) -> dict[str, Any]:
+        """Serve one request of a caller that does not speak MCP (the REST API) through the
+        same pipeline as :meth:`handle`: RBAC, rate limits, audit, the provider. Such a caller
+        cannot answer an upstream's questions mid-call; it may call the tools and prompts the
+        registry lists (NotFound for others), its arguments are checked (InvalidArguments:
+        against a tool's input schema, a prompt's declared arguments), and a failing upstream
+        raises its UpstreamError instead of becoming a tool error. (The REST API comes in
+        through :meth:`Dispatcher.direct`, which also watches the request: metrics, traces.)"""
+        return await self.handle(method, params, rest_context(method, identity))
 
     async def _guarded(
         self,
@@ -270,6 +284,8 @@ class McpServer:
         arguments = params.get("arguments")
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams('"arguments" must be an object')
+        if ctx.channel == "rest" and not self.registry.is_listed("tool", name):
+            raise NotFound(f"Unknown tool: {name}")  # only listed tools: schemas to check
         provider, original = self.registry.resolve("tools", name)
         metrics = self.metrics
         if metrics is None:
@@ -296,11 +312,15 @@ class McpServer:
         ctx: CallContext,
     ) -> dict[str, Any]:
         await self._admit(ctx, provider, name)
+        if ctx.channel == "rest":
+            self.arguments.check(name, params.get("arguments") or {})
         try:
             return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
         except UpstreamRejected:
             raise
         except UpstreamError as exc:
+            if ctx.channel == "rest":  # an HTTP error of its own (502/503/504), not a result
+                raise
             # A server that is down is a tool error the model can read, not a protocol failure.
             return {"content": [{"type": "text", "text": exc.message}], "isError": True}
 
@@ -308,8 +328,13 @@ class McpServer:
         name = params.get("name")
         if not isinstance(name, str):
             raise InvalidParams('prompts/get needs a string "name"')
+        if ctx.channel == "rest" and not self.registry.is_listed("prompt", name):
+            raise NotFound(f"Unknown prompt: {name}")
         provider, original = self.registry.resolve("prompts", name)
         await self._admit(ctx, provider, name)
+        arguments = params.get("arguments")
+        if ctx.channel == "rest" and isinstance(arguments, dict):
+            self.arguments.check_prompt(name, arguments)
         return await self._relay(provider, "prompts/get", {**params, "name": original}, ctx)
 
     async def _resources_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -395,6 +420,17 @@ class McpServer:
         if self.instructions:
             result["instructions"] = self.instructions
         return result
+
+
+def rest_context(method: str, identity: Identity) -> CallContext:
+    """The context of a REST API request (``channel`` ``rest``, see :meth:`McpServer.serve`)."""
+    return CallContext(
+        era="legacy",  # results without the modern era's resultType/ttlMs/cacheScope
+        protocol_version=LATEST_LEGACY,
+        method=method,
+        identity=identity,
+        channel="rest",
+    )
 
 
 def _drop_upstream_server_info(result: dict[str, Any]) -> None:
