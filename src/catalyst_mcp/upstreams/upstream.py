@@ -41,6 +41,7 @@ from catalyst_mcp.upstreams.lists import CAPABILITY_OF, CHANGED, fetch_list
 from catalyst_mcp.upstreams.liveness import Liveness
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
+from catalyst_mcp.upstreams.subscriptions import Subscriptions
 
 __all__ = ["Upstream"]
 
@@ -48,11 +49,6 @@ log = logging.getLogger("catalyst.upstream")
 
 DRAIN_POLL_SECONDS = 0.05
 CLIENT_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
-LISTEN_FLAGS = {
-    "toolsListChanged": "tools",
-    "promptsListChanged": "prompts",
-    "resourcesListChanged": "resources",
-}
 
 
 def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
@@ -92,10 +88,11 @@ class Upstream(Provider):
         self._stopping = False
         self._settled = asyncio.Event()
         self._refreshing: dict[ListKind, asyncio.Task[None]] = {}
-        self._subscriptions: set[str] = set()
         self._serial = asyncio.Lock() if config.serialize_calls else None
         self._listen_task: asyncio.Task[None] | None = None
-        self._listen_changed = asyncio.Event()
+        self.subscriptions = Subscriptions(
+            name, config, self.call_timeout, lambda: self.session, self._notification
+        )
         self.liveness = Liveness(
             name, config.ping_interval_seconds, config.ping_timeout_seconds, self._restart
         )
@@ -141,12 +138,11 @@ class Upstream(Provider):
                 self._attempt_over()
                 self.on_change(self, set(LIST_KINDS))
                 if session.era == "modern":
-                    self._listen_task = asyncio.create_task(self._listen(session))
+                    self._listen_task = asyncio.create_task(self.subscriptions.listen(session))
                 if self.config.ping_interval_seconds > 0:
                     watch = self.liveness.watch(session, self._busy)
                     self._watch_task = asyncio.create_task(watch)
-                for uri in self._subscriptions:
-                    await self._send_subscribe(uri)
+                await self.subscriptions.resubscribe()
                 await self._lost.wait()
             except asyncio.CancelledError:
                 raise
@@ -493,82 +489,11 @@ class Upstream(Provider):
         # Modern clients: the input bridge refuses an undeclared capability with -32021.
         return await ctx.ask(method, message.get("params") or {})
 
-    # ---- subscriptions -----------------------------------------------------------------------
-
-    def _listen_filter(self, session: UpstreamSession) -> dict[str, Any]:
-        caps = session.capabilities
-        wanted: dict[str, Any] = {}
-        for flag, capability in LISTEN_FLAGS.items():
-            if (caps.get(capability) or {}).get("listChanged"):
-                wanted[flag] = True
-        if self._subscriptions and self._can_subscribe(session):
-            wanted["resourceSubscriptions"] = sorted(self._subscriptions)
-        return wanted
-
-    async def _listen(self, session: UpstreamSession) -> None:
-        """Modern upstreams: keep one subscriptions/listen open for changes and updates."""
-        delay = self.config.restart_initial_seconds
-        while self.session is session:
-            wanted = self._listen_filter(session)
-            if not wanted:
-                return
-            self._listen_changed.clear()
-            params = {"_meta": session.meta(), "notifications": wanted}
-            call = asyncio.create_task(
-                session.request(
-                    "subscriptions/listen",
-                    params,
-                    timeout=None,
-                    on_related=lambda message: self._notification(message),
-                )
-            )
-            call.add_done_callback(_retrieve)
-            changed = asyncio.create_task(self._listen_changed.wait())
-            try:
-                await asyncio.wait({call, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                if not call.done():
-                    call.cancel()  # stopping, or the subscription set changed
-            if not call.done() or call.cancelled():
-                with contextlib.suppress(asyncio.CancelledError, UpstreamError):
-                    await call
-                continue
-            error = call.exception()
-            if isinstance(error, UpstreamRejected) and error.code == -32601:
-                return  # the server does not offer subscriptions after all
-            if error is not None:
-                log.debug("%s: listen ended: %s", self.name, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.config.restart_max_seconds)
-
     async def subscribe(self, uri: str) -> None:
-        self._subscriptions.add(uri)
-        self._listen_changed.set()
-        await self._send_subscribe(uri)
+        await self.subscriptions.subscribe(uri)
 
     async def unsubscribe(self, uri: str) -> None:
-        self._subscriptions.discard(uri)
-        self._listen_changed.set()
-        session = self.session
-        if session is not None and session.era == "legacy" and self._can_subscribe(session):
-            with contextlib.suppress(UpstreamError):
-                await session.request(
-                    "resources/unsubscribe", {"uri": uri}, timeout=self.call_timeout
-                )
-
-    def _can_subscribe(self, session: UpstreamSession) -> bool:
-        return bool(session.capabilities.get("resources", {}).get("subscribe"))
-
-    async def _send_subscribe(self, uri: str) -> None:
-        session = self.session
-        if session is None or not self._can_subscribe(session):
-            return
-        if session.era == "legacy":
-            with contextlib.suppress(UpstreamError):
-                await session.request(
-                    "resources/subscribe", {"uri": uri}, timeout=self.call_timeout
-                )
+        await self.subscriptions.unsubscribe(uri)
 
     # ---- reports -----------------------------------------------------------------------------
 
@@ -612,12 +537,6 @@ class Upstream(Provider):
             reason, at = self.last_failure
             report["lastFailure"] = {"error": reason, "at": _iso(at)}
         return report
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Mark a background task's exception as seen (the owner decides what it means)."""
-    if not task.cancelled():
-        task.exception()
 
 
 MODERN_CAPABILITY_KEYS = ("sampling", "elicitation", "roots", "experimental", "extensions")
