@@ -14,6 +14,7 @@ from catalyst_mcp.security.config import (
     RbacSettings,
 )
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
+from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from tests.conftest import ROOT
 
 MODELS = [
@@ -26,6 +27,7 @@ MODELS = [
     RateLimitSettings,
     AuditSettings,
     PackagesSettings,
+    SandboxSettings,
 ]
 
 

@@ -70,6 +70,16 @@ class CallContext:
     # result. Legacy clients get a JSON-RPC request; modern clients an InputRequiredResult.
     ask: Asker | None = None
     session_id: str | None = None
+    # A modern request on a stdio or WebSocket connection: the connection's id (the connection
+    # is its session, for servers run per session). None on HTTP, where modern requests are
+    # stateless, and for legacy requests (their session_id says it).
+    connection_id: str | None = None
+
+    @property
+    def session_key(self) -> str | None:
+        """What a per-session server keys its processes by: the legacy session, else the
+        stdio/WebSocket connection; None for a stateless modern HTTP request."""
+        return self.session_id if self.session_id is not None else self.connection_id
 
     def can(self, capability: str) -> bool:
         """Whether the client declared ``capability`` (``sampling``, ``elicitation``, ``roots``)."""

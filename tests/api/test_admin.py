@@ -156,6 +156,12 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("DELETE", "/secrets/{owner}/{scope}/{name}"),
         ("GET", "/audit"),
         ("GET", "/audit/verify"),
+        ("GET", "/servers"),
+        ("GET", "/servers/{name}"),
+        ("POST", "/servers/{name}/start"),
+        ("POST", "/servers/{name}/stop"),
+        ("POST", "/servers/{name}/restart"),
+        ("GET", "/servers/{name}/logs"),
         ("GET", "/openapi.json"),
     }
 

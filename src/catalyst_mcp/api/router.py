@@ -180,6 +180,7 @@ class Route:
     response: type[BaseModel] | None = None
     status: int = 200
     changes: bool = False
+    needs_storage: bool = True  # False: served with storage off too (no database needed)
 
     @property
     def segments(self) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ Every request, in this order::
     authenticate (AuthGate, as for /mcp) ── 401 + WWW-Authenticate
     find the route ─────────────────────── (remembered: a 404/405 is only told to an admin)
     admin? (role 'admin'; an API key with scopes also needs scope 'admin') ── 403, audited
-    storage on? ────────────────────────── 503 "storage is off"
+    storage on? ────────────────────────── 503 "storage is off" (not for /servers)
     parse path, query and body ─────────── 400 / 413 / 415 / 422
     run the handler ────────────────────── its answer, or 404 / 409 / 503 ...
 
@@ -46,13 +46,15 @@ if TYPE_CHECKING:
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
     from catalyst_mcp.transports.authgate import AuthGate
+    from catalyst_mcp.upstreams.serverset import ServerSet
 
 __all__ = ["PREFIX", "AdminApi"]
 
 PREFIX = "/api/v1"
 NO_STORE = (b"cache-control", b"no-store")
 DESCRIPTION = (
-    "Manage the gateway's users, API keys, roles and secrets, and read its audit trail. "
+    "Manage the gateway's users, API keys, roles and secrets, read its audit trail, and "
+    "start, stop, restart and inspect its upstream servers. "
     "Every operation needs an administrator: a caller whose roles include 'admin' (an API key "
     "with scopes also needs the scope 'admin')."
 )
@@ -69,11 +71,12 @@ class AdminApi:
         *,
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        servers: ServerSet | None = None,
     ) -> None:
         self.access = access
         self.auth = auth
         self.db = db
-        self.services = AdminServices(access, db, environ)
+        self.services = AdminServices(access, db, environ, servers=servers)
         openapi = Route(
             "GET",
             "/openapi.json",
@@ -135,7 +138,7 @@ class AdminApi:
         if route is None:
             await _send_error(send, unmatched or ApiError(404, "no such endpoint"))
             return
-        if self.db is None:
+        if self.db is None and route.needs_storage:
             await _send_error(
                 send,
                 ApiError(503, "storage is off: enable audit or API keys to use the admin API"),

@@ -39,6 +39,7 @@ from catalyst_mcp.upstreams.breaker import CircuitBreaker
 from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport
 from catalyst_mcp.upstreams.lists import CAPABILITY_OF, CHANGED, fetch_list
 from catalyst_mcp.upstreams.liveness import Liveness
+from catalyst_mcp.upstreams.serverlog import ServerLog
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
 from catalyst_mcp.upstreams.subscriptions import Subscriptions
@@ -54,7 +55,14 @@ CLIENT_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "ro
 def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
     if config.kind == "stdio":
         assert config.command is not None
-        return StdioTransport(name, config.command, list(config.args), dict(config.env), config.cwd)
+        return StdioTransport(
+            name,
+            config.command,
+            list(config.args),
+            dict(config.env),
+            config.cwd,
+            sandbox=config.sandbox,
+        )
     assert config.url is not None
     if config.kind == "sse":
         return SseTransport(name, config.url, dict(config.headers))
@@ -62,11 +70,24 @@ def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
 
 
 class Upstream(Provider):
+    """One server process or connection. ``log`` keeps its stderr lines (labelled
+    ``instance``: ``shared``, or whose process it is when the server runs one per user or
+    session)."""
+
     def __init__(
-        self, name: str, namespace: str, config: ServerConfig, call_timeout: float
+        self,
+        name: str,
+        namespace: str,
+        config: ServerConfig,
+        call_timeout: float,
+        *,
+        log: ServerLog | None = None,
+        instance: str = "shared",
     ) -> None:
         super().__init__(name, namespace)
         self.config = config
+        self.log = log
+        self.instance = instance
         self.call_timeout = config.timeout_seconds or call_timeout
         self.session: UpstreamSession | None = None
         self.status = "starting"
@@ -116,6 +137,8 @@ class Upstream(Provider):
         while not self._stopping:
             self._lost.clear()
             transport = build_transport(self.name, self.config)
+            if isinstance(transport, StdioTransport):
+                transport.on_stderr = self._stderr
             transport.on_closed = functools.partial(self._connection_lost, transport=transport)
             self._transport = transport
             session: UpstreamSession | None = None
@@ -181,6 +204,10 @@ class Upstream(Provider):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.restart_max_seconds)
             # the status stays "failed" through the next attempt: "starting" is the first only
+
+    def _stderr(self, line: str, pid: int | None) -> None:
+        if self.log is not None:
+            self.log.append(line, pid, self.instance)
 
     def _failed(self, reason: str) -> None:
         """Report a failed connection at once (closing the transport may take seconds)."""
@@ -257,6 +284,10 @@ class Upstream(Provider):
                 if not self._busy():
                     return
             await asyncio.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - loop.time())))
+
+    def in_use(self) -> bool:
+        """Whether a call is running or waiting its turn."""
+        return self._busy()
 
     def _busy(self) -> bool:
         """A call is running or waiting its turn (no liveness probe then; no drain yet)."""
@@ -531,6 +562,11 @@ class Upstream(Provider):
             report["era"] = session.era
             report["protocolVersion"] = session.protocol_version
             report["serverInfo"] = session.server_info
+            pid = session.transport.describe().get("pid")
+            if pid is not None:
+                report["pid"] = pid
+            if self.connected_at is not None:
+                report["upSince"] = _iso(self.connected_at)
         if self.last_error:
             report["error"] = self.last_error
         if self.last_failure is not None:
