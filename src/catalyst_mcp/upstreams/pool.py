@@ -238,7 +238,7 @@ class ProcessPool(Provider):
                 f"sharing: per-user on {self.name}",
             )
         values = await self._values(owner) if self.names else {}
-        digest = self._digest(values)
+        digest = self._digest(values) if self.names else self._shared_digest
         upstream: Upstream | None
         if self.economy and digest == self._shared_digest:
             upstream = self.shared
