@@ -117,7 +117,8 @@ def test_the_command_line_hides_and_binds_what_it_should(tmp_path: Path) -> None
     assert env["HOME"] == str(home) and env["TMPDIR"] == "/tmp"
 
 
-def test_network_on_shares_the_network_and_home_is_the_start_folder(tmp_path: Path) -> None:
+def test_network_on_shares_the_network_and_home_is_the_start_folder() -> None:
+    home = str(Path.home())
     argv, env = wrap(
         "s",
         "/bin/true",
@@ -126,11 +127,25 @@ def test_network_on_shares_the_network_and_home_is_the_start_folder(tmp_path: Pa
         None,
         SandboxSettings(enabled=True),
         bwrap="bwrap",
-        environ={"HOME": "/srv/catalyst"},
+        environ={"HOME": home},
     )
     assert "--unshare-net" not in argv
-    assert "/srv/catalyst" in singles(argv, "--tmpfs")  # the gateway user's HOME, emptied
-    assert argv[argv.index("--chdir") + 1] == "/srv/catalyst" == env["HOME"]
+    hidden = singles(argv, "--tmpfs")
+    assert any(home == h or home.startswith(h + "/") for h in hidden)  # emptied
+    assert argv[argv.index("--chdir") + 1] == home == env["HOME"]
+    # a HOME that is not a folder: a fresh one in the private /home
+    argv, env = wrap(
+        "s",
+        "/bin/true",
+        [],
+        {},
+        None,
+        SandboxSettings(enabled=True),
+        bwrap="bwrap",
+        environ={"HOME": "/nonexistent/home"},
+    )
+    assert env["HOME"] in ("/home/sandbox", "/tmp/home")
+    assert "/nonexistent/home" not in singles(argv, "--tmpfs")
 
 
 def test_a_writable_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:

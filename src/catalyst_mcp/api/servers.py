@@ -62,8 +62,7 @@ class ServerHandlers:
     async def logs(self, request: ApiRequest) -> m.ServerLogs:
         name = request.path_as(m.ServerPath).name
         query = request.query_as(m.LogQuery)
-        self.servers.status(name)  # Missing (404) for a server that is not served
-        log = self.servers.logs.get(name)
+        log = self.servers.log(name)  # Missing (404) for a server that is not served
         if log is None:
             return m.ServerLogs(lines=[], last_seq=0, missed=0, capacity=0)
         missed = 0

@@ -104,7 +104,7 @@ def wrap(
         argv.append("--unshare-net")
     argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for folder in hidden:
-        if os.path.isdir(folder) or folder == home:
+        if os.path.isdir(folder):  # a missing one hides nothing (and has no mount point)
             argv += ["--tmpfs", folder]
     argv += ["--dir", home]
     search = env.get("PATH") or gateway_env.get("PATH")
@@ -152,9 +152,11 @@ def explain(server: str, stderr: Iterable[str]) -> str | None:
 
 
 def _home(value: str | None) -> str:
-    if value and value.startswith("/") and os.path.normpath(value) != "/":
+    """The sandbox's HOME: the gateway user's (emptied), if it is a folder other than /;
+    else a fresh one in the private /home (or /tmp, on a machine without /home)."""
+    if value and value.startswith("/") and os.path.normpath(value) != "/" and os.path.isdir(value):
         return os.path.normpath(value)
-    return FALLBACK_HOME
+    return FALLBACK_HOME if os.path.isdir("/home") else "/tmp/home"  # noqa: S108 - private
 
 
 def _state_folders(environ: Mapping[str, str]) -> list[str]:

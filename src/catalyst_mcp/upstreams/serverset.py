@@ -259,6 +259,12 @@ class ServerSet:
         carried = self._carried.get(name, 0)
         return server_status(name, served.provider, served.key[0], carried, detail=detail)
 
+    def log(self, name: str) -> ServerLog | None:
+        """The stderr ring buffer of server ``name`` (Missing if not served; None if its
+        provider keeps none)."""
+        self._get(name)
+        return self.logs.get(name)
+
     def statuses(self) -> list[dict[str, object]]:
         return [self.status(name) for name in sorted(self._served)]
 
