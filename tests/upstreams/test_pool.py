@@ -353,3 +353,31 @@ def test_shared_with_secret_references_is_refused() -> None:
     assert ServerConfig.model_validate(lean(env={"T": "${secret:TOKEN}"})).mode == "per-user"
     assert ServerConfig.model_validate(lean()).mode == "shared"
     assert ServerConfig.model_validate(lean(sharing="per-session")).mode == "per-session"
+
+
+async def test_two_legacy_sessions_get_two_processes_through_the_gateway() -> None:
+    settings = Settings.model_validate(
+        {
+            "servers": {"lean": lean(sharing="per-session")},
+            "packs": {"path": None},
+            "audit": {"enabled": False},
+        }
+    )
+    gw = Gateway(settings)
+    await gw.start()
+    try:
+        client = AsgiClient(gw.asgi)
+        call = legacy_request("tools/call", {"name": "lean__whoami", "arguments": {}})
+        pids = []
+        for _ in range(2):
+            init = await client.post("/mcp", initialize_request(), JSON_HEADERS)
+            session = {**JSON_HEADERS, "mcp-session-id": init.headers["mcp-session-id"]}
+            for _ in range(2):  # the second call reuses the session's process
+                result = (await client.post("/mcp", call, session)).message()["result"]
+                pids.append(int(json.loads(result["content"][0]["text"])["pid"]))
+        assert pids[0] == pids[1] and pids[2] == pids[3] and pids[0] != pids[2]
+        status = gw.servers.status("lean", detail=True)
+        assert status["sharing"] == "per-session" and status["processes"] == 2
+        assert sorted(i["pid"] for i in status["instances"]) == sorted({pids[0], pids[2]})
+    finally:
+        await gw.stop()
