@@ -38,6 +38,10 @@ bench-packages: $(STAMP)
 bench-access: $(STAMP)
 	$(BIN)/python bench/access.py
 
+.PHONY: bench-audit
+bench-audit: $(STAMP)
+	$(BIN)/python bench/audit_durability.py
+
 conformance: $(STAMP) node-deps
 	$(BIN)/python conformance/run.py
 

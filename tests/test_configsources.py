@@ -202,7 +202,7 @@ def test_whole_sections_and_nulls_are_yaml_or_json() -> None:
         ),
         (
             {"CATALYST_SERVERS__X__URL": "ftp://h"},
-            "CATALYST_SERVERS__X__URL: servers.x: url must start with http:// or https://",
+            "CATALYST_SERVERS__X__URL: servers.x: url must start with http://, https://, ws:// or wss://",
         ),
     ],
 )

@@ -193,7 +193,9 @@ servers:
         in found
     )
     # the value is not echoed: it may come from ${NAME} and carry a secret
-    assert "c.yaml:13: servers.badurl: url must start with http:// or https://" in found
+    assert (
+        "c.yaml:13: servers.badurl: url must start with http://, https://, ws:// or wss://" in found
+    )
     assert "c.yaml:15: servers.stdio-url: transport 'stdio' needs a 'command', not a 'url'" in found
     assert "c.yaml:18: servers.cmd-sse: transport 'sse' needs a 'url', not a 'command'" in found
     assert any(p.startswith("c.yaml:23: servers.weird.timeout_seconds:") for p in found)

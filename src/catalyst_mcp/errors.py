@@ -28,7 +28,9 @@ client; the cause, a stack trace or a secret never is).
     ├── LimiterUnavailable, SecretUnreadable, JwksError (security/): a store or key is missing
     ├── StorageError                    the database failed or refused a change
     │   ├── Conflict                    the user/key/role/secret already exists
-    │   └── Missing                     no such user/key/role/secret
+    │   ├── Missing                     no such user/key/role/secret
+    │   └── AuditUnavailable            a call's audit record cannot be committed (or queued);
+    │                                   data.executed says whether the call ran
     ├── RequestCancelled                the caller cancelled the request
     ├── SessionLimit                    no room for another legacy session (HTTP 429 / 503) -32000
     ├── PackError                       a knowledge pack could not serve a call (bad arguments,
@@ -56,6 +58,7 @@ from typing import Any
 
 __all__ = [
     "AccessError",
+    "AuditUnavailable",
     "CatalystError",
     "ConfigError",
     "ConfigProblem",
@@ -247,6 +250,13 @@ class Conflict(StorageError):
 
 class Missing(StorageError):
     """No such stored object."""
+
+
+class AuditUnavailable(StorageError):
+    """The audit trail cannot take a call's record: with ``audit.durability: strict`` its
+    commit failed or timed out (the call ran: its result is withheld), or the trail cannot be
+    written at all, or (either mode) too many records wait for the database (the call was not
+    run). ``data.executed`` says which; the message says what to do."""
 
 
 class RequestCancelled(CatalystError):

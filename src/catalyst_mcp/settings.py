@@ -158,11 +158,12 @@ class ServerConfig(_Model):
     cwd: str | None = Field(None, description="stdio: working directory.")
     url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
     headers: dict[str, str] = Field(default_factory=dict, description="remote: extra headers.")
-    transport: Literal["streamable-http", "http", "sse", "stdio"] | None = Field(
+    transport: Literal["streamable-http", "http", "sse", "websocket", "stdio"] | None = Field(
         None,
         alias="type",
-        description="remote: 'streamable-http' (alias 'http') or legacy 'sse'. Inferred when "
-        "omitted: 'stdio' with command, else 'streamable-http' (or 'sse' for URLs ending /sse).",
+        description="remote: 'streamable-http' (alias 'http'), legacy 'sse', or 'websocket' "
+        "(ws:// and wss:// URLs). Inferred when omitted: 'stdio' with command, 'websocket' for "
+        "ws(s):// URLs, else 'streamable-http' (or 'sse' for URLs ending /sse).",
     )
     era: Literal["auto", "modern", "legacy"] = Field(
         "auto",
@@ -274,9 +275,14 @@ class ServerConfig(_Model):
             raise ValueError("give either 'command' (stdio) or 'url' (remote), not both")
         if not self.command and not self.url:
             raise ValueError("needs 'command' (a stdio server) or 'url' (a remote server)")
-        if self.url and not re.match(r"^https?://", self.url):
+        if self.url and not re.match(r"^(https?|wss?)://", self.url):
             # The value is not shown: it may come from ${NAME} and carry a secret.
-            raise ValueError("url must start with http:// or https://")
+            raise ValueError("url must start with http://, https://, ws:// or wss://")
+        websocket = bool(self.url and re.match(r"^wss?://", self.url))
+        if (websocket and self.transport not in (None, "websocket")) or (
+            self.transport == "websocket" and not websocket
+        ):
+            raise ValueError("transport 'websocket' goes with ws:// or wss:// URLs, and only it")
         if self.command and self.transport not in (None, "stdio"):
             raise ValueError(f"transport {self.transport!r} needs a 'url', not a 'command'")
         if self.url and self.transport == "stdio":
@@ -298,9 +304,11 @@ class ServerConfig(_Model):
         return self
 
     @property
-    def kind(self) -> Literal["stdio", "streamable-http", "sse"]:
+    def kind(self) -> Literal["stdio", "streamable-http", "sse", "websocket"]:
         if self.command:
             return "stdio"
+        if self.transport == "websocket" or re.match(r"^wss?://", self.url or ""):
+            return "websocket"
         if self.transport == "sse" or (
             self.transport is None and (self.url or "").rstrip("/").endswith("/sse")
         ):

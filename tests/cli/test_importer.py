@@ -227,3 +227,36 @@ def test_json_syntax_errors_have_a_line() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_client_config('{\n"a": 1,\n"b": }', "f.json")
     assert caught.value.problems[0].line == 3
+
+
+LIBRECHAT = """\
+# librechat.yaml: the rest of LibreChat's settings sit next to mcpServers
+version: 1.2.1
+mcpServers:
+  catalyst:
+    type: streamable-http
+    url: http://127.0.0.1:8765/mcp
+    headers:
+      Authorization: "Bearer ${CATALYST_API_KEY}"
+    serverInstructions: true
+  files:
+    type: stdio
+    command: npx
+    args: ["-y", "@modelcontextprotocol/server-filesystem", "/srv"]
+"""
+
+
+def test_librechat_yaml(tmp_path: Path) -> None:
+    result = _import(tmp_path, LIBRECHAT, "librechat.yaml")
+    assert result.exit_code == 0, result.output
+    servers = yaml.safe_load(result.stdout)["servers"]
+    assert servers["catalyst"] == {
+        "type": "streamable-http",
+        "url": "http://127.0.0.1:8765/mcp",
+        "headers": {"Authorization": "Bearer ${CATALYST_API_KEY}"},
+    }
+    assert servers["files"]["command"] == "npx"
+    assert "note: server 'catalyst': dropped 'serverInstructions'" in result.stderr
+    bad = _import(tmp_path, "mcpServers:\n  x:\n    url: 5\n", "broken.yml")
+    assert bad.exit_code == EXIT_CONFIG
+    assert "broken.yml:3: servers.x.url:" in bad.stderr

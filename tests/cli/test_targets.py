@@ -24,7 +24,7 @@ from tests.cli.helpers import run, write_config
         (["--env", "A=b"], "--env needs --command"),
         (["--command", "'unclosed"], "No closing quotation"),
         (["--command", "  "], "the command is empty"),
-        (["--url", "ftp://127.0.0.1/mcp"], "must start with http:// or https://"),
+        (["--url", "ftp://127.0.0.1/mcp"], "must start with http://, https://, ws:// or wss://"),
         (["--timeout", "0", "--url", "http://127.0.0.1:1/mcp"], "--timeout"),
         (["--era", "future", "--url", "http://127.0.0.1:1/mcp"], "--era"),
     ],

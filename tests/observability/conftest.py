@@ -1,10 +1,12 @@
-"""Audit trail test helpers: a migrated SQLite file or PostgreSQL schema per test, events."""
+"""Audit trail test helpers: a migrated SQLite file or PostgreSQL schema per test, events, a
+database outage, the chain's write lock held by another connection."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,13 +14,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.exc import OperationalError
 
 from catalyst_mcp.observability.audit import AuditEvent, AuditLog
 from catalyst_mcp.storage.audit_model import AuditRecord
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import upgrade
-from tests.storage.conftest import BACKENDS, pg_database, pg_schema
+from tests.storage.conftest import BACKENDS, PG_URL, pg_database, pg_schema
 
 # ---- databases ---------------------------------------------------------------------------
 
@@ -43,17 +46,24 @@ async def pg_migrated(schema: str) -> AsyncIterator[Database]:
         await db.close()
 
 
-@pytest_asyncio.fixture(params=BACKENDS)
-async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Where a migrated database is: a SQLite file path or a PostgreSQL schema name."""
-    if request.param == "sqlite":
-        path = tmp_path / "audit.db"
+@contextlib.asynccontextmanager
+async def migrated_place(backend: str, folder: Path) -> AsyncIterator[str]:
+    """A migrated database of ``backend`` (in ``folder`` for SQLite), as :func:`place`."""
+    if backend == "sqlite":
+        path = folder / "audit.db"
         async with sqlite_database(path):
             pass
         yield str(path)
     else:
         async with pg_schema() as schema, pg_migrated(schema):
             yield f"pg:{schema}"
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Where a migrated database is: a SQLite file path or ``pg:`` and a PostgreSQL schema."""
+    async with migrated_place(request.param, tmp_path) as where:
+        yield where
 
 
 def open_db(place: str) -> Database:
@@ -70,6 +80,65 @@ async def db(place: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@contextlib.asynccontextmanager
+async def writes_held(place: str) -> AsyncIterator[None]:
+    """Another connection holds the audit chain's write lock until the block ends, as a busy
+    database would: an audit writer's transaction waits for it, readers do not (SQLite:
+    ``BEGIN IMMEDIATE``; PostgreSQL: the chain head's table locked against writers)."""
+    if place.startswith("pg:"):
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            PG_URL.replace("+asyncpg", ""), server_settings={"search_path": place[3:]}
+        )
+        held = conn.transaction()
+        try:
+            await held.start()
+            await conn.execute("LOCK TABLE audit_chain IN EXCLUSIVE MODE")
+            yield
+            await held.rollback()
+        finally:
+            await conn.close()
+        return
+    lock = sqlite3.connect(place, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        yield
+        lock.execute("ROLLBACK")
+    finally:
+        lock.close()
+
+
+class Outage:
+    """Makes every statement on ``db`` fail while ``down`` (as a lost database would), also
+    those of the logs :meth:`watch`-ed (SQLite logs write through an engine of their own)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.down = False
+        self.failures = 0
+        self.engines: list[Any] = [db.engine.sync_engine]
+
+    def watch(self, log: AuditLog) -> AuditLog:
+        if log._thread_engine is not None:
+            self.engines.append(log._thread_engine)
+            event.listen(log._thread_engine, "before_cursor_execute", self._check)
+        return log
+
+    def __enter__(self) -> Outage:
+        event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._check)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._check)
+
+    def _check(self, *args: Any) -> None:
+        if self.down:
+            self.failures += 1
+            raise OperationalError("SELECT", {}, ConnectionResetError("database is down"))
 
 
 def event_(n: int, **overrides: Any) -> AuditEvent:

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 
 from catalyst_mcp.observability import audit as audit_module
 from catalyst_mcp.observability.audit import (
@@ -40,7 +39,14 @@ from catalyst_mcp.storage.audit_model import AuditRecord
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import upgrade
 from tests.conftest import PYTHON
-from tests.observability.conftest import event_, open_db, rows, sqlite_database, write
+from tests.observability.conftest import (
+    Outage,
+    event_,
+    open_db,
+    rows,
+    sqlite_database,
+    write,
+)
 
 
 def test_digests_hide_values_but_correlate() -> None:
@@ -206,36 +212,6 @@ async def test_flush_before_start_is_an_error(db: Database) -> None:
     assert (log.dropped, log.queued) == (1, 0)
 
 
-class Outage:
-    """Makes every statement on ``db`` fail while ``down`` (as a lost database would), also
-    those of the logs :meth:`watch`-ed (SQLite logs write through an engine of their own)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.down = False
-        self.failures = 0
-        self.engines: list[Any] = [db.engine.sync_engine]
-
-    def watch(self, log: AuditLog) -> AuditLog:
-        if log._thread_engine is not None:
-            self.engines.append(log._thread_engine)
-            event.listen(log._thread_engine, "before_cursor_execute", self._check)
-        return log
-
-    def __enter__(self) -> Outage:
-        event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._check)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for engine in self.engines:
-            event.remove(engine, "before_cursor_execute", self._check)
-
-    def _check(self, *args: Any) -> None:
-        if self.down:
-            self.failures += 1
-            raise OperationalError("SELECT", {}, ConnectionResetError("database is down"))
-
-
 async def test_an_outage_loses_nothing_while_the_queue_has_room(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -265,18 +241,22 @@ async def test_an_outage_loses_nothing_while_the_queue_has_room(
     assert "database is down" not in " ".join(warnings)
 
 
-async def test_a_full_queue_drops_the_oldest_and_counts_them(
+async def test_a_full_queue_drops_new_records_and_counts_them(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The records waiting were acknowledged first: a new one is dropped, not one of them;
+    one recorded with ``keep`` (a call that already ran) goes past the bound."""
     log = AuditLog(db, batch_size=5, max_queue=10)
     for n in range(15):
         log.record(event_(n))
-    assert (log.dropped, log.queued) == (5, 10)
+    assert (log.dropped, log.queued, log.full) == (5, 10, True)
     assert any("full" in r.getMessage() for r in caplog.records)
+    log.record(event_(15), keep=True)
+    assert (log.dropped, log.queued) == (5, 11)
     log.start()
     await log.flush()
     await log.close()
-    assert [r["detail"]["n"] for r in await search(db)] == list(range(5, 15))
+    assert [r["detail"]["n"] for r in await search(db)] == [*range(10), 15]
     assert (await verify(db)).ok
 
 
@@ -522,7 +502,7 @@ def deferred(arguments: Any) -> AuditEvent:
 
 
 def waiting_arguments(log: AuditLog) -> list[bool]:
-    return [isinstance(e.detail["arguments"], DeferredDigest) for _, _, e in log._queue]
+    return [isinstance(e.detail["arguments"], DeferredDigest) for _, _, e, _ in log._queue]
 
 
 def test_small_arguments_wait_for_the_writer_large_ones_are_digested_at_once(

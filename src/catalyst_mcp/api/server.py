@@ -38,7 +38,7 @@ from catalyst_mcp.api.router import (
 )
 from catalyst_mcp.api.services import AdminServices
 from catalyst_mcp.context import Identity
-from catalyst_mcp.errors import Forbidden
+from catalyst_mcp.errors import AuditUnavailable, Forbidden
 from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_bytes
 
@@ -132,7 +132,7 @@ class AdminApi:
         refusal = self.refusal(identity)
         if refusal is not None:
             action = route.action if route is not None else "admin.api"
-            self.access.record_refusal(identity, action, path, Forbidden(refusal))
+            await self.access.record_refusal(identity, action, path, Forbidden(refusal))
             await _send_error(send, ApiError(403, refusal))
             return
         if route is None:
@@ -158,19 +158,26 @@ class AdminApi:
         except Exception as exc:
             error = api_error(exc)
             if route.changes:
-                self.access.record(
+                await self.access.record(
                     request.identity,
                     route.action,
                     request.target or route.path,
                     "error",
                     started=started,
                     reason=error.message,
+                    error_answer=True,
                 )
             await _send_error(send, error)
             return
         if route.changes:
             target = request.target or route.path
-            self.access.record(request.identity, route.action, target, "ok", started=started)
+            try:  # strict durability: the answer waits for the record's commit
+                await self.access.record(
+                    request.identity, route.action, target, "ok", started=started
+                )
+            except AuditUnavailable as exc:  # the change is made, its record is not
+                await _send_error(send, api_error(exc))
+                return
         await _send_result(send, route.status, result)
 
     async def _identify(

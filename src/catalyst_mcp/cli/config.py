@@ -239,9 +239,10 @@ def show(config_path: Path | None, json_output: bool) -> None:
 def import_(file: Path, output: Path | None, force: bool) -> None:
     """Convert an MCP client config FILE into a catalyst.yaml `servers:` section.
 
-    FILE is a Claude Desktop / Cursor / Claude Code JSON file ({"mcpServers": {...}}) or a
-    VS Code mcp.json ({"servers": {...}, "inputs": [...]}); comments and trailing commas are
-    allowed. Entries are kept as they are; invalid server names are renamed, unknown keys
+    FILE is a Claude Desktop / Cursor / Windsurf / Claude Code JSON file ({"mcpServers":
+    {...}}), a VS Code mcp.json ({"servers": {...}, "inputs": [...]}; comments and trailing
+    commas are allowed) or a LibreChat librechat.yaml (mcpServers:). Entries are kept as
+    they are; invalid server names are renamed, unknown keys
     dropped, VS Code variables turned into ${NAME} environment references, and every change is
     reported on stderr. The result is validated before it is
     written; problems are reported as `file:line: what is wrong` (exit code 3).

@@ -25,13 +25,13 @@ import click
 import orjson
 
 from catalyst_mcp.cli.common import EXIT_CONNECT, EXIT_FAILED, CliError
+from catalyst_mcp.cli.gatewayurl import API_KEY_ENV
 from catalyst_mcp.cli.targets import safe_url
 from catalyst_mcp.net.httpclient import HttpClient, HttpError, split_url
 
 __all__ = ["API_KEY_ENV", "DEFAULT_URL", "GatewayApi", "gateway_options"]
 
 DEFAULT_URL = "http://127.0.0.1:8765"  # the gateway's default listener
-API_KEY_ENV = "CATALYST_API_KEY"
 API_PREFIX = "/api/v1"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -4,7 +4,8 @@ Recognised shapes:
 
 * ``{"mcpServers": {...}}`` — Claude Desktop, Cursor, Windsurf, Claude Code ``.mcp.json``;
 * ``{"servers": {...}, "inputs": [...]}`` — VS Code ``mcp.json``;
-* ``{"mcp": {"servers": {...}}}`` — VS Code ``settings.json``.
+* ``{"mcp": {"servers": {...}}}`` — VS Code ``settings.json``;
+* ``mcpServers:`` in YAML — LibreChat ``librechat.yaml`` (read as YAML by its file name).
 
 Entries are kept unchanged where Catalyst reads the same format. What changes is reported as a
 note: names that are not valid server names are renamed, Windsurf's ``serverUrl`` becomes
@@ -149,7 +150,10 @@ def _strip_trailing_commas(text: str) -> str:
 
 
 def parse_client_config(text: str, file: str) -> LocatedYaml:
-    """Parse a JSON/JSONC client config, with the line of every key when it can be found."""
+    """Parse a JSON/JSONC client config (or a YAML one, such as LibreChat's librechat.yaml, by
+    its ``.yaml``/``.yml`` name), with the line of every key when it can be found."""
+    if file.lower().endswith((".yaml", ".yml")):
+        return load_yaml(text, file)
     cleaned = strip_jsonc(text)
     try:
         data = json.loads(cleaned)

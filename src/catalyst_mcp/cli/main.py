@@ -6,7 +6,9 @@ import click
 
 from catalyst_mcp import __version__
 from catalyst_mcp.cli.audit import audit
+from catalyst_mcp.cli.clients import clients
 from catalyst_mcp.cli.config import config
+from catalyst_mcp.cli.connect import connect
 from catalyst_mcp.cli.db import db
 from catalyst_mcp.cli.health import health
 from catalyst_mcp.cli.keys import keys
@@ -47,6 +49,8 @@ cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
 cli.add_command(packages)
+cli.add_command(connect)
+cli.add_command(clients)
 
 
 def main() -> None:

@@ -38,7 +38,16 @@ from catalyst_mcp.protocol.versions import LATEST_LEGACY
 from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.settings import Settings
 
-__all__ = ["Target", "TargetSpec", "open_gateway", "open_target", "safe_url", "target_options"]
+__all__ = [
+    "Target",
+    "TargetSpec",
+    "open_gateway",
+    "open_target",
+    "parse_env",
+    "parse_headers",
+    "safe_url",
+    "target_options",
+]
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -79,8 +88,10 @@ class TargetSpec:
         if not self.adhoc:
             return with_overrides(load_config(self.config), era=self.era, timeout=self.timeout)
         server: dict[str, Any] = {"namespace": "", "era": self.era or "auto"}
-        if self.url and not re.match(r"^https?://", self.url):
-            raise click.BadParameter("must start with http:// or https://", param_hint="--url")
+        if self.url and not re.match(r"^(https?|wss?)://", self.url):
+            raise click.BadParameter(
+                "must start with http://, https://, ws:// or wss://", param_hint="--url"
+            )
         if self.url:
             server.update(url=self.url, headers=self.headers)
             if self.transport:
@@ -145,9 +156,10 @@ def safe_url(url: str) -> str:
 # ---- options -------------------------------------------------------------------------------
 
 
-def _parse_headers(
+def parse_headers(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
+    """A click callback: ``Name: value`` options as headers (values never echoed)."""
     headers: dict[str, str] = {}
     for raw in values:
         name, sep, value = raw.partition(":")
@@ -164,9 +176,10 @@ def _parse_headers(
     return headers
 
 
-def _parse_env(
+def parse_env(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
+    """A click callback: ``NAME=value`` options as environment variables (values never echoed)."""
     env: dict[str, str] = {}
     for raw in values:
         name, sep, value = raw.partition("=")
@@ -185,12 +198,16 @@ _OPTIONS = [
         "default when neither --url nor --command is given; default file: $CATALYST_CONFIG, "
         "else ./catalyst.yaml).",
     ),
-    click.option("--url", help="A remote MCP server's endpoint URL (http:// or https://)."),
+    click.option(
+        "--url",
+        help="A remote MCP server's endpoint URL (http://, https://, or ws:// and wss:// for "
+        "MCP over WebSocket).",
+    ),
     click.option(
         "--header",
         "headers",
         multiple=True,
-        callback=_parse_headers,
+        callback=parse_headers,
         metavar="'NAME: VALUE'",
         help="HTTP header for --url (repeatable; values are never shown). In single quotes, "
         "'Authorization: Bearer ${TOKEN}' reads TOKEN from the environment, which keeps the "
@@ -213,7 +230,7 @@ _OPTIONS = [
         "--env",
         "env",
         multiple=True,
-        callback=_parse_env,
+        callback=parse_env,
         metavar="NAME=VALUE",
         help="Environment variable for the --command server (repeatable; values are never "
         "shown; ${NAME} in a value reads NAME from this environment).",

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -76,6 +76,11 @@ FORMAT = 1
 VERIFY_BATCH = 2000
 LIMITS = {"actor": 128, "actor_kind": 16, "action": 64, "target": 512, "outcome": 16}
 MAX_INT = 2**63
+# PostgreSQL: a connection's synchronous_commit (its role's or database's, read once per
+# connection), and raising it for one transaction when it is off
+SYNC_COMMIT_SETTING = "catalyst_synchronous_commit"
+SHOW_SYNC_COMMIT = "SHOW synchronous_commit"
+DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"
 
 
 class HasEngine(Protocol):
@@ -198,6 +203,23 @@ def record_hash(prev_hash: str, seq: int, fields: Pending) -> str:
 
 # ---- appending ------------------------------------------------------------------------------
 
+# Built once: building a statement costs more CPU than running it (a strict batch of one
+# record runs them all for one call). Compiled forms are cached by SQLAlchemy per dialect.
+_TOUCH_HEAD = (
+    update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=AuditChain.last_seq)
+)
+_READ_HEAD = (
+    select(AuditChain.last_seq, AuditChain.last_hash)
+    .where(AuditChain.id == HEAD_ID)
+    .with_for_update()
+)
+_INSERT_RECORDS = insert(AuditRecord)
+_MOVE_HEAD = (
+    update(AuditChain)
+    .where(AuditChain.id == HEAD_ID)
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+)
+
 
 def _lock_head(conn: Connection) -> tuple[int, str]:
     """Take the chain's write lock and read its head, creating the head row if it is missing."""
@@ -206,16 +228,8 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
         # statement takes SQLite's write lock (waiting up to the busy timeout) before anything
         # is read, so two writers never read the same head. (The seq primary key would refuse
         # a fork anyway; this avoids the failed attempt.)
-        conn.execute(
-            update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=AuditChain.last_seq)
-        )
-    head = (
-        conn.execute(
-            select(AuditChain.last_seq, AuditChain.last_hash)
-            .where(AuditChain.id == HEAD_ID)
-            .with_for_update()
-        )
-    ).first()
+        conn.execute(_TOUCH_HEAD)
+    head = conn.execute(_READ_HEAD).first()
     if head is not None:
         return int(head.last_seq), str(head.last_hash)
     # No head (tables made without the migration): start from the last record, if any. A
@@ -230,20 +244,43 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
     return seq, digest
 
 
+def _sync_commit_off(conn: Connection) -> bool:
+    """Whether this PostgreSQL connection commits without waiting for the WAL flush (read
+    once per connection: only a role or database setting can make it so, and nothing sets it
+    on the gateway's connections later)."""
+    setting = conn.info.get(SYNC_COMMIT_SETTING)
+    if setting is None:
+        setting = conn.info[SYNC_COMMIT_SETTING] = str(
+            conn.exec_driver_sql(SHOW_SYNC_COMMIT).scalar()
+        )
+    return bool(setting == "off")
+
+
 async def append_batch(
-    engine: AsyncEngine, batch: Sequence[Pending], attempt: Attempt | None = None
+    engine: AsyncEngine,
+    batch: Sequence[Pending],
+    attempt: Attempt | None = None,
+    durable: bool = False,
 ) -> bool:
     """Append ``batch`` to the chain in one transaction; False if ``attempt`` shows that an
-    earlier try whose outcome was unknown committed it already (nothing is written again)."""
+    earlier try whose outcome was unknown committed it already (nothing is written again).
+    ``durable``: on PostgreSQL the commit waits for the WAL flush even where the server or
+    role turns ``synchronous_commit`` off (a stricter setting is left as it is; SQLite: see
+    the audit writer's own connection)."""
     async with engine.connect() as conn:
-        return await conn.run_sync(append_batch_sync, batch, attempt)
+        return await conn.run_sync(append_batch_sync, batch, attempt, durable)
 
 
 def append_batch_sync(
-    conn: Connection, batch: Sequence[Pending], attempt: Attempt | None = None
+    conn: Connection,
+    batch: Sequence[Pending],
+    attempt: Attempt | None = None,
+    durable: bool = False,
 ) -> bool:
     """:func:`append_batch` on a synchronous connection (run in a worker thread for SQLite:
     one thread hop per batch instead of one per statement)."""
+    if durable and conn.dialect.name == "postgresql" and _sync_commit_off(conn):
+        conn.exec_driver_sql(DURABLE_COMMIT)
     seq, prev = _lock_head(conn)
     if attempt is not None and attempt.last_hash is not None:
         done = conn.execute(select(AuditRecord.seq).where(AuditRecord.hash == attempt.last_hash))
@@ -258,10 +295,8 @@ def append_batch_sync(
         prev = digest
     if attempt is not None:
         attempt.last_hash = prev
-    conn.execute(insert(AuditRecord), rows)
-    conn.execute(
-        update(AuditChain).where(AuditChain.id == HEAD_ID).values(last_seq=seq, last_hash=prev)
-    )
+    conn.execute(_INSERT_RECORDS, rows)
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     conn.commit()
     return True
 

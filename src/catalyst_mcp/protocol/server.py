@@ -143,7 +143,8 @@ class McpServer:
         params: dict[str, Any],
         ctx: CallContext,
     ) -> dict[str, Any]:
-        """Serve a call on one object and audit it, refused or not."""
+        """Serve a call on one object and audit it, refused or not (in strict durability the
+        answer waits for the record's commit)."""
         started = time.perf_counter()
         target = params.get(GUARDED[method][1])
         if isinstance(target, dict):  # completion/complete: a ref/prompt or ref/resource
@@ -154,25 +155,24 @@ class McpServer:
         try:
             result = dict(await handler(self, params, ctx))
         except AccessError as exc:
-            access.record_refusal(ctx.identity, method, target, exc, ctx.request_id)
+            await access.record_refusal(ctx.identity, method, target, exc, ctx.request_id)
             raise
         except CatalystError as exc:
             if method == "completion/complete":
                 raise  # suggestions as someone types: only refusals are worth a record
-            access.record(
+            await access.record_failure(
                 ctx.identity,
                 method,
                 target,
-                "error",
+                exc,
                 started=started,
                 arguments=arguments,
-                reason=exc.message,
                 request_id=ctx.request_id,
             )
             raise
         if method == "completion/complete":
             return result
-        access.record(
+        await access.record(
             ctx.identity,
             method,
             target,
@@ -201,6 +201,7 @@ class McpServer:
             listed = self.registry.is_listed(kind, name)
             if limit:
                 await self.access.admit(ctx.identity, kind, name, provider.name, listed=listed)
+                await self.access.auditable()  # room for the call's record, or not run
             else:
                 self.access.authorize(ctx.identity, kind, name, provider.name, listed=listed)
 

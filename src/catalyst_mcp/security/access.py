@@ -4,7 +4,8 @@
 
     transport ── authenticate(Authorization) ──► Identity (or 401 + WWW-Authenticate)
     McpServer ── admit(identity, kind, name, server) ──► RBAC (+ key scopes), rate limits
-              └─ record(...) around the call ──► the audit trail (off the request path)
+              ├─ auditable() before the call runs ──► room for its record (else refused)
+              └─ record(...) after the call ──► the audit trail (queued; strict: committed)
     lists     ── visible(identity, kind, items) ──► only what the caller may use
 
 Built from the settings by :meth:`Access.from_settings`; :meth:`start` opens the database
@@ -18,12 +19,20 @@ Scopes: an API key created with scopes may only reach the objects they name: ``m
 MCP object the roles allow), ``tool:<glob>``, ``resource:<glob>``, ``prompt:<glob>`` or
 ``server:<glob>``. A key without scopes is not narrowed. (A JWT's OAuth scopes are recorded
 but do not narrow: its roles claim says what it may do.)
+
+Audit durability (``audit.durability``, docs/security.md): ``buffered`` queues each record and
+answers at once; ``strict`` answers only once the record is committed. Either way at most
+``audit.max_pending`` records wait: :meth:`auditable` holds a call back (before it runs) while
+they do. In strict mode a call whose record cannot be committed gets :class:`AuditUnavailable`
+instead of its result (it ran: ``data.executed`` is true); a refusal or a failed call keeps its
+own error answer, whatever became of its record (nothing a client could take for a success).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -33,7 +42,13 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from catalyst_mcp.context import Identity
-from catalyst_mcp.errors import AccessError, CatalystError, Forbidden, Unauthenticated
+from catalyst_mcp.errors import (
+    AccessError,
+    AuditUnavailable,
+    CatalystError,
+    Forbidden,
+    Unauthenticated,
+)
 from catalyst_mcp.observability.audit import AuditEvent, AuditLog, DeferredDigest
 from catalyst_mcp.security.ratelimit import Check, MemoryLimiter, RateLimiter, RedisLimiter
 from catalyst_mcp.security.rbac import Kind, Policy, RoleSpec, load_roles
@@ -54,6 +69,8 @@ TOUCH_SECONDS = 10.0
 ROLES_SECONDS = 30.0
 MAX_CACHED_CHECKS = 100_000
 MAX_REASON = 500  # characters of a refusal's reason kept in its audit record
+AUDIT_BATCH = 200  # records the audit writer commits in one transaction at most
+REFUSALS = frozenset({"denied", "limited", "unauthenticated"})  # outcomes of refused requests
 T = TypeVar("T")
 
 
@@ -105,6 +122,8 @@ class Access:
         self.audit: AuditLog | None = None
         self.audit_key = _audit_key(env)
         self.record_values = frozenset(settings.audit.record_values)
+        self.strict = settings.audit.durability == "strict"
+        self.audit_wait = settings.audit.max_wait_seconds
         self._toucher: asyncio.Task[None] | None = None
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -121,8 +140,13 @@ class Access:
         if self.settings.auth.api_keys:
             self.keys = KeyAuthenticator(KeyRepo(self.db), self.settings.auth.key_cache_seconds)
         self._toucher = asyncio.get_running_loop().create_task(self._refresh())
-        if self.settings.audit.enabled:
-            self.audit = AuditLog(self.db)
+        audit = self.settings.audit
+        if audit.enabled:
+            self.audit = AuditLog(
+                self.db,
+                batch_size=min(AUDIT_BATCH, audit.max_pending),
+                max_queue=audit.max_pending,
+            )
             self.audit.start()
 
     async def stop(self) -> None:
@@ -296,7 +320,31 @@ class Access:
 
     # ---- what happened ------------------------------------------------------------------
 
-    def record(
+    async def auditable(self) -> None:
+        """Before a call runs: wait until the audit trail has room for its record (fewer than
+        ``audit.max_pending`` wait), up to ``audit.max_wait_seconds``. AuditUnavailable (the
+        call is not run) after that, at once while the database cannot be written and the
+        trail is full, and in strict mode at once whenever it cannot be written."""
+        audit = self.audit
+        if audit is None or (not audit.full and not self.strict):
+            return
+        if not audit.writable and (self.strict or audit.full):
+            raise AuditUnavailable(
+                "the audit trail cannot be written (is the database down?)"
+                + (", and audit.durability is strict" if self.strict else "")
+                + ": the call was not run; retry once the database is back",
+                data={"executed": False},
+            )
+        if audit.full:
+            try:
+                await audit.room(self.audit_wait)
+            except AuditUnavailable as exc:
+                raise AuditUnavailable(
+                    f"the call was not run: {exc.message} (audit.max_pending); retry later",
+                    data={"executed": False},
+                ) from None
+
+    async def record(
         self,
         identity: Identity,
         action: str,
@@ -307,8 +355,12 @@ class Access:
         arguments: Mapping[str, Any] | None = None,
         reason: str | None = None,
         request_id: Any = None,
+        error_answer: bool = False,
     ) -> None:
-        """Queue one audit record (never blocks; a no-op while auditing is off)."""
+        """Audit one request (a no-op while auditing is off): queue its record, and in strict
+        mode wait until it is committed. ``error_answer``: the client gets an error anyway (a
+        refusal, a failed call), so a record that cannot be committed is only logged; else,
+        in strict mode, AuditUnavailable replaces the result."""
         audit = self.audit
         if audit is None:
             return
@@ -320,11 +372,35 @@ class Access:
         if request_id is not None:
             detail["request_id"] = request_id
         latency = (time.perf_counter() - started) * 1000 if started is not None else None
-        audit.record(
-            AuditEvent(identity.subject, identity.kind, action, target, outcome, latency, detail)
+        event = AuditEvent(
+            identity.subject, identity.kind, action, target, outcome, latency, detail
         )
+        # a refusal is not held back by auditable(): when the trail is full, its record goes
+        keep = outcome not in REFUSALS
+        if not self.strict or (error_answer and not audit.writable):
+            audit.record(event, keep=keep)  # (an error answer is not held up by an outage)
+            return
+        try:
+            await audit.commit(event, timeout=self.audit_wait, keep=keep)
+        except AuditUnavailable as exc:
+            if error_answer:
+                log.warning(
+                    "audit trail: the record of %s %r (%s) is not committed: %s",
+                    action,
+                    target[:200],
+                    outcome,
+                    exc.message,
+                )
+                return
+            raise AuditUnavailable(
+                f"{action} {target[:200]!r} ran ({'a tool error' if outcome == 'error' else 'ok'})"
+                f", but its audit record could not be committed: {exc.message}. With "
+                "audit.durability strict its result is withheld; check the audit trail "
+                "(catalyst audit search) before repeating it",
+                data={"executed": True, "outcome": outcome},
+            ) from None
 
-    def record_refusal(
+    async def record_refusal(
         self,
         identity: Identity,
         action: str,
@@ -339,7 +415,53 @@ class Access:
             outcome = "denied"
         else:
             outcome = "limited"
-        self.record(identity, action, target, outcome, reason=exc.message, request_id=request_id)
+        await self.record(
+            identity,
+            action,
+            target,
+            outcome,
+            reason=exc.message,
+            request_id=request_id,
+            error_answer=True,
+        )
+
+    async def record_failure(
+        self,
+        identity: Identity,
+        action: str,
+        target: str,
+        exc: CatalystError,
+        *,
+        started: float | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        request_id: Any = None,
+    ) -> None:
+        """Audit a request that failed with ``exc`` (answered with that error). A call that
+        :meth:`auditable` turned away is recorded as an error too, but never waited for or
+        kept past ``max_pending``: it did not run."""
+        turned_away = (
+            isinstance(exc, AuditUnavailable)
+            and isinstance(exc.data, dict)
+            and exc.data.get("executed") is False
+        )
+        if turned_away and self.audit is not None:
+            detail: dict[str, Any] = {"reason": exc.message[:MAX_REASON]}
+            if request_id is not None:
+                detail["request_id"] = request_id
+            event = AuditEvent(identity.subject, identity.kind, action, target, "error")
+            self.audit.record(dataclasses.replace(event, detail=detail))
+            return
+        await self.record(
+            identity,
+            action,
+            target,
+            "error",
+            started=started,
+            arguments=arguments,
+            reason=exc.message,
+            request_id=request_id,
+            error_answer=True,
+        )
 
 
 def _in_scopes(scopes: frozenset[str], kind: str, name: str, server: str) -> bool:

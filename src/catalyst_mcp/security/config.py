@@ -180,3 +180,25 @@ class AuditSettings(_Model):
         description="Argument names whose values are recorded in clear; every other argument "
         "is recorded as a keyed digest only.",
     )
+    durability: Literal["buffered", "strict"] = Field(
+        "buffered",
+        description="buffered: a response does not wait for its record, which is committed "
+        "in the background within about 50 ms (a killed gateway loses the records not yet "
+        "committed). strict: every response waits until its record is committed durably "
+        "(concurrent calls share one commit); a call whose record cannot be committed gets "
+        "an error instead of its result.",
+    )
+    max_pending: int = Field(
+        10_000,
+        ge=1,
+        description="At most this many records wait uncommitted: when they do (the database "
+        "is slow or down), a new call waits for room before it runs, and a refusal's record "
+        "is dropped (and counted).",
+    )
+    max_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a call waits for the audit trail: for room under max_pending "
+        "(then it is refused, not run), or in strict mode for its record's commit (then the "
+        "client gets an error saying the call ran but its record is not committed).",
+    )

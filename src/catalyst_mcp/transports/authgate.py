@@ -73,7 +73,7 @@ class AuthGate:
         try:
             return await self.access.authenticate(authorization)
         except Unauthenticated as exc:
-            self.access.record_refusal(ANONYMOUS, "authenticate", scope.get("path", ""), exc)
+            await self.access.record_refusal(ANONYMOUS, "authenticate", scope.get("path", ""), exc)
             await send_json(
                 send,
                 401,

@@ -43,6 +43,7 @@ from catalyst_mcp.upstreams.serverlog import ServerLog
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
 from catalyst_mcp.upstreams.subscriptions import Subscriptions
+from catalyst_mcp.upstreams.websocket import WebSocketTransport
 
 __all__ = ["Upstream"]
 
@@ -66,6 +67,10 @@ def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
     assert config.url is not None
     if config.kind == "sse":
         return SseTransport(name, config.url, dict(config.headers))
+    if config.kind == "websocket":
+        return WebSocketTransport(
+            name, config.url, dict(config.headers), config.connect_timeout_seconds
+        )
     return StreamableHttpTransport(name, config.url, dict(config.headers))
 
 
