@@ -47,3 +47,7 @@ conformance: $(STAMP) node-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-observability
+bench-observability: $(STAMP)
+	$(BIN)/python bench/observability.py

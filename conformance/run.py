@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -112,10 +113,11 @@ def catalyst_command() -> list[str]:
     return [found]
 
 
-def gateway_env() -> dict[str, str]:
-    """The config starts the fixture as ``python``: make that this interpreter's venv."""
+def gateway_env(state: Path) -> dict[str, str]:
+    """The config starts the fixture as ``python``: make that this interpreter's venv. The
+    gateway's database (its audit trail) goes to ``state``, never the user's own state folder."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path}
+    return {**os.environ, "PATH": path, "XDG_STATE_HOME": str(state)}
 
 
 @contextlib.contextmanager
@@ -123,11 +125,11 @@ def running_gateway(port: int, log_path: Path) -> Iterator[str]:
     """``catalyst serve`` on ``port`` in its own process group; yields its MCP URL."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [*catalyst_command(), "serve", "--config", str(CONFIG), "--port", str(port)]
-    with log_path.open("wb") as log:
+    with log_path.open("wb") as log, tempfile.TemporaryDirectory(prefix="catalyst-state-") as state:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=gateway_env(),
+            env=gateway_env(Path(state)),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -22,18 +22,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixture import ConformanceFixture
 
 from catalyst_mcp.app import Gateway
-from catalyst_mcp.settings import GatewaySettings, Settings
+from catalyst_mcp.security.config import AuditSettings
+from catalyst_mcp.settings import GatewaySettings, PacksSettings, Settings
 from catalyst_mcp.transports import stdio
 
 
+def fixture_settings(port: int = 0) -> Settings:
+    """The fixture's own settings: no packs, and no audit trail, so it never opens a database
+    (the gateway in front audits the calls; started over stdio, the fixture sees neither
+    the tests' state folder nor the user's)."""
+    return Settings(
+        gateway=GatewaySettings(host="127.0.0.1", port=port),
+        packs=PacksSettings(path=None),
+        audit=AuditSettings(enabled=False),
+    )
+
+
 def build_gateway(port: int = 0) -> Gateway:
-    settings = Settings(gateway=GatewaySettings(host="127.0.0.1", port=port))
-    return Gateway(settings, providers=[ConformanceFixture()])
+    return Gateway(fixture_settings(port), providers=[ConformanceFixture()])
 
 
 async def serve_stdio() -> None:
-    settings = Settings(gateway=GatewaySettings(host="127.0.0.1", port=0))
-    await stdio.serve_stdio(settings, providers=[ConformanceFixture()])
+    await stdio.serve_stdio(fixture_settings(), providers=[ConformanceFixture()])
 
 
 async def serve_http(port: int) -> None:

@@ -43,6 +43,8 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("packages", "registry_url"): ("http://127.0.0.1:1", "http://127.0.0.1:1"),
     ("packages", "npm_registry_url"): ("http://127.0.0.1:2/", "http://127.0.0.1:2/"),
     ("packages", "pypi_index_url"): ("http://127.0.0.1:3/simple", "http://127.0.0.1:3/simple"),
+    ("telemetry", "otlp_endpoint"): ("http://127.0.0.1:4/", "http://127.0.0.1:4/"),
+    ("telemetry", "sample_ratio"): ("0.25", 0.25),
 }
 # Settings that are only valid together with another one.
 COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {

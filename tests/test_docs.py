@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -27,6 +28,9 @@ MODELS = [
     RateLimitSettings,
     AuditSettings,
     PackagesSettings,
+    MetricsSettings,
+    TelemetrySettings,
+    LogSettings,
     SandboxSettings,
 ]
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.api import AdminApi
 from catalyst_mcp.errors import CatalystError, ConfigProblem, InvalidRequest
+from catalyst_mcp.observability.telemetry import Telemetry
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.hub import NotificationHub
 from catalyst_mcp.protocol.jsonrpc import error_response
@@ -44,6 +45,8 @@ from catalyst_mcp.upstreams.lifecycle import STOPPED
 from catalyst_mcp.upstreams.serverset import ServerSet
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
     from catalyst_mcp.configwatch import ConfigFile
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
@@ -65,10 +68,12 @@ class Gateway:
         providers: Sequence[Provider] = (),
         *,
         config_file: Path | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         """Build from ``settings``; ``providers`` are served next to the configured servers.
         ``config_file`` is the file ``settings`` were loaded from: its ``servers:`` are applied
-        again whenever it changes (unless ``gateway.watch_config`` is off)."""
+        again whenever it changes (unless ``gateway.watch_config`` is off).
+        ``tracer_provider``: trace with it instead of what ``telemetry`` configures."""
         self.settings = settings
         self.registry = Registry()
         for provider in providers:
@@ -125,6 +130,8 @@ class Gateway:
         )
         self.started = False
         self.stopping = False
+        # metrics, traces, /metrics and the dependency checks of /ready (docs/observability.md)
+        self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
 
     @property
     def pack_problems(self) -> list[ConfigProblem]:
@@ -147,10 +154,12 @@ class Gateway:
                 from catalyst_mcp.security.secretstore import SecretStore
 
                 self.secrets.store = SecretStore.from_environ(self.db, os.environ)
+            await self.telemetry.start()
             await self._start_serving()
         except BaseException:
             # nothing half-started outlives a failed start: the database and audit writer too
             await self._stop_access()
+            await self.telemetry.stop()
             raise
 
     async def _stop_access(self) -> None:
@@ -202,6 +211,7 @@ class Gateway:
         await self.servers.close()
         await self.registry.stop()
         await self._stop_access()
+        await self.telemetry.stop()
 
     # ---- health ------------------------------------------------------------------------------
 
@@ -222,6 +232,17 @@ class Gateway:
             report["config_restart_needed"] = sorted(self.config.restart_needed)
         if self.registry.collisions:
             report["collisions"] = self.registry.collisions
+        # the last verdicts on the database and Redis (refreshed by each GET /ready)
+        for name, verdict in self.telemetry.dependencies.results.items():
+            report[name] = verdict
+            if verdict["status"] != "ready" and status == "ready":
+                report["status"] = "degraded"
+        if self.packs is not None:
+            report["packs"] = {
+                "status": "failed" if self.pack_problems else "ready",
+                "served": len(self.packs.providers),
+                "problems": len(self.pack_problems),
+            }
         return report
 
     # ---- ASGI --------------------------------------------------------------------------------
@@ -242,6 +263,7 @@ class Gateway:
             elif path == "/health":
                 await send_json(send, 200, {"status": "ok"})
             elif path == "/ready":
+                await self.telemetry.check_dependencies()
                 report = self.readiness()
                 if self.access.required and not await self._admin(headers):
                     # with auth on, what is served stays private: probes get the status only
@@ -259,6 +281,8 @@ class Gateway:
                     await self.sse.messages(scope, receive, send, identity)
             elif self.settings.gateway.websocket and path == WEBSOCKET_PATH:
                 await self.websocket.upgrade_required(send)
+            elif path == "/metrics":  # open without auth; else a scrape token or an admin
+                await self.telemetry.scrape(scope, headers, send)
             elif path.startswith("/api/"):  # authenticated by the API (through self.auth)
                 await self.api(scope, receive, send, headers)
             elif self.auth.is_metadata_path(path):

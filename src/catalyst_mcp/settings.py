@@ -30,6 +30,7 @@ from pydantic import (
 
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
+from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -429,6 +430,17 @@ class Settings(_Model):
     packages: PackagesSettings = Field(
         default_factory=lambda: PackagesSettings(),
         description="MCP server packages: catalog, installs, lockfile (docs/packages.md).",
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=lambda: MetricsSettings(),
+        description="Prometheus metrics at /metrics (docs/observability.md).",
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=lambda: TelemetrySettings(),
+        description="OpenTelemetry traces over OTLP (docs/observability.md).",
+    )
+    log: LogSettings = Field(
+        default_factory=lambda: LogSettings(), description="The look of the log lines."
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

@@ -25,6 +25,13 @@ DEGRADED = {
         {"name": "b", "status": "failed", "transport": "sse", "error": "b: cannot connect"},
     ],
     "collisions": {"tools": {"echo": ["a", "c"]}},
+    "database": {"status": "ready"},
+    "redis": {
+        "status": "failed",
+        "error": "Redis at redis://127.0.0.1:1/0 failed: ConnectionError",
+    },
+    "packs": {"status": "failed", "served": 2, "problems": 1},
+    "pack_problems": ["crm.yaml:3: tools: field required"],
 }
 
 
@@ -72,6 +79,12 @@ def test_degraded_gateway_is_exit_1_with_a_server_table(
     assert lines[1].split()[:3] == ["NAME", "TRANSPORT", "STATUS"]
     assert lines[2].split() == ["a", "stdio", "ready", "modern", "2"]
     assert lines[3].split() == ["b", "sse", "failed", "cannot", "connect"]
+    assert lines[5].split() == ["PART", "STATUS", "DETAIL"]
+    assert lines[6].split() == ["database", "ready"]
+    assert lines[7].split()[:3] == ["redis", "failed", "Redis"]
+    assert lines[7].endswith("failed: ConnectionError")
+    assert lines[8].split()[:4] == ["packs", "failed", "2", "served;"]
+    assert lines[8].endswith("first: crm.yaml:3: tools: field required")
     assert "warning: tools 'echo' is offered by a, c" in result.stderr
 
 

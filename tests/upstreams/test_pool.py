@@ -9,15 +9,19 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from catalyst_mcp.app import Gateway
 from catalyst_mcp.errors import ProcessLimit, UpstreamUnavailable
+from catalyst_mcp.observability import tracing
 from catalyst_mcp.observability.auditsearch import export
 from catalyst_mcp.security import apikeys
 from catalyst_mcp.security.secretstore import SecretStore
@@ -45,8 +49,21 @@ ALICE = "canary-alice-token-5e7a"
 SHARED = "canary-shared-token-91c2"
 
 
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span the gateway makes (tracing on, every trace sampled)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    memory.provider = provider  # type: ignore[attr-defined]
+    yield memory
+    tracing.deactivate()
+
+
 @pytest_asyncio.fixture
-async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gateway]:
+async def gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spans: InMemorySpanExporter
+) -> AsyncIterator[Gateway]:
     key = generate_key()
     monkeypatch.setenv("CATALYST_SECRET_KEY", key)
     url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
@@ -71,7 +88,7 @@ async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             "packs": {"path": None},
         }
     )
-    gw = Gateway(settings)
+    gw = Gateway(settings, tracer_provider=spans.provider)  # type: ignore[attr-defined]
     await gw.start()
     yield gw
     await gw.stop()
@@ -102,7 +119,7 @@ def alive(pid: int) -> bool:
 
 
 async def test_each_user_with_own_secrets_gets_their_own_process(
-    gateway: Gateway, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, tmp_path: Path, spans: InMemorySpanExporter
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="catalyst")
     client = AsgiClient(gateway.asgi)
@@ -135,10 +152,17 @@ async def test_each_user_with_own_secrets_gets_their_own_process(
     trail = tmp_path / "audit.jsonl"
     with trail.open("w") as stream:
         await export(gateway.db, stream)
-    for canary in (ALICE, SHARED):
+    metrics = (await client.get("/metrics", {"authorization": f"Bearer {alice}"})).body.decode()
+    assert 'tool="envy__whoami"' in metrics  # scraped (an admin's key)
+    exported = [s.to_json() for s in spans.get_finished_spans()]
+    assert any('"gen_ai.tool.name": "envy__whoami"' in s for s in exported)
+    assert any('"mcp.method.name": "tools/call"' in s and "CLIENT" in s for s in exported)
+    for canary in (ALICE, SHARED, alice, bob):  # the secrets, and the callers' API keys
         assert canary not in caplog.text
         assert canary not in trail.read_text()
         assert canary not in str(gateway.readiness())
+        assert canary not in metrics
+        assert not [s for s in exported if canary in s]
 
 
 def test_secret_references_of_env_and_headers_are_filled_per_user() -> None:

@@ -38,6 +38,7 @@ from catalyst_mcp.errors import (
     RegistryUnreachable,
     UpstreamRejected,
 )
+from catalyst_mcp.observability.logs import QUIET_LOGGERS
 from catalyst_mcp.settings import Settings, load_settings
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "QUIET_LOGGERS",
     "CliError",
     "cli_logging",
     "config_option",
@@ -119,20 +121,12 @@ def json_option(func: F) -> F:
     return option(func)
 
 
-# Libraries whose debug logs carry bound statement parameters (ciphertexts, key hashes):
-# never below INFO, whatever the gateway's own level.
-QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
+def setup_logging(level: str, fmt: str = "auto") -> None:
+    """The gateway's log on stderr (structlog: console lines on a terminal, else JSON lines;
+    ``fmt`` as ``log.format``); libraries in :data:`QUIET_LOGGERS` never below INFO."""
+    from catalyst_mcp.observability.logs import setup_logging as setup
 
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for name in QUIET_LOGGERS:
-        quiet = logging.getLogger(name)
-        quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
+    setup(level, fmt)
 
 
 @contextlib.contextmanager

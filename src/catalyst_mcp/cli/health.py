@@ -1,8 +1,9 @@
 """``catalyst health``: ask a running gateway whether it and its servers are ready.
 
-It reads ``GET /health`` (the process answers) and ``GET /ready`` (the gateway's status and one
-report per server) and maps them to exit codes: 0 ready, 1 degraded / starting / stopping,
-4 unreachable or not a Catalyst gateway.
+It reads ``GET /health`` (the process answers) and ``GET /ready`` (the gateway's status, one
+report per server, and the verdicts on the database, Redis and the pack set) and maps them to
+exit codes: 0 ready, 1 degraded / starting / stopping, 4 unreachable or not a Catalyst gateway.
+With auth on, ``/ready`` shows the parts only to an administrator: ``--token``.
 """
 
 from __future__ import annotations
@@ -46,18 +47,25 @@ __all__ = ["fetch_health", "health"]
     metavar="SECONDS",
     help="Time limit for the whole check.",
 )
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="An administrator's API key or token: with auth on, /ready shows its parts only to "
+    "administrators (without it: the status alone).",
+)
 @json_option
-def health(url: str, timeout: float, json_output: bool) -> None:
+def health(url: str, timeout: float, token: str | None, json_output: bool) -> None:
     """Check that a running gateway and its servers are ready.
 
-    Prints the gateway's status, then one line per upstream server. Exit code 0 when the
+    Prints the gateway's status, one line per upstream server, then one line per other part
+    (database, Redis, knowledge packs) with the reason of any that fails. Exit code 0 when the
     gateway is ready, 1 when it is degraded, starting or stopping, 4 when it cannot be reached.
     """
     try:
         split_url(url)
     except HttpError as exc:
         raise click.BadParameter(str(exc), param_hint="--url") from exc
-    report = run_async(fetch_health(url, timeout))
+    report = run_async(fetch_health(url, timeout, token))
     status = str(report.get("status", "unknown"))
     if json_output:
         print_json(report)
@@ -71,13 +79,37 @@ def health(url: str, timeout: float, json_output: bool) -> None:
         )
         if servers:
             print_table([{**s, "error": server_error(s)} for s in servers], COLUMNS)
+        parts = part_rows(report)
+        if parts:
+            click.echo("")
+            print_table(parts, ["part", "status", "detail"])
         for kind, names in (report.get("collisions") or {}).items():
             for name, owners in names.items():
                 click.echo(f"warning: {kind} {name!r} is offered by {', '.join(owners)}", err=True)
     click.get_current_context().exit(EXIT_OK if status == "ready" else EXIT_FAILED)
 
 
-async def fetch_health(url: str, timeout: float) -> dict[str, Any]:
+def part_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per part of a ``/ready`` report besides the servers: the database, Redis, the
+    pack set (with its failure's reason)."""
+    rows = []
+    for part in ("database", "redis"):
+        verdict = report.get(part)
+        if isinstance(verdict, dict):
+            rows.append(
+                {"part": part, "status": verdict.get("status"), "detail": verdict.get("error", "")}
+            )
+    packs = report.get("packs")
+    if isinstance(packs, dict):
+        detail = f"{packs.get('served', 0)} served"
+        problems = report.get("pack_problems") or []
+        if problems:
+            detail += f"; {len(problems)} problem(s), first: {problems[0]}"
+        rows.append({"part": "packs", "status": packs.get("status"), "detail": detail})
+    return rows
+
+
+async def fetch_health(url: str, timeout: float, token: str | None = None) -> dict[str, Any]:
     """The gateway's ``/ready`` report, after ``/health`` said the process is alive."""
     base = split_url(url).path.split("?")[0].rstrip("/")
     client = HttpClient(url, connect_timeout=timeout)
@@ -90,7 +122,7 @@ async def fetch_health(url: str, timeout: float) -> dict[str, Any]:
                     f"{status}); give the gateway's base URL, not its MCP endpoint",
                     EXIT_CONNECT,
                 )
-            status, body = await _get(client, f"{base}/ready")
+            status, body = await _get(client, f"{base}/ready", token)
     except TimeoutError as exc:
         raise CliError(f"{safe_url(url)} did not answer within {timeout:g}s", EXIT_CONNECT) from exc
     except HttpError as exc:
@@ -102,8 +134,11 @@ async def fetch_health(url: str, timeout: float) -> dict[str, Any]:
     return body
 
 
-async def _get(client: HttpClient, path: str) -> tuple[int, Any]:
-    response = await client.request("GET", {"Accept": "application/json"}, path=path)
+async def _get(client: HttpClient, path: str, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    response = await client.request("GET", headers, path=path)
     data = await response.read()
     try:
         return response.status, orjson.loads(data) if data else None

@@ -90,7 +90,7 @@ def serve(
     if overrides:
         gateway = settings.gateway.model_copy(update=overrides)
         settings = settings.model_copy(update={"gateway": gateway})
-    setup_logging(settings.gateway.log_level)
+    setup_logging(settings.gateway.log_level, settings.log.format)
     for warning in environment_warnings():  # a typo must not pass silently
         log.warning("%s", warning.message)
     if stdio:

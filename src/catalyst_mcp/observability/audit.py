@@ -41,7 +41,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -152,6 +152,8 @@ class AuditLog:
         self._thread_write: concurrent.futures.Future[bool] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._unsettled = 0
+        # told of each committed batch: (records, seconds its commit took) — for metrics
+        self.on_written: Callable[[int, float], None] | None = None
 
     # ---- counters ----------------------------------------------------------------------
 
@@ -457,6 +459,7 @@ class AuditLog:
                     await self._wait(self._flush_interval)  # let a batch gather
                 self._take()
             self._writing = True
+            began = time.perf_counter()
             try:
                 written = await self._append()
             except Exception as exc:
@@ -469,6 +472,8 @@ class AuditLog:
                 continue
             self._writing = False
             backoff = 0.0
+            if self.on_written is not None:
+                self.on_written(len(self._inflight), time.perf_counter() - began)
             self._commits += 1
             self._committed += len(self._inflight)
             self._inflight = []

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 import stat
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,7 @@ class PackSet:
         self._retiring: dict[Provider, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self.reloads: Counter[str] = Counter()  # files reloaded, by outcome (ok, failed)
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -194,6 +196,7 @@ class PackSet:
             retry = self._blocked - files
             for file in [*sorted(files), *sorted(retry)]:
                 await self._reload_one(file)
+                self.reloads["failed" if file in self._problems else "ok"] += 1
 
     async def _reload_one(self, file: Path) -> None:
         served = self._served.get(file)

@@ -26,6 +26,7 @@ from catalyst_mcp.errors import (
     UnsupportedVersion,
     UpstreamRejected,
 )
+from catalyst_mcp.observability.observer import Observer, outcome_of
 from catalyst_mcp.protocol.hub import MAX_SUBSCRIPTIONS, NotificationHub
 from catalyst_mcp.protocol.jsonrpc import Message, error_response, result_response
 from catalyst_mcp.protocol.legacy import LegacySession, SessionStore, negotiate_version
@@ -112,22 +113,39 @@ class Dispatcher:
         self.hub = hub
         sessions.on_remove = self._release
         self._releasing: set[asyncio.Task[None]] = set()
+        # metrics, traces and the log context of each request (the gateway sets its own)
+        self.observer = Observer()
         # told the key of every session that ends: a legacy session's id when it is removed, a
         # stdio/WebSocket connection's id when it closes (per-session servers stop its process)
         self.session_listeners: list[Callable[[str], None]] = []
 
-    async def _serve(self, message: Message, ctx: CallContext) -> Message | None:
+    async def _serve(
+        self,
+        message: Message,
+        ctx: CallContext,
+        transport: str,
+        headers: dict[bytes, bytes] | None,
+    ) -> Message | None:
         request_id = message["id"]
+        params = message.get("params") or {}
+        watch = self.observer.begin(ctx, params, transport, headers)  # metrics, span, log context
         try:
-            result = await self.server.handle(message["method"], message.get("params") or {}, ctx)
-        except CatalystError as exc:
-            return {"jsonrpc": "2.0", "id": request_id, "error": error_for(exc, ctx.era)}
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("internal error serving %s", message["method"])
-            return error_response(request_id, CatalystError("Internal error"))
-        return result_response(request_id, result)
+            try:
+                result = await self.server.handle(message["method"], params, ctx)
+            except CatalystError as exc:
+                watch.failed(exc)
+                return {"jsonrpc": "2.0", "id": request_id, "error": error_for(exc, ctx.era)}
+            except asyncio.CancelledError:
+                watch.cancelled()
+                raise
+            except Exception as exc:
+                watch.failed(exc)
+                log.exception("internal error serving %s", message["method"])
+                return error_response(request_id, CatalystError("Internal error"))
+            watch.succeeded(result)
+            return result_response(request_id, result)
+        finally:
+            watch.end()
 
     # ---- modern --------------------------------------------------------------------------------
 
@@ -137,11 +155,15 @@ class Dispatcher:
         meta: ModernMeta,
         emit: Emitter,
         identity: Identity = ANONYMOUS,
+        *,
+        transport: str = "streamable-http",
+        headers: dict[bytes, bytes] | None = None,
         connection_id: str | None = None,
     ) -> Message | None:
         """Serve a modern request (``meta`` already checked by :func:`check_modern_meta`) for
-        the caller the transport authenticated; ``connection_id`` names the stdio or
-        WebSocket connection it came on (none on HTTP)."""
+        the caller the transport authenticated. ``transport`` names the transport (for
+        metrics and traces); ``headers`` are the HTTP request's (a ``traceparent``);
+        ``connection_id`` names the stdio or WebSocket connection it came on (none on HTTP)."""
         if "id" not in message:
             return None  # notifications/cancelled on stdio is handled by the transport
         info = meta.get(CLIENT_INFO_KEY)
@@ -158,19 +180,28 @@ class Dispatcher:
             identity=identity,
             connection_id=connection_id,
         )
-        return await self._serve(message, ctx)
+        return await self._serve(message, ctx, transport, headers)
 
     # ---- legacy --------------------------------------------------------------------------------
 
     def initialize(
-        self, message: Message, identity: Identity = ANONYMOUS
+        self,
+        message: Message,
+        identity: Identity = ANONYMOUS,
+        *,
+        transport: str = "streamable-http",
     ) -> tuple[LegacySession, Message]:
         """Create a session of ``identity`` for an ``initialize`` request and answer it."""
-        params = message.get("params")
-        if not isinstance(params, dict):
-            raise InvalidRequest("Invalid Request: initialize needs params")
-        version = negotiate_version(params.get("protocolVersion"))
-        session = self.sessions.create(version, params, identity)
+        try:
+            params = message.get("params")
+            if not isinstance(params, dict):
+                raise InvalidRequest("Invalid Request: initialize needs params")
+            version = negotiate_version(params.get("protocolVersion"))
+            session = self.sessions.create(version, params, identity)
+        except CatalystError as exc:
+            self.observer.count("initialize", "legacy", transport, outcome_of(exc))
+            raise
+        self.observer.count("initialize", "legacy", transport, "ok")
         return session, result_response(message["id"], self.server.initialize_result(version))
 
     async def legacy(
@@ -179,10 +210,14 @@ class Dispatcher:
         message: Message,
         emit: Emitter,
         identity: Identity | None = None,
+        *,
+        transport: str = "streamable-http",
+        headers: dict[bytes, bytes] | None = None,
     ) -> Message | None:
         """Serve one message of a legacy session; None when there is nothing to send back.
         ``identity``: who sent this request (authorized on its own: roles and key scopes may
-        have changed since the session was opened); default: whoever opened it."""
+        have changed since the session was opened); default: whoever opened it.
+        ``transport`` and ``headers`` as for :meth:`modern`."""
         caller = session.identity if identity is None else identity
         if "method" not in message:
             session.answer(message)
@@ -196,16 +231,20 @@ class Dispatcher:
         request_id = message["id"]
         try:
             if method == "ping":
+                self.observer.count(method, "legacy", transport, "ok")
                 return result_response(request_id, {})
             if method == "logging/setLevel":
-                return result_response(request_id, session.set_level(params))
+                answer = result_response(request_id, session.set_level(params))
+                self.observer.count(method, "legacy", transport, "ok")
+                return answer
             if method in ("resources/subscribe", "resources/unsubscribe"):
-                return result_response(
-                    request_id, await self._subscription(session, method, params, caller)
-                )
+                done = await self._subscription(session, method, params, caller)
+                self.observer.count(method, "legacy", transport, "ok")
+                return result_response(request_id, done)
             if method == "initialize":
                 raise InvalidRequest("Invalid Request: the session is already initialized")
         except CatalystError as exc:
+            self.observer.count(method, "legacy", transport, outcome_of(exc))
             return {"jsonrpc": "2.0", "id": request_id, "error": error_for(exc, "legacy")}
         meta = params.get("_meta")
         ctx = CallContext(
@@ -226,7 +265,7 @@ class Dispatcher:
         if task is not None:
             session.inflight[request_id] = task
         try:
-            return await self._serve(message, ctx)
+            return await self._serve(message, ctx, transport, headers)
         except asyncio.CancelledError:
             if task is None or not session.cancelled(request_id):
                 raise

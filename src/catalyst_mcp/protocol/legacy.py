@@ -248,6 +248,9 @@ class SessionStore:
         self._sessions: OrderedDict[str, LegacySession] = OrderedDict()
         self._by_caller: dict[str, OrderedDict[str, LegacySession]] = {}
         self.on_remove: Callable[[LegacySession], None] = lambda session: None
+        # for metrics: sessions closed to make room, initializes refused (at a cap)
+        self.evicted = 0
+        self.refused = 0
 
     def create(
         self, version: str, params: dict[str, Any], identity: Identity = ANONYMOUS
@@ -257,6 +260,7 @@ class SessionStore:
         caller = identity.subject
         own = self._by_caller.get(caller)
         if own is not None and len(own) >= self.per_caller and not self._evict(own):
+            self.refused += 1
             raise SessionLimit(
                 f"Too many sessions: {caller!r} has {len(own)} legacy sessions open, the most "
                 f"one caller may have (gateway.max_legacy_sessions_per_caller), and all are "
@@ -266,6 +270,7 @@ class SessionStore:
                 data={"cap": "per_caller", "limit": self.per_caller},
             )
         if len(self._sessions) >= self.limit and not self._evict(self._sessions):
+            self.refused += 1
             raise SessionLimit(
                 f"Too many sessions: the gateway holds {len(self._sessions)} legacy sessions, "
                 "its limit (gateway.max_legacy_sessions), and all are busy; retry later",
@@ -287,6 +292,7 @@ class SessionStore:
                     "session %s closed to make room (a session cap is reached)", session.id[:8]
                 )
                 self.remove(session.id)
+                self.evicted += 1
                 return True
         return False
 

@@ -34,6 +34,7 @@ from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.registry import Registry
 
 if TYPE_CHECKING:
+    from catalyst_mcp.observability.metrics import Metrics
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.security.rbac import Kind
 
@@ -80,6 +81,8 @@ class McpServer:
         self.instructions = instructions
         # authorization, rate limits and audit (None: everyone may do everything, unrecorded)
         self.access = access
+        self.metrics: Metrics | None = None  # tool calls and calls in flight (None: not counted)
+        self.in_flight: dict[str, int] = {}  # calls waiting for each provider (when counted)
         self.bridge = InputBridge()
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
@@ -267,6 +270,30 @@ class McpServer:
         if arguments is not None and not isinstance(arguments, dict):
             raise InvalidParams('"arguments" must be an object')
         provider, original = self.registry.resolve("tools", name)
+        metrics = self.metrics
+        if metrics is None:
+            return await self._call_tool(provider, name, original, params, ctx)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self._call_tool(provider, name, original, params, ctx)
+            outcome = "tool_error" if result.get("isError") is True else "ok"
+            return result
+        except AccessError:
+            outcome = "refused"
+            raise
+        finally:  # a name the registry does not list is made up: no label of its own
+            tool = name if self.registry.is_listed("tool", name) else "other"
+            metrics.tool_call(provider.name, tool, outcome, started)
+
+    async def _call_tool(
+        self,
+        provider: Provider,
+        name: str,
+        original: str,
+        params: dict[str, Any],
+        ctx: CallContext,
+    ) -> dict[str, Any]:
         await self._admit(ctx, provider, name)
         try:
             return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
@@ -317,6 +344,20 @@ class McpServer:
         self, provider: Provider, method: str, params: dict[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
         """Call a provider, bridging client input across eras, and give URIs public names."""
+        metrics = self.metrics
+        if metrics is None:
+            return await self._relay_now(provider, method, params, ctx)
+        in_flight = self.in_flight  # plain counts (one event loop): read at scrape time
+        name = provider.name
+        in_flight[name] = in_flight.get(name, 0) + 1
+        try:
+            return await self._relay_now(provider, method, params, ctx)
+        finally:
+            in_flight[name] -= 1
+
+    async def _relay_now(
+        self, provider: Provider, method: str, params: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
         if ctx.era == "modern":
             if provider.may_ask or self.bridge.owns(params):
                 result = await self.bridge.run(

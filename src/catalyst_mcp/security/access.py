@@ -54,6 +54,7 @@ from catalyst_mcp.security.ratelimit import Check, MemoryLimiter, RateLimiter, R
 from catalyst_mcp.security.rbac import Kind, Policy, RoleSpec, load_roles
 
 if TYPE_CHECKING:
+    from catalyst_mcp.observability.metrics import Metrics
     from catalyst_mcp.security.jwt import JwtVerifier
     from catalyst_mcp.security.keyauth import KeyAuthenticator
     from catalyst_mcp.settings import Settings
@@ -125,6 +126,7 @@ class Access:
         self.strict = settings.audit.durability == "strict"
         self.audit_wait = settings.audit.max_wait_seconds
         self._toucher: asyncio.Task[None] | None = None
+        self.metrics: Metrics | None = None  # counts refusals and failed authentications
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -200,6 +202,14 @@ class Access:
 
     async def authenticate(self, authorization: bytes | None) -> Identity:
         """The caller of a request with this ``Authorization`` header, or Unauthenticated."""
+        try:
+            return await self._authenticate(authorization)
+        except Unauthenticated as exc:
+            if self.metrics is not None:
+                self.metrics.auth_failure(_failure_reason(authorization, exc))
+            raise
+
+    async def _authenticate(self, authorization: bytes | None) -> Identity:
         if authorization is None or (
             not self.required and self.keys is None and self.jwt is None
         ):  # without auth, credentials nothing here can check are not held against anyone
@@ -415,6 +425,8 @@ class Access:
             outcome = "denied"
         else:
             outcome = "limited"
+        if self.metrics is not None:
+            self.metrics.refusal("rate_limited" if outcome == "limited" else outcome)
         await self.record(
             identity,
             action,
@@ -462,6 +474,21 @@ class Access:
             request_id=request_id,
             error_answer=True,
         )
+
+
+def _failure_reason(authorization: bytes | None, exc: Unauthenticated) -> str:
+    """The ``reason`` label of a failed authentication (a fixed set: metrics labels)."""
+    if authorization is None:
+        return "missing"
+    if "not accepted by this gateway" in exc.message:
+        return "not_accepted"
+    scheme, _, token = authorization.strip().partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not token or not authorization.isascii():
+        return "malformed"
+    if token.startswith(b"cat_"):
+        return "api_key"
+    return "token_expired" if exc.message == "token expired" else "token"
 
 
 def _in_scopes(scopes: frozenset[str], kind: str, name: str, server: str) -> bool:

@@ -289,6 +289,10 @@ class RedisLimiter(RateLimiter):
             "so the call was refused; try again later"
         ) from exc
 
+    async def ping(self) -> None:
+        """Check that Redis answers (for /ready); raises RedisError if it does not."""
+        await self._redis.ping()
+
     async def aclose(self) -> None:
         await self._redis.aclose()
 

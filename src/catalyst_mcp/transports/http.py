@@ -244,7 +244,9 @@ class StreamableHttpEndpoint:
 
         deadlines.add(stream, WATCH_AFTER_SECONDS, start_watching)
         try:
-            response = await self.dispatcher.modern(message, meta, stream.event, identity)
+            response = await self.dispatcher.modern(
+                message, meta, stream.event, identity, headers=headers
+            )
         except asyncio.CancelledError:
             if watcher is not None and watcher.done() and task is not None:
                 task.uncancel()  # the client went away: that is the cancellation
@@ -324,11 +326,13 @@ class StreamableHttpEndpoint:
             await send_json(send, status, error_response(message.get("id"), InvalidRequest(why)))
             return
         if "id" not in message or "method" not in message:
-            await self.dispatcher.legacy(session, message, _no_stream, identity)
+            await self.dispatcher.legacy(session, message, _no_stream, identity, headers=headers)
             await send_bytes(send, 202, b"", None)
             return
         stream = EventStream(send, [(b"mcp-session-id", session.id.encode())])
-        response = await self.dispatcher.legacy(session, message, stream.event, identity)
+        response = await self.dispatcher.legacy(
+            session, message, stream.event, identity, headers=headers
+        )
         await stream.finish(response)
 
     async def _get(

@@ -105,12 +105,16 @@ class LegacySseEndpoints:
             await send_json(send, 400, error_response(None, exc))
             return
         await send_bytes(send, 202, b"Accepted", b"text/plain")
-        task = asyncio.create_task(self._handle(session, message, identity))
+        task = asyncio.create_task(self._handle(session, message, identity, headers))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(
-        self, session: LegacySession, message: Message, identity: Identity = ANONYMOUS
+        self,
+        session: LegacySession,
+        message: Message,
+        identity: Identity = ANONYMOUS,
+        headers: dict[bytes, bytes] | None = None,
     ) -> None:
         async def emit(outgoing: Message) -> None:
             session.post(outgoing)
@@ -122,6 +126,7 @@ class LegacySseEndpoints:
                 params = {}
             version = negotiate_version(params.get("protocolVersion"))
             session.adopt(version, params)
+            self.dispatcher.observer.count("initialize", "legacy", "sse", "ok")
             response = {
                 "jsonrpc": "2.0",
                 "id": message["id"],
@@ -129,7 +134,9 @@ class LegacySseEndpoints:
             }
         else:
             try:
-                response = await self.dispatcher.legacy(session, message, emit, identity)
+                response = await self.dispatcher.legacy(
+                    session, message, emit, identity, transport="sse", headers=headers
+                )
             except CatalystError as exc:
                 response = error_response(message.get("id"), exc)
         if response is not None:

@@ -39,6 +39,8 @@ OUTBOX_WAKE_SECONDS = 60.0  # the legacy outbox relay wakes this often to keep i
 class MessageStream:
     """Serves the messages of one client stream with a :class:`Dispatcher`, as ``identity``."""
 
+    transport = "stdio"  # its name in metrics and traces
+
     def __init__(self, dispatcher: Dispatcher, identity: Identity) -> None:
         self.dispatcher = dispatcher
         self.identity = identity
@@ -83,7 +85,9 @@ class MessageStream:
                 await self.write(error_response(message["id"], again))
                 return
             try:
-                self.session, response = dispatcher.initialize(message, self.identity)
+                self.session, response = dispatcher.initialize(
+                    message, self.identity, transport=self.transport
+                )
             except CatalystError as exc:
                 response = error_response(message["id"], exc)
             else:
@@ -101,7 +105,9 @@ class MessageStream:
                 early = ProtocolError("Invalid Request: send initialize first, or use modern _meta")
                 await self.write(error_response(message.get("id"), early))
             return
-        answer = await dispatcher.legacy(self.session, message, self.write, self.identity)
+        answer = await dispatcher.legacy(
+            self.session, message, self.write, self.identity, transport=self.transport
+        )
         if answer is not None:
             await self.write(answer)
 
@@ -134,7 +140,12 @@ class MessageStream:
                 await self._listen(message)
                 return
             response = await self.dispatcher.modern(
-                message, meta, self.write, self.identity, self.connection_id
+                message,
+                meta,
+                self.write,
+                self.identity,
+                transport=self.transport,
+                connection_id=self.connection_id,
             )
         except asyncio.CancelledError:
             return

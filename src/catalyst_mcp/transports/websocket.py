@@ -117,6 +117,8 @@ class WebSocketEndpoint:
 class WebSocketStream(MessageStream):
     """One accepted socket: text frames in, text frames out."""
 
+    transport = "websocket"
+
     def __init__(self, dispatcher: Dispatcher, identity: Identity, send: Send, limit: int) -> None:
         super().__init__(dispatcher, identity)
         self.send = send

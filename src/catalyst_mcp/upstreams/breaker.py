@@ -22,6 +22,9 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at: float | None = None
         self._trial_running = False
+        # transitions so far, for metrics: to open (from closed or a failed trial), to closed
+        self.opens = 0
+        self.closes = 0
 
     @property
     def state(self) -> State:
@@ -47,6 +50,8 @@ class CircuitBreaker:
         return max(0.0, self.reset_seconds - (time.monotonic() - self.opened_at))
 
     def success(self) -> None:
+        if self.opened_at is not None:
+            self.closes += 1
         self.failures = 0
         self.opened_at = None
         self._trial_running = False
@@ -55,6 +60,8 @@ class CircuitBreaker:
         self._trial_running = False
         self.failures += 1
         if self.failures >= self.threshold or self.opened_at is not None:
+            if self.state != "open":
+                self.opens += 1
             self.opened_at = time.monotonic()
 
     def reset(self) -> None:

@@ -24,6 +24,7 @@ from catalyst_mcp.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from catalyst_mcp.observability.tracing import upstream_call
 from catalyst_mcp.protocol.jsonrpc import Message, error_response, notification, request
 from catalyst_mcp.protocol.versions import (
     CLIENT_CAPS_KEY,
@@ -204,7 +205,29 @@ class UpstreamSession:
         on_related: MessageHandler | None = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Send one request; return its result or raise the mapped error (None: no time limit)."""
+        """Send one request; return its result or raise the mapped error (None: no time limit).
+
+        Within a traced client request, it carries the trace context (``_meta``, and the
+        ``traceparent`` header over HTTP) and gets a span of its own."""
+        call = upstream_call(self, method, params, headers)
+        if call is None:
+            return await self._request(method, params, timeout, on_related, headers)
+        try:
+            result = await self._request(method, call.params, timeout, on_related, call.headers)
+        except BaseException as exc:
+            call.finish(None, exc)
+            raise
+        call.finish(result, None)
+        return result
+
+    async def _request(
+        self,
+        method: str,
+        params: dict[str, Any],
+        timeout: float | None,
+        on_related: MessageHandler | None,
+        headers: dict[str, str] | None,
+    ) -> dict[str, Any]:
         request_id = next(self._ids)
         message = request(request_id, method, params)
         task = asyncio.current_task()

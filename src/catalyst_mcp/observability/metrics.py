@@ -1,0 +1,234 @@
+"""The metrics the request path counts, on ``prometheus-client``, with bounded label sets.
+
+One :class:`Metrics` per gateway. What happens on the request path is counted here as it
+happens (requests, tool calls and their latency, refusals, failed authentications, audit
+writes); what the gateway *is* (calls in flight, upstream states, restarts, circuit breakers,
+sessions, packs, the audit queue) is read when ``/metrics`` is scraped
+(:mod:`catalyst_mcp.observability.statemetrics`), so it costs the request path nothing.
+
+Label values are bounded: ``method`` is one of the MCP methods the gateway serves (anything
+else is ``other``), ``server`` a configured server or pack, ``tool`` one of the first
+``metrics.max_tool_labels`` tool names called (later ones are ``other``; only names that
+resolved to a tool count, so a client cannot make labels up), ``outcome``, ``era``,
+``transport`` and ``reason`` fixed sets. Children of each label combination are bound once and
+kept, so counting a call is a dictionary lookup and a few locked additions.
+
+Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the gateway starts),
+prometheus-client's multiprocess mode keeps every process's values in files in that folder and
+any worker's ``/metrics`` adds them up (docs/observability.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = [
+    "KNOWN_METHODS",
+    "LATENCY_BUCKETS",
+    "MULTIPROCESS_ENV",
+    "OTHER",
+    "Metrics",
+    "multiprocess_dir",
+]
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OTHER = "other"
+# Every method a client may send that the gateway serves (both eras); others count as "other".
+KNOWN_METHODS = frozenset(
+    {
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "subscriptions/listen",
+        "server/discover",
+        "tools/list",
+        "tools/call",
+        "prompts/list",
+        "prompts/get",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "completion/complete",
+    }
+)
+# Seconds: a relayed call takes a fraction of a millisecond to a minute (the call timeout).
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+AUDIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess folder of prometheus-client, if this process runs in that mode."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
+
+
+class Metrics:
+    """The counted metrics of one gateway, registered in :attr:`registry` (single process) or
+    written to the multiprocess folder (then :attr:`registry` gathers every process's files)."""
+
+    def __init__(self, max_tool_labels: int = 500) -> None:
+        self.max_tool_labels = max_tool_labels
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.multiprocess = multiprocess_dir() is not None
+        into = None if self.multiprocess else self.registry
+        self.requests = Counter(
+            "catalyst_requests",
+            "Client requests served, by MCP method, protocol era, transport and outcome "
+            "(ok, error, tool_error, refused, cancelled).",
+            ["method", "era", "transport", "outcome"],
+            registry=into,
+        )
+        self.request_seconds = Histogram(
+            "catalyst_request_duration_seconds",
+            "Time to serve a client request, by MCP method and transport.",
+            ["method", "transport"],
+            buckets=LATENCY_BUCKETS,
+            registry=into,
+        )
+        self.tool_calls = Counter(
+            "catalyst_tool_calls",
+            "tools/call requests that reached a server or pack, by server, tool and outcome "
+            "(ok, tool_error, error, refused).",
+            ["server", "tool", "outcome"],
+            registry=into,
+        )
+        self.tool_seconds = Histogram(
+            "catalyst_tool_call_duration_seconds",
+            "Time a tools/call took, access checks and the server's answer included, by "
+            "server and tool.",
+            ["server", "tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=into,
+        )
+        self.refusals = Counter(
+            "catalyst_refusals",
+            "Requests refused by access control: denied (RBAC or key scopes), rate_limited, "
+            "unauthenticated.",
+            ["reason"],
+            registry=into,
+        )
+        self.auth_failures = Counter(
+            "catalyst_auth_failures",
+            "Failed authentications, by reason: missing, malformed, api_key (unknown, revoked "
+            "or expired key), token_expired, token (another invalid bearer token), "
+            "not_accepted (a kind of credential this gateway does not take).",
+            ["reason"],
+            registry=into,
+        )
+        self.audit_write_seconds = Histogram(
+            "catalyst_audit_write_seconds",
+            "Time to commit one batch of audit records.",
+            buckets=AUDIT_BUCKETS,
+            registry=into,
+        )
+        self.audit_batch_records = Counter(
+            "catalyst_audit_written_records", "Audit records committed.", registry=into
+        )
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+        # bound children, by label values
+        self._requests: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
+        self._tools: dict[str, str] = {}  # tool name -> its label (itself, or "other")
+        self._calls: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._reasons: dict[tuple[int, str], Counter] = {}
+
+    # ---- the request path --------------------------------------------------------------------
+
+    def request(self, method: str, era: str, transport: str, outcome: str, seconds: float) -> None:
+        """One client request served."""
+        key = (method, era, transport, outcome)
+        children = self._requests.get(key)
+        if children is None:
+            children = self._bind_request(key)
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count(self, method: str, era: str, transport: str, outcome: str) -> None:
+        """One client request the dispatcher answered itself (counted, not timed)."""
+        key = (method, era, transport, outcome)
+        children = self._requests.get(key)
+        if children is None:
+            children = self._bind_request(key)
+        children[0].inc()
+
+    def _bind_request(self, key: tuple[str, str, str, str]) -> tuple[Counter, Histogram]:
+        method, era, transport, outcome = key
+        label = method if method in KNOWN_METHODS else OTHER
+        children = (
+            self.requests.labels(label, era, transport, outcome),
+            self.request_seconds.labels(label, transport),
+        )
+        if label == method:  # made-up method names are not remembered
+            self._requests[key] = children
+        return children
+
+    def tool_call(self, server: str, tool: str, outcome: str, started: float) -> None:
+        """One ``tools/call`` of ``tool`` (public name) on ``server`` ended with ``outcome``
+        (``started``: its ``time.perf_counter()`` at the start)."""
+        seconds = time.perf_counter() - started
+        children = self._calls.get((server, tool, outcome))
+        if children is None:
+            children = self._bind_call(server, tool, outcome)
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def tool_label(self, tool: str) -> str:
+        """The ``tool`` label of ``tool``: itself while fewer than the cap are known."""
+        label = self._tools.get(tool)
+        if label is None and tool != OTHER:
+            label = tool if len(self._tools) < self.max_tool_labels else OTHER
+            if label != OTHER:
+                self._tools[tool] = label
+        return label or OTHER
+
+    def _bind_call(self, server: str, tool: str, outcome: str) -> tuple[Counter, Histogram]:
+        label = self.tool_label(tool)
+        children = (
+            self.tool_calls.labels(server, label, outcome),
+            self.tool_seconds.labels(server, label),
+        )
+        if label != OTHER or tool == OTHER:  # (names beyond the cap are not kept)
+            self._calls[(server, tool, outcome)] = children
+        return children
+
+    def refusal(self, reason: str) -> None:
+        self._reason(0, self.refusals, reason).inc()
+
+    def auth_failure(self, reason: str) -> None:
+        self._reason(1, self.auth_failures, reason).inc()
+
+    def _reason(self, kind: int, family: Counter, reason: str) -> Counter:
+        child = self._reasons.get((kind, reason))
+        if child is None:
+            child = self._reasons[(kind, reason)] = family.labels(reason)
+        return child
+
+    # ---- the audit writer --------------------------------------------------------------------
+
+    def audit_written(self, records: int, seconds: float) -> None:
+        """One batch of ``records`` audit records committed in ``seconds``."""
+        self.audit_write_seconds.observe(seconds)
+        self.audit_batch_records.inc(records)
