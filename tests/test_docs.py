@@ -16,6 +16,7 @@ from catalyst_mcp.security.config import (
 )
 from catalyst_mcp.servers.config import DatabaseOptions, FilesystemOptions, RootConfig
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
+from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from tests.conftest import ROOT
 
 MODELS = [
@@ -34,6 +35,7 @@ MODELS = [
     FilesystemOptions,
     RootConfig,
     DatabaseOptions,
+    SandboxSettings,
 ]
 
 

@@ -41,6 +41,7 @@ from catalyst_mcp.transports.authgate import AuthGate
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
 from catalyst_mcp.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
+from catalyst_mcp.upstreams.lifecycle import STOPPED
 from catalyst_mcp.upstreams.serverset import ServerSet
 
 if TYPE_CHECKING:
@@ -118,7 +119,11 @@ class Gateway:
         )
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
-        self.api = AdminApi(self.access, self.auth, self.db, dispatcher=self.dispatcher)
+        self.api = AdminApi(
+            self.access, self.auth, self.db, dispatcher=self.dispatcher, servers=self.servers
+        )
+        # a session or connection that ends stops the per-session processes it had
+        self.dispatcher.session_listeners.append(self.servers.session_ended)
         self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
         self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)
@@ -214,7 +219,8 @@ class Gateway:
 
     def readiness(self) -> dict[str, Any]:
         servers = [p.health() for p in self.registry.providers]
-        down = [s["name"] for s in servers if s["status"] != "ready"]
+        # a server an administrator stopped is not down: it is off on purpose
+        down = [s["name"] for s in servers if s["status"] not in ("ready", STOPPED)]
         degraded = bool(down or self.pack_problems or self.config_problems)
         status = "starting" if not self.started else ("degraded" if degraded else "ready")
         if self.stopping:

@@ -49,7 +49,8 @@ client; the cause, a stack trace or a secret never is).
     │   ├── IntegrityError              a downloaded distribution differs from the lock's hash
     │   └── PackageConflict             a server of that name exists, or it is not installed
     └── UpstreamError                   an upstream MCP server failed this call
-        ├── UpstreamUnavailable         not connected / crashed / circuit open
+        ├── UpstreamUnavailable         not connected / crashed / circuit open / stopped
+        │   └── ProcessLimit            a per-user/per-session process past a cap; data names it
         ├── UpstreamTimeout             no answer within the call's timeout
         ├── UpstreamProtocolError       answered something that is not MCP
         └── UpstreamRejected            answered with a JSON-RPC error (relayed as-is)
@@ -85,6 +86,7 @@ __all__ = [
     "PackageError",
     "PackageNotFound",
     "ParseError",
+    "ProcessLimit",
     "ProtocolError",
     "RateLimited",
     "RegistryUnreachable",
@@ -339,6 +341,12 @@ class UpstreamError(CatalystError):
 
 class UpstreamUnavailable(UpstreamError):
     pass
+
+
+class ProcessLimit(UpstreamUnavailable):
+    """A caller needs a process of their own (``sharing: per-user`` or ``per-session``) and a
+    cap is reached; ``data`` names the cap (``max_processes`` or ``max_processes_per_user``)
+    and its limit. The message says what the caller can do."""
 
 
 class UpstreamTimeout(UpstreamError):

@@ -1,7 +1,7 @@
-"""The admin API's route table: users, API keys, roles, secrets and the audit trail.
+"""The admin API's route table: users, API keys, roles, secrets, the audit trail and servers.
 
 Each area's handlers live in their own module (:mod:`.users`, :mod:`.keys`, :mod:`.roles`,
-:mod:`.secrets`, :mod:`.audit`) and each handler does one thing through the storage
+:mod:`.secrets`, :mod:`.audit`, :mod:`.servers`) and each handler does one thing through the storage
 repositories and returns a response model; authentication, the ``admin`` check, parsing, error
 answers and auditing happen around them (:mod:`catalyst_mcp.api.server`).
 
@@ -18,6 +18,7 @@ from catalyst_mcp.api.keys import KeyHandlers
 from catalyst_mcp.api.roles import RoleHandlers
 from catalyst_mcp.api.router import Route
 from catalyst_mcp.api.secrets import SecretHandlers
+from catalyst_mcp.api.servers import ServerHandlers
 from catalyst_mcp.api.services import AdminServices
 from catalyst_mcp.api.users import UserHandlers
 
@@ -32,4 +33,5 @@ def admin_routes(services: AdminServices) -> list[Route]:
         *RoleHandlers(services).routes(),
         *SecretHandlers(services).routes(),
         *AuditHandlers(services).routes(),
+        *ServerHandlers(services.servers).routes(),
     ]

@@ -19,6 +19,7 @@ from catalyst_mcp.storage.users import UserRepo
 if TYPE_CHECKING:
     from catalyst_mcp.security.secretstore import SecretStore
     from catalyst_mcp.storage.db import Database
+    from catalyst_mcp.upstreams.serverset import ServerSet
 
 __all__ = ["AdminServices", "unknown", "vault_errors"]
 
@@ -42,9 +43,15 @@ class AdminServices:
     answers with 503 before any handler runs) and the secrets store, made when first used."""
 
     def __init__(
-        self, access: Access, db: Database | None, environ: Mapping[str, str] | None = None
+        self,
+        access: Access,
+        db: Database | None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        servers: ServerSet | None = None,
     ) -> None:
         self.access = access
+        self.servers = servers  # the upstream servers (None: an API without a gateway's)
         self._db = db
         self._environ = environ
         self._secrets: SecretStore | None = None
