@@ -155,7 +155,7 @@ class ServerConfig(_Model):
     env: dict[str, str] = Field(
         default_factory=dict,
         description="stdio: environment of the process. It inherits only PATH, HOME, locale, "
-        "temp-dir and proxy variables from the gateway; give everything else here.",
+        "temp-dir, XDG folder and proxy variables from the gateway; give everything else here.",
     )
     cwd: str | None = Field(None, description="stdio: working directory.")
     url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
