@@ -156,6 +156,8 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("DELETE", "/secrets/{owner}/{scope}/{name}"),
         ("GET", "/audit"),
         ("GET", "/audit/verify"),
+        ("GET", "/servers/{name}/tools/changes"),
+        ("POST", "/servers/{name}/tools/approve"),
         ("GET", "/openapi.json"),
     }
 

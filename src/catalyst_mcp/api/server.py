@@ -46,13 +46,15 @@ if TYPE_CHECKING:
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
     from catalyst_mcp.transports.authgate import AuthGate
+    from catalyst_mcp.trust.pinning import Pinning
 
 __all__ = ["PREFIX", "AdminApi"]
 
 PREFIX = "/api/v1"
 NO_STORE = (b"cache-control", b"no-store")
 DESCRIPTION = (
-    "Manage the gateway's users, API keys, roles and secrets, and read its audit trail. "
+    "Manage the gateway's users, API keys, roles and secrets, read its audit trail, and "
+    "review and approve changed tool definitions. "
     "Every operation needs an administrator: a caller whose roles include 'admin' (an API key "
     "with scopes also needs the scope 'admin')."
 )
@@ -69,11 +71,12 @@ class AdminApi:
         *,
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        pinning: Pinning | None = None,
     ) -> None:
         self.access = access
         self.auth = auth
         self.db = db
-        self.services = AdminServices(access, db, environ)
+        self.services = AdminServices(access, db, environ, pinning=pinning)
         openapi = Route(
             "GET",
             "/openapi.json",

@@ -12,6 +12,7 @@ from catalyst_mcp.cli.health import health
 from catalyst_mcp.cli.keys import keys
 from catalyst_mcp.cli.packages import packages
 from catalyst_mcp.cli.packs import packs
+from catalyst_mcp.cli.pins import approve_tools, diff_tools
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
 from catalyst_mcp.cli.roles import roles
@@ -47,6 +48,8 @@ cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
 cli.add_command(packages)
+tools.add_command(diff_tools)
+tools.add_command(approve_tools)
 
 
 def main() -> None:

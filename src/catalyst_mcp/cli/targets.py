@@ -78,7 +78,8 @@ class TargetSpec:
         """The settings to run: the configured ones, or one server from the command line."""
         if not self.adhoc:
             return with_overrides(load_config(self.config), era=self.era, timeout=self.timeout)
-        server: dict[str, Any] = {"namespace": "", "era": self.era or "auto"}
+        # a server named on the command line is looked at, not trusted: nothing is pinned
+        server: dict[str, Any] = {"namespace": "", "era": self.era or "auto", "pin": "off"}
         if self.url and not re.match(r"^https?://", self.url):
             raise click.BadParameter("must start with http:// or https://", param_hint="--url")
         if self.url:

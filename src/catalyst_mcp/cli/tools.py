@@ -1,4 +1,5 @@
-"""``catalyst tools``: list and call the tools of any MCP server, or of every configured one.
+"""``catalyst tools``: list and call the tools of any MCP server, or of every configured one
+(``diff`` and ``approve``, for pinned tool definitions, live in :mod:`catalyst_mcp.cli.pins`).
 
 Targets (see :mod:`catalyst_mcp.cli.targets`): ``--config`` (default) aggregates the configured
 servers under the gateway's names (``<server>__<tool>``); ``--url`` or ``--command`` (or a
@@ -36,7 +37,7 @@ MIN_DESCRIPTION = 20
 
 @click.group()
 def tools() -> None:
-    """List and call tools of MCP servers."""
+    """List and call tools of MCP servers; review and approve changed tool definitions."""
 
 
 # ---- tools list ----------------------------------------------------------------------------

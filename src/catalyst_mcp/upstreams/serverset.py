@@ -42,6 +42,7 @@ from catalyst_mcp.upstreams.upstream import Upstream
 
 if TYPE_CHECKING:
     from catalyst_mcp.security.injection import SecretInjector
+    from catalyst_mcp.trust.pinning import Pinning
 
 __all__ = ["Builder", "ServerSet"]
 
@@ -69,7 +70,8 @@ class ServerSet:
 
     ``call_timeout`` is ``gateway.call_timeout_seconds`` (for entries without their own);
     ``secrets`` resolves the ``${secret:NAME}`` of per-user servers; ``build`` makes a server's
-    provider instead of :meth:`build_upstream` (tests give their own).
+    provider instead of :meth:`build_upstream` (tests give their own); ``pinning`` pins the
+    tools of the servers :meth:`build_upstream` makes.
     """
 
     def __init__(
@@ -78,11 +80,13 @@ class ServerSet:
         call_timeout: float,
         secrets: SecretInjector,
         build: Builder | None = None,
+        pinning: Pinning | None = None,
     ) -> None:
         self.registry = registry
         self.call_timeout = call_timeout
         self.secrets = secrets
         self.build: Builder = build if build is not None else self.build_upstream
+        self.pinning = pinning  # pins the tools of servers built by build_upstream
         self._served: dict[str, _Served] = {}
         # providers started by an apply but not served yet (stopped by close() if it comes first)
         self._starting: set[Provider] = set()
@@ -94,10 +98,17 @@ class ServerSet:
 
     def build_upstream(self, name: str, namespace: str, config: ServerConfig) -> Provider:
         """The provider of one server entry: one process (or client) per user when it needs
-        their secrets, else one shared by every caller."""
+        their secrets, else one shared by every caller. Its tools are pinned as its ``pin``
+        says (with a ``pinning``)."""
+        pins = self.pinning.for_server(name, config) if self.pinning is not None else None
         if secret_names(config):
-            return PerUserUpstream(name, namespace, config, self.call_timeout, self.secrets)
-        return Upstream(name, namespace, config, self.call_timeout)
+            per_user = PerUserUpstream(name, namespace, config, self.call_timeout, self.secrets)
+            per_user.pins = pins
+            return per_user
+        upstream = Upstream(name, namespace, config, self.call_timeout)
+        if pins is not None:
+            upstream.use_pins(pins)
+        return upstream
 
     # ---- state -------------------------------------------------------------------------------
 
