@@ -344,3 +344,78 @@ async def test_a_stopped_server_is_forgotten(world: World, database_url: str) ->
         await provider.stop()
         assert gateway.pinning.live("files") == []
         assert gateway.pinning.held_on("files") == set()
+
+
+async def test_definitions_name_the_package_version_they_came_with(
+    world: World, tmp_path: Any
+) -> None:
+    """A server entry made by `catalyst packages`: its lock record names the package version,
+    kept with the definitions (and in the audit trail), read again when the lock changes."""
+    from catalyst_mcp.packages.lockfile import Lock, LockedPackage, lock_path, write_lock
+
+    config = tmp_path / "catalyst.yaml"
+    config.write_text("servers: {}\n", encoding="utf-8")
+
+    def lock(version: str) -> None:
+        record = LockedPackage(
+            source="npm:@acme/files",
+            runtime="npm",
+            package="@acme/files",
+            version=version,
+            command="files-mcp",
+            installer="npm",
+        )
+        write_lock(lock_path(config), Lock(packages={"files": record}))
+
+    lock("1.0.0")
+    settings = gateway_settings(f"sqlite:///{tmp_path / 'p.db'}", "strict")
+    gateway = Gateway(settings, config_file=config)
+    gateway.pinning.poll_seconds = 0.05
+    await gateway.start()
+    try:
+        lock("1.1.0")  # `catalyst packages update`: a new version, and its tool changed
+        await change_read(gateway, world, "Read a file, quickly.")
+        [change] = (await api(gateway, "GET", "/servers/files/tools/changes")).json()["changes"]
+        assert change["package"] == "npm:@acme/files@1.1.0"
+        assert change["approved"]["package"] == "npm:@acme/files@1.0.0"
+        audit = gateway.access.audit
+        assert audit is not None and gateway.db is not None
+        await audit.flush()
+        from catalyst_mcp.observability.auditsearch import search
+
+        [changed] = await search(gateway.db, action="pin.changed")
+        assert changed["detail"]["package"] == "npm:@acme/files@1.1.0"
+    finally:
+        await gateway.stop()
+
+
+async def test_a_review_cut_short_by_a_stop_still_audits_what_it_recorded(
+    world: World, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short-lived gateway (a CLI command) stops while a changed list is being reviewed: what
+    the database recorded is audited too (else no gateway would ever audit that change)."""
+    from catalyst_mcp.observability.auditsearch import search
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    observe = PinRepo.observe
+    started = asyncio.Event()
+
+    async def slow(self: PinRepo, server: str, seen: Any, package: Any = None) -> Any:
+        found = await observe(self, server, seen, package)
+        if found.recorded:
+            started.set()
+            await asyncio.sleep(0.3)  # committed; the stop comes now
+        return found
+
+    monkeypatch.setattr(PinRepo, "observe", slow)
+    async with running(gateway_settings(url, "strict")):
+        world.describe("read", "Read a file, quickly.")
+        await world.announce()
+        await asyncio.wait_for(started.wait(), 10)
+    db = Database(url)
+    try:
+        records = await search(db, action="pin.changed")
+        assert [r["target"] for r in records] == ["files/read"]
+        assert [c.tool for c in await PinRepo(db).changes("files")] == ["read"]
+    finally:
+        await db.close()

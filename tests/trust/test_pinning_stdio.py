@@ -71,6 +71,15 @@ async def test_a_rug_pull_is_held_back_diffed_and_approved(
         with pytest.raises(ToolHeldBack, match="changed its definition since it was approved"):
             await call(gateway, "files__read", path="~/.ssh/id_rsa")
 
+        # the CLI's own gateway (another instance on the database) holds it back too
+        listed = await cli("tools", "list", "--config", str(config))
+        assert "files__read" not in listed.stdout and "files__mutate" in listed.stdout
+        called = await cli(
+            "tools", "call", "files__read", "--arg", "path=/x", "--config", str(config)
+        )
+        assert called.exit_code == 1
+        assert "tool 'read' of server 'files' changed its definition" in called.stderr
+
         shown = await cli("tools", "diff", "files", "--config", str(config))
         assert shown.exit_code == 0, shown.stderr
         out = shown.stdout
@@ -91,10 +100,13 @@ async def test_a_rug_pull_is_held_back_diffed_and_approved(
         assert "server files: no tool definitions wait for approval" in again.stdout
 
         trail = await audited(gateway, "pin.approved", "admin.tools.approve")
+        calls = await audited(gateway, "tools/call")
     assert trail == [
         ("pin.approved", "files/read", "ok", actor),
         ("admin.tools.approve", "files", "ok", actor),
     ]
+    # refused twice, each audited: by this gateway, and by the CLI's
+    assert calls.count(("tools/call", "files__read", "denied", "anonymous")) == 2
 
 
 async def test_pins_outlive_the_gateway(tmp_path: Path, database_url: str) -> None:

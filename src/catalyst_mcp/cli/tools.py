@@ -27,6 +27,7 @@ from catalyst_mcp.cli.common import (
     truncate,
 )
 from catalyst_mcp.cli.targets import Target, TargetSpec, open_target, server_error, target_options
+from catalyst_mcp.errors import ToolHeldBack
 from catalyst_mcp.providers import ListKind
 
 __all__ = ["describe_block", "described", "list_items", "parse_arguments", "tools"]
@@ -187,8 +188,12 @@ async def _call(
     spec: TargetSpec, name: str, arguments: dict[str, Any] | None, pairs: tuple[str, ...]
 ) -> dict[str, Any]:
     async with open_target(spec) as target:
-        provider, _ = target.gateway.registry.resolve("tools", name)
-        target.require_ready(provider)
+        try:
+            provider, _ = target.gateway.registry.resolve("tools", name)
+        except ToolHeldBack:
+            pass  # refused (and audited) by the gateway's own handling of the call below
+        else:
+            target.require_ready(provider)
         if arguments is None:
             tool = next((t for t in target.items("tools") if t.get("name") == name), {})
             arguments = parse_arguments(pairs, tool.get("inputSchema"))

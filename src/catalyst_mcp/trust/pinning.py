@@ -34,10 +34,10 @@ import contextlib
 import hashlib
 import logging
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 
@@ -58,6 +58,8 @@ log = logging.getLogger("catalyst.pinning")
 
 Policy = Literal["strict", "warn", "off"]
 POLL_SECONDS = 2.0
+STOP_SECONDS = 5.0
+T = TypeVar("T")
 SYSTEM = Identity(subject="gateway", kind="system")
 """Who the gateway's own audit records (first contact, changes, hold-backs) are by."""
 
@@ -124,6 +126,12 @@ class ToolPins:
     async def review(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The tools of a list that just arrived that may be served; the others are held back
         (strict). The same list as last time costs one comparison."""
+        # What the database records and what is audited must agree: a review that has started
+        # finishes even if the fetch waiting for it is cancelled (a server stopped, a CLI
+        # command ending); the gateway waits for it before its audit log closes.
+        return await self.pinning.finish(self._review_in_turn(tools))
+
+    async def _review_in_turn(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async with self._lock:
             if self._raw is not None and not self.unverified and tools == self._raw:
                 self._raw = tools
@@ -329,7 +337,8 @@ class Pinning:
         self.poll_seconds = poll_seconds
         self._live: dict[str, weakref.WeakSet[ToolPins]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._lock_seen: tuple[float, dict[str, str]] | None = None
+        self._reviews: set[asyncio.Task[Any]] = set()
+        self._lock_seen: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
     @staticmethod
     def wanted(servers: Mapping[str, ServerConfig]) -> bool:
@@ -378,11 +387,13 @@ class Pinning:
         if path is None:
             return None
         try:
-            mtime = path.stat().st_mtime
+            stat = path.stat()
         except OSError:
             return None
-        if self._lock_seen is None or self._lock_seen[0] != mtime:
-            self._lock_seen = (mtime, _packages(path))
+        # the lock is replaced by a rename (a new inode) whenever it is written
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._lock_seen is None or self._lock_seen[0] != version:
+            self._lock_seen = (version, _packages(path))
         return self._lock_seen[1].get(server)
 
     # ---- approvals ---------------------------------------------------------------------------
@@ -425,11 +436,26 @@ class Pinning:
             self._task = asyncio.get_running_loop().create_task(self._poll(), name="pin-poll")
 
     async def stop(self) -> None:
+        """Stop polling, and let reviews in progress finish (at most ``STOP_SECONDS``)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._reviews:
+            await asyncio.wait(set(self._reviews), timeout=STOP_SECONDS)
+
+    async def finish(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to its end even if the caller is cancelled meanwhile."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._reviews.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._reviews.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # seen, if nobody waited
+            log.debug("a review failed: %r", task.exception())
 
     async def _poll(self) -> None:
         while True:
