@@ -42,14 +42,14 @@ def cli() -> None:
 
 for command in (serve, config, servers, tools, prompts, resources, health, packs, db):
     cli.add_command(command)
+tools.add_command(diff_tools)  # catalyst tools diff|approve: pinned tool definitions
+tools.add_command(approve_tools)
 cli.add_command(audit)
 cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(roles)
 cli.add_command(secrets)
 cli.add_command(packages)
-tools.add_command(diff_tools)
-tools.add_command(approve_tools)
 
 
 def main() -> None:

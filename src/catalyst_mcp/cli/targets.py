@@ -78,8 +78,7 @@ class TargetSpec:
         """The settings to run: the configured ones, or one server from the command line."""
         if not self.adhoc:
             return with_overrides(load_config(self.config), era=self.era, timeout=self.timeout)
-        # a server named on the command line is looked at, not trusted: nothing is pinned
-        server: dict[str, Any] = {"namespace": "", "era": self.era or "auto", "pin": "off"}
+        server: dict[str, Any] = {"namespace": "", "era": self.era or "auto"}
         if self.url and not re.match(r"^https?://", self.url):
             raise click.BadParameter("must start with http:// or https://", param_hint="--url")
         if self.url:
@@ -90,6 +89,7 @@ class TargetSpec:
         else:
             server.update(command=self.command[0], args=list(self.command[1:]), env=self.env)
             name = safe_name(Path(self.command[0]).name)
+        server["pin"] = "off"  # a server named on the command line is looked at, not trusted
         gateway: dict[str, Any] = {}
         if self.timeout is not None:
             server.update(timeout_seconds=self.timeout, connect_timeout_seconds=self.timeout)
