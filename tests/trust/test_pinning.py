@@ -180,7 +180,11 @@ async def test_warn_serves_the_change_and_audits_it_once(
         ("pin.recorded", "files", "ok", "gateway"),
         ("pin.changed", "files/read", "ok", "gateway"),
     ]
-    warnings = [r.getMessage() for r in caplog.records if r.name == "catalyst.pinning"]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "catalyst.pinning" and r.levelno >= logging.WARNING
+    ]
     assert len(warnings) == 1
     assert "tool 'read' changed its definition" in warnings[0]
     assert "served anyway (pin: warn)" in warnings[0]
