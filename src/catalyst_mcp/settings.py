@@ -267,6 +267,14 @@ class ServerConfig(_Model):
         description="stdio: run the server under bubblewrap: {enabled, network, writable, "
         "readable, hidden} (docs/security.md).",
     )
+    pin: Literal["strict", "warn", "off"] = Field(
+        "warn",
+        description="Pin what this server's tools tell the model (name, title, description, "
+        "input and output schema, annotations), approved on first contact. 'strict': a tool "
+        "whose definition later changes, or a new tool, is held back (not listed, not "
+        "callable) until an administrator approves it (`catalyst tools approve`); 'warn': it "
+        "is served, and the change is logged and audited; 'off': nothing is recorded.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -274,6 +282,8 @@ class ServerConfig(_Model):
         if not isinstance(data, dict):
             return data
         data = {k: v for k, v in data.items() if k not in FOREIGN_SERVER_KEYS}
+        if data.get("pin") is False:  # YAML 1.1 reads a bare `off` as false
+            data["pin"] = "off"
         environ = (info.context or {}).get("environ", os.environ)
         for key in EXPANDED_KEYS:
             if key in data:

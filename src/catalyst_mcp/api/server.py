@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
     from catalyst_mcp.transports.authgate import AuthGate
+    from catalyst_mcp.trust.pinning import Pinning
     from catalyst_mcp.upstreams.serverset import ServerSet
 
 __all__ = ["PREFIX", "AdminApi"]
@@ -65,9 +66,10 @@ DESCRIPTION = (
     "The tools API (tag 'tools'): list the servers, tools, resources and prompts you may use, "
     "call tools, read resources and get prompts, with the same credentials, roles, rate limits "
     "and audit as the MCP endpoint. The admin API (the other tags): manage the gateway's "
-    "users, API keys, roles and secrets, read its audit trail, and start, stop, restart and "
-    "inspect its upstream servers; it needs an administrator: a caller whose roles include "
-    "'admin' (an API key with scopes also needs the scope 'admin')."
+    "users, API keys, roles and secrets, read its audit trail, start, stop, restart and "
+    "inspect its upstream servers, and review and approve changed tool definitions; it needs "
+    "an administrator: a caller whose roles include 'admin' (an API key with scopes also needs "
+    "the scope 'admin')."
 )
 
 
@@ -85,11 +87,12 @@ class AdminApi:
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         servers: ServerSet | None = None,
+        pinning: Pinning | None = None,
     ) -> None:
         self.access = access
         self.auth = auth
         self.db = db
-        self.services = AdminServices(access, db, environ, servers=servers)
+        self.services = AdminServices(access, db, environ, servers=servers, pinning=pinning)
         openapi = Route(
             "GET",
             "/openapi.json",
