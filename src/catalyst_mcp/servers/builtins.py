@@ -40,7 +40,19 @@ def _database(
     return DatabaseServer(name, namespace, options, timeout=timeout, secrets=secrets)
 
 
-FACTORIES: dict[str, Factory] = {"filesystem": _filesystem, "database": _database}
+def _s3(
+    name: str, namespace: str, options: Any, timeout: float, secrets: SecretLookup | None
+) -> BuiltinServer:
+    from catalyst_mcp.servers.s3 import S3Server
+
+    return S3Server(name, namespace, options, timeout=timeout, secrets=secrets)
+
+
+FACTORIES: dict[str, Factory] = {
+    "filesystem": _filesystem,
+    "database": _database,
+    "s3": _s3,
+}
 
 
 def build(
