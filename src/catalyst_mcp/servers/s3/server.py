@@ -152,7 +152,6 @@ class S3Server(BuiltinServer):
                     ["buckets"],
                 ),
                 self._list_buckets,
-                open_world=True,
             ),
             Tool(
                 "list_objects",
@@ -201,7 +200,6 @@ class S3Server(BuiltinServer):
                     ["bucket", "prefix", "objects", "prefixes", "truncated", "cursor"],
                 ),
                 self._list_objects,
-                open_world=True,
             ),
             Tool(
                 "read_object",
@@ -266,7 +264,6 @@ class S3Server(BuiltinServer):
                     ],
                 ),
                 self._read_object,
-                open_world=True,
             ),
             Tool(
                 "stat_object",
@@ -292,7 +289,6 @@ class S3Server(BuiltinServer):
                     ["bucket", "key", "uri", "size", "content_type", "etag", "metadata"],
                 ),
                 self._stat_object,
-                open_world=True,
             ),
         ]
         if opts.allow_writes:
@@ -343,7 +339,6 @@ class S3Server(BuiltinServer):
                     read_only=False,
                     destructive=True,
                     idempotent=True,
-                    open_world=True,
                 )
             )
         if opts.allow_delete:
@@ -369,7 +364,6 @@ class S3Server(BuiltinServer):
                     read_only=False,
                     destructive=True,
                     idempotent=True,
-                    open_world=True,
                 )
             )
         return tools
