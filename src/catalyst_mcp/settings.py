@@ -39,7 +39,13 @@ from catalyst_mcp.security.config import (
     RbacSettings,
 )
 from catalyst_mcp.security.references import names_in
-from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
+from catalyst_mcp.servers.config import (
+    BUILTIN_KINDS,
+    DatabaseOptions,
+    FilesystemOptions,
+    KubernetesOptions,
+    S3Options,
+)
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
@@ -168,6 +174,16 @@ class ServerConfig(_Model):
     database: DatabaseOptions | None = Field(
         None,
         description="built-in: serve a SQL database (instead of command or url; docs/servers.md).",
+    )
+    s3: S3Options | None = Field(
+        None,
+        description="built-in: serve buckets of AWS S3 or an S3-compatible store (instead of "
+        "command or url; docs/servers.md).",
+    )
+    kubernetes: KubernetesOptions | None = Field(
+        None,
+        description="built-in: serve a Kubernetes cluster (instead of command or url; "
+        "docs/servers.md).",
     )
     transport: Literal["streamable-http", "http", "sse", "websocket", "stdio"] | None = Field(
         None,
