@@ -1,4 +1,4 @@
-"""A fake Kubernetes API server on a loopback port that replays recorded responses.
+"""A fake Kubernetes API server on a loopback port that replays canned (hand-written) responses.
 
 Each route is a method, a path and, optionally, query parameters the request must carry; the
 first route that matches answers. Every request is kept (method, path, query, content type,
