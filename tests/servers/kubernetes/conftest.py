@@ -1,4 +1,5 @@
-"""The fake API server (canned, hand-written responses on a loopback port) and servers pointed at it."""
+"""The fake API server (canned, hand-written responses on a loopback port) and servers
+pointed at it."""
 
 from __future__ import annotations
 
