@@ -1,8 +1,8 @@
 """The Kubernetes server's read tools, against canned (hand-written) responses, not a live
-cluster: a fake API server on a loopback port replays what the Kubernetes API answers (``recorded.py``), and
-the tools run through the official client (kubeconfig loading, its request serialisation and
-bearer-token authentication) to it. ``test_live.py`` runs against a real cluster when
-``CATALYST_TEST_KUBECONFIG`` names one."""
+cluster: a fake API server on a loopback port replays what the Kubernetes API answers
+(``recorded.py``), and the tools run through the official client (kubeconfig loading, its
+request serialisation and bearer-token authentication) to it. ``test_live.py`` runs against a
+real cluster when ``CATALYST_TEST_KUBECONFIG`` names one."""
 
 from __future__ import annotations
 
