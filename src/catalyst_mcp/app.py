@@ -122,7 +122,9 @@ class Gateway:
         )
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
-        self.api = AdminApi(self.access, self.auth, self.db, dispatcher=self.dispatcher)
+        self.api = AdminApi(
+            self.access, self.auth, self.db, dispatcher=self.dispatcher, rules=self.rules
+        )
         self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
         self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)

@@ -3,14 +3,15 @@
 The syntax is Python's expression syntax, evaluated by ``simpleeval`` (decision 021) with less
 than it allows by default::
 
-    arguments.limit > 1000 and "analyst" in roles
+    arguments.limit > 1000 and "analyst" in roles and arguments.dry_run != true
     tool.startswith("db__") and "drop" in arguments.sql.lower()
     time.hour >= 18 or time.weekday in ["sat", "sun"]
     result.rows > 100 or is_error
 
 What an expression can reach is data, never Python: the variables hold JSON values (the call's
 arguments and result as the client sent or will see them), ``a.b`` reads key ``b`` of mapping
-``a`` (a missing key reads as ``None``, as does ``a["b"]``; a list index out of range too), the
+``a`` (a missing key reads as ``None``, as does ``a["b"]``; a list index out of range too), ``true``/``false``/``null`` may be written as in
+JSON (or ``True``/``False``/``None``), the
 only methods are a few pure ones of strings (:data:`STRING_METHODS`), the only functions those
 of :data:`FUNCTIONS`. Names starting with ``_`` are refused when the rule is loaded, so
 ``arguments.__class__`` never gets as far as a call. Evaluation is bounded: no comprehensions,
@@ -314,6 +315,7 @@ def compile_expression(source: str, variables: frozenset[str] | None = None) -> 
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"not a valid expression: {exc.msg}", exc.offset) from None
+    tree = _Literals().visit(tree)
     names: set[str] = set()
     count = 0
     for node in ast.walk(tree):
@@ -343,6 +345,17 @@ def compile_expression(source: str, variables: frozenset[str] | None = None) -> 
         if isinstance(node, ast.Name) and node.id in FUNCTIONS and not _called(tree, node):
             raise ExpressionError(f"{node.id!r} is a function: call it", node.col_offset + 1)
     return Expression(source, tree.body, frozenset(names))
+
+
+class _Literals(ast.NodeTransformer):
+    """``true``, ``false`` and ``null`` (as in JSON and YAML) are ``True``, ``False``, ``None``."""
+
+    VALUES: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in self.VALUES:
+            return ast.copy_location(ast.Constant(self.VALUES[node.id]), node)
+        return node
 
 
 def _check_call(node: ast.Call, column: int | None) -> None:

@@ -156,7 +156,8 @@ class RulesHook:
         if plan.route is not None:
             target, target_original = self._route(ctx, plan.route, provider, original, noted)
         result = await relay(target, target_original, params, ctx)
-        ctx.audit_note = {**(ctx.audit_note or {}), "rules": noted}
+        if noted:  # (the provider may have written a note of its own meanwhile)
+            ctx.audit_note = {**(ctx.audit_note or {}), "rules": noted}
         for rule in plan.transforms:
             if rule.redact_result:
                 result, _ = redact_result(result, rule.redact_result, rule.spec.mask)
