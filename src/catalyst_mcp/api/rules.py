@@ -26,7 +26,27 @@ if TYPE_CHECKING:
 
 __all__ = ["RuleHandlers"]
 
-RULE_SCHEMA = RuleSpec.model_json_schema(by_alias=True)
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by what they name (the OpenAPI
+    document's own references point at its components, not into a body's schema)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+RULE_SCHEMA = _inlined(RuleSpec.model_json_schema(by_alias=True))
 
 
 class _In(BaseModel):

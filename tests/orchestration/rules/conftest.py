@@ -41,7 +41,9 @@ def db_server(name: str) -> FakeProvider:
         arguments = params.get("arguments") or {}
         data = {"server": name, "tool": params["name"], "arguments": arguments}
         if params["name"] == "customers":
-            data = {"customers": [{"name": "Ann", "email": "ann@x"}, {"name": "Bo", "email": "bo@x"}]}
+            data = {
+                "customers": [{"name": "Ann", "email": "ann@x"}, {"name": "Bo", "email": "bo@x"}]
+            }
         return {
             "content": [{"type": "text", "text": orjson.dumps(data).decode()}],
             "structuredContent": data,

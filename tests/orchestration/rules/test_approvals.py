@@ -6,15 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from tests.orchestration.rules.conftest import (
     RulesGateway,
     rules_settings,
     start_rules_gateway,
 )
-
-pytestmark = pytest.mark.asyncio
 
 RULE = """
 - id: big-exports

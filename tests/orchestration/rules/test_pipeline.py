@@ -4,11 +4,8 @@ client sees, what the upstream receives, and what the audit trail records."""
 from __future__ import annotations
 
 import orjson
-import pytest
 
 from tests.orchestration.rules.conftest import RulesGateway
-
-pytestmark = pytest.mark.asyncio
 
 DENY_DROP = """
 - id: no-drop
@@ -111,7 +108,9 @@ async def test_result_redaction_reaches_the_client_in_both_eras_and_rest(
   redact: ["result.customers[*].email"]
 """
     )
-    expected = {"customers": [{"name": "Ann", "email": "[redacted]"}, {"name": "Bo", "email": "[redacted]"}]}
+    expected = {
+        "customers": [{"name": "Ann", "email": "[redacted]"}, {"name": "Bo", "email": "[redacted]"}]
+    }
     modern = (await rules_gateway.modern("db__customers"))["result"]
     assert modern["structuredContent"] == expected
     assert orjson.loads(modern["content"][0]["text"]) == expected  # the text copy too

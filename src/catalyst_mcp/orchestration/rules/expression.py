@@ -9,16 +9,16 @@ than it allows by default::
     result.rows > 100 or is_error
 
 What an expression can reach is data, never Python: the variables hold JSON values (the call's
-arguments and result as the client sent or will see them), ``a.b`` reads key ``b`` of mapping
-``a`` (a missing key reads as ``None``, as does ``a["b"]``; a list index out of range too), ``true``/``false``/``null`` may be written as in
-JSON (or ``True``/``False``/``None``), the
-only methods are a few pure ones of strings (:data:`STRING_METHODS`), the only functions those
-of :data:`FUNCTIONS`. Names starting with ``_`` are refused when the rule is loaded, so
-``arguments.__class__`` never gets as far as a call. Evaluation is bounded: no comprehensions,
-lambdas, assignments, ``**`` or shifts; strings and lists made by ``+`` and ``*`` are capped
-by simpleeval (``MAX_STRING_LENGTH``); an expression
-is at most :data:`MAX_LENGTH` characters and :data:`MAX_NODES` syntax nodes; so its cost grows
-with its own size and the size of the values it reads, nothing else.
+arguments and result as the client sent or will see them); ``a.b`` reads key ``b`` of mapping
+``a`` (a missing key reads as ``None``, as does ``a["b"]``, and a list index out of range);
+``true``, ``false`` and ``null`` may be written as in JSON; the only methods are a few pure
+ones of strings (:data:`STRING_METHODS`), the only functions those of :data:`FUNCTIONS`. Names
+starting with ``_`` are refused when the rule is loaded, so ``arguments.__class__`` never gets
+as far as a call. Evaluation is bounded: no comprehensions, lambdas, assignments, ``**`` or
+shifts; strings and lists made by ``+`` and ``*`` are capped by simpleeval
+(``MAX_STRING_LENGTH``); an expression is at most :data:`MAX_LENGTH` characters and
+:data:`MAX_NODES` syntax nodes; so its cost grows with its own size and the size of the values
+it reads, nothing else.
 
 :func:`compile_expression` checks all of that up front and raises :class:`ExpressionError`
 with the column of the problem. :meth:`Expression.evaluate` raises :class:`ExpressionError`
@@ -314,7 +314,9 @@ def compile_expression(source: str, variables: frozenset[str] | None = None) -> 
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"not a valid expression: {exc.msg}", exc.offset) from None
+        # an expression that ends too soon has no offset: its problem is just past its end
+        end: int = exc.offset or len(text) + 1
+        raise ExpressionError(f"not a valid expression: {exc.msg}", end) from None
     tree = _Literals().visit(tree)
     names: set[str] = set()
     count = 0
