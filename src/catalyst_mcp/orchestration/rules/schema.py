@@ -27,8 +27,16 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from catalyst_mcp.orchestration.rules.expression import ExpressionError, compile_expression
 from catalyst_mcp.orchestration.rules.paths import parse_path
@@ -182,7 +190,12 @@ class RuleSpec(_Model):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        TimeWindow(timezone=value)  # the same check as a time window's
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (an IANA name such as 'UTC' or 'Europe/Berlin')"
+            ) from None
         return value
 
     @field_validator("set")
