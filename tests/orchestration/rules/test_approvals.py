@@ -211,3 +211,21 @@ async def test_deciding_twice_is_a_conflict(rules_gateway: RulesGateway) -> None
     assert again.status == 409
     missing = await rules_gateway.api("POST", "/approvals/apr_nothing/approve", {})
     assert missing.status == 404
+
+
+async def test_a_decision_made_with_the_cli_reaches_the_waiting_call(
+    rules_gateway: RulesGateway, tmp_path: Path
+) -> None:
+    from tests.cli.helpers import run
+
+    await rules_gateway.write_rules(RULE)
+    call = asyncio.create_task(rules_gateway.legacy("db__query", {"limit": 5000}))
+    (pending,) = await rules_gateway.pending()
+    config = tmp_path / "cli.yaml"
+    config.write_text(f"storage:\n  url: sqlite+aiosqlite:///{tmp_path}/c.db\n")
+    result = await asyncio.to_thread(
+        run, "rules", "approve", pending["id"], "--config", str(config)
+    )
+    assert result.exit_code == 0, result.stderr
+    response = await asyncio.wait_for(call, 5)  # seen by polling the database
+    assert "result" in response.message()

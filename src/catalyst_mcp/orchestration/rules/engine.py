@@ -334,21 +334,16 @@ class RuleEngine:
         plan = Plan()
         done = False
         for rule in rules:
-            if done:
-                verdicts.append(
-                    Verdict(
-                        rule,
-                        "not reached",
-                        f"rule {plan.final.id!r} decided first" if plan.final else "",
-                    )
-                )
-                continue
             reason = _why_not(rule, facts, variables)
             if reason is not None:
-                outcome = (
-                    "out of scope" if reason.startswith(("server", "tool")) else ("not matched")
-                )
+                outcome = "out of scope" if reason.startswith(("server", "tool")) else "not matched"
                 verdicts.append(Verdict(rule, outcome, reason))
+                continue
+            if done:
+                assert plan.final is not None
+                verdicts.append(
+                    Verdict(rule, "not reached", f"rule {plan.final.id!r} decided first")
+                )
                 continue
             applies = True
             why = f"applies {when}" + (f": {rule.spec.if_}" if rule.spec.if_ else "")

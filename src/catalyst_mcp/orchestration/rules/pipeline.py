@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from catalyst_mcp.registry import Registry
     from catalyst_mcp.security.access import Access
 
-__all__ = ["APPROVAL_STATE", "Relay", "RulesHook"]
+__all__ = ["APPROVAL_STATE", "Relay", "RulesHook", "transform_arguments"]
 
 log = logging.getLogger("catalyst.rules")
 
@@ -151,7 +151,7 @@ class RulesHook:
                 return answer
         params = _without_state(params)
         if plan.transforms:
-            params = {**params, "arguments": _transformed(facts.arguments, plan.transforms)}
+            params = {**params, "arguments": transform_arguments(facts.arguments, plan.transforms)}
         target, target_original = provider, original
         if plan.route is not None:
             target, target_original = self._route(ctx, plan.route, provider, original, noted)
@@ -376,7 +376,7 @@ def _without_state(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _transformed(arguments: Mapping[str, Any], rules: list[CompiledRule]) -> dict[str, Any]:
+def transform_arguments(arguments: Mapping[str, Any], rules: list[CompiledRule]) -> dict[str, Any]:
     out = copy.deepcopy(dict(arguments))
     for rule in rules:
         for steps, value in rule.set_arguments:
