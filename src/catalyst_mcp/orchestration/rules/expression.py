@@ -69,7 +69,8 @@ VARIABLES: dict[str, str] = {
     "arguments": "the call's arguments (a mapping)",
     "result": "after the call: its structuredContent, else the JSON of its text, else the text",
     "is_error": "after the call: whether the result is a tool error",
-    "time": "now: hour, minute, weekday (mon..sun), day, month, year, date (YYYY-MM-DD)",
+    "time": "now, on the rule's timezone clock: hour, minute, weekday (mon..sun), day, month, "
+    "year, date (YYYY-MM-DD), timestamp (seconds since 1970)",
     "transport": "how the call came: mcp or rest",
     "era": "the caller's protocol era: legacy or modern",
 }

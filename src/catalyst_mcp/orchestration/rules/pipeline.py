@@ -42,6 +42,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+from opentelemetry import trace
+
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import (
     ApprovalRequired,
@@ -377,13 +380,23 @@ def _without_state(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def transform_arguments(arguments: Mapping[str, Any], rules: list[CompiledRule]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(arguments))
+    """A copy of ``arguments`` with the ``set`` and ``redact`` of ``rules`` applied."""
+    out = _copy(arguments)
     for rule in rules:
         for steps, value in rule.set_arguments:
-            set_at(out, steps, copy.deepcopy(value))
+            set_at(out, steps, copy.deepcopy(value) if isinstance(value, dict | list) else value)
         for steps in rule.redact_arguments:
             redact_at(out, steps, rule.spec.mask)
     return out
+
+
+def _copy(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON data (a few times faster than ``copy.deepcopy``)."""
+    try:
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(value))
+    except TypeError:  # not JSON after all (an in-process caller's own objects)
+        copied = copy.deepcopy(dict(value))
+    return copied
 
 
 def _seconds_left(record: ApprovalRecord) -> float:
@@ -443,8 +456,6 @@ def _refusal(record: ApprovalRecord, rule: CompiledRule) -> str:
 
 
 def _span(plan: Plan) -> None:
-    from opentelemetry import trace
-
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attribute("catalyst.rules", [r.id for r in plan.matched])
