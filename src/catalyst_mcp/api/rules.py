@@ -75,11 +75,11 @@ class ApprovalQuery(_In):
     limit: int = Field(100, ge=1, le=1000, description="At most this many, newest first.")
 
 
-class Decision(_In):
+class ApprovalDecision(_In):
     note: str | None = Field(None, max_length=500, description="Why (shown to the caller).")
 
 
-class Rule(BaseModel):
+class PolicyRule(BaseModel):
     id: str
     source: str = Field(description="'stored' (managed here), or the file and line it is in.")
     action: str
@@ -89,8 +89,8 @@ class Rule(BaseModel):
     rule: dict[str, Any] = Field(description="The rule as written (docs/rules.md).")
 
 
-class RuleList(BaseModel):
-    rules: list[Rule] = Field(description="Every rule, in the order they are walked.")
+class PolicyRuleList(BaseModel):
+    rules: list[PolicyRule] = Field(description="Every rule, in the order they are walked.")
     problems: list[str] = Field(
         description="Rule files or stored rules not in force as "
         "written (file:line:col: what is wrong)."
@@ -119,9 +119,9 @@ class ApprovalList(BaseModel):
     approvals: list[Approval]
 
 
-def _rule(loaded: LoadedRule) -> Rule:
+def _rule(loaded: LoadedRule) -> PolicyRule:
     spec = loaded.spec
-    return Rule(
+    return PolicyRule(
         id=spec.id,
         source=loaded.source,
         action=spec.action,
@@ -160,14 +160,14 @@ class RuleHandlers:
         loaded = self.rules.ruleset.loaded
         return sorted(loaded, key=lambda r: order.get(r.spec.id, len(order)))
 
-    async def index(self, request: ApiRequest) -> RuleList:
+    async def index(self, request: ApiRequest) -> PolicyRuleList:
         await self.rules.ruleset.load_stored()
-        return RuleList(
+        return PolicyRuleList(
             rules=[_rule(r) for r in self._in_force()],
             problems=[str(p) for p in self.rules.problems],
         )
 
-    async def get(self, request: ApiRequest) -> Rule:
+    async def get(self, request: ApiRequest) -> PolicyRule:
         rule_id = request.path_as(RulePath).id
         await self.rules.ruleset.load_stored()
         for loaded in self.rules.ruleset.loaded:
@@ -175,7 +175,7 @@ class RuleHandlers:
                 return _rule(loaded)
         raise ApiError(404, f"no rule {rule_id!r}")
 
-    async def put(self, request: ApiRequest) -> Rule:
+    async def put(self, request: ApiRequest) -> PolicyRule:
         rule_id = request.path_as(RulePath).id
         data = dict(request.data or {})
         if data.get("id", rule_id) != rule_id:
@@ -226,7 +226,7 @@ class RuleHandlers:
     async def _decide(self, request: ApiRequest, *, approve: bool) -> Approval:
         approval_id = request.path_as(ApprovalPath).id
         request.target = approval_id
-        note = request.body_as(Decision).note
+        note = request.body_as(ApprovalDecision).note
         record = await self.rules.approvals.decide(
             approval_id, approve=approve, by=request.identity.subject, note=note
         )
@@ -241,7 +241,7 @@ class RuleHandlers:
                 action="admin.rules.list",
                 summary="List the rules in force, in order, and the problems of the others",
                 tag="rules",
-                response=RuleList,
+                response=PolicyRuleList,
             ),
             Route(
                 "GET",
@@ -251,7 +251,7 @@ class RuleHandlers:
                 summary="Get a rule",
                 tag="rules",
                 path_model=RulePath,
-                response=Rule,
+                response=PolicyRule,
             ),
             Route(
                 "PUT",
@@ -263,7 +263,7 @@ class RuleHandlers:
                 path_model=RulePath,
                 json_object=True,
                 json_schema=RULE_SCHEMA,
-                response=Rule,
+                response=PolicyRule,
                 changes=True,
                 errors=("422",),
             ),
@@ -306,7 +306,7 @@ class RuleHandlers:
                 summary="Approve a held call: it runs",
                 tag="rules",
                 path_model=ApprovalPath,
-                body=Decision,
+                body=ApprovalDecision,
                 response=Approval,
                 changes=True,
             ),
@@ -318,7 +318,7 @@ class RuleHandlers:
                 summary="Reject a held call: it is not run",
                 tag="rules",
                 path_model=ApprovalPath,
-                body=Decision,
+                body=ApprovalDecision,
                 response=Approval,
                 changes=True,
             ),
