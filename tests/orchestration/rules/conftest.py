@@ -143,10 +143,10 @@ def rules_settings(tmp_path: Path, **sections: Any) -> Settings:
     return Settings.model_validate(data)
 
 
-async def start_rules_gateway(settings: Settings, folder: Path) -> RulesGateway:
+async def start_rules_gateway(settings: Settings, folder: Path, **options: Any) -> RulesGateway:
     folder.mkdir(exist_ok=True)
     db = db_server("db")
-    gateway = Gateway(settings, [db, db_server("replica")])
+    gateway = Gateway(settings, [db, db_server("replica")], **options)
     await gateway.start()
     return RulesGateway(gateway, folder, db)
 

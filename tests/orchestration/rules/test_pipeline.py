@@ -255,3 +255,46 @@ async def test_a_rule_cannot_reach_python_internals(rules_gateway: RulesGateway)
         "with '_' ('__init__') (column 1 of the condition)"
     ]
     assert "result" in await rules_gateway.modern("db__query", {})
+
+
+async def test_the_rule_is_a_metric_label_and_a_span_attribute(tmp_path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from catalyst_mcp.observability import tracing
+    from tests.orchestration.rules.conftest import rules_settings, start_rules_gateway
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    served = await start_rules_gateway(
+        rules_settings(tmp_path), tmp_path / "rules", tracer_provider=provider
+    )
+    try:
+        await served.write_rules(DENY_DROP)
+        await served.modern("db__execute", {"sql": "drop table t"})
+        text = (await served.client.get("/metrics")).body.decode()
+        assert 'catalyst_rule_matches_total{action="deny",rule="no-drop"} 1.0' in text
+        (span,) = [s for s in memory.get_finished_spans() if "db__execute" in s.name]
+        assert span.attributes is not None
+        assert span.attributes["catalyst.rules"] == ("no-drop",)
+        assert span.attributes["catalyst.rule.decision"] == "deny:no-drop"
+    finally:
+        await served.gateway.stop()
+        tracing.deactivate()
+
+
+def test_rule_labels_are_capped() -> None:
+    from prometheus_client import generate_latest
+
+    from catalyst_mcp.observability.metrics import MAX_RULE_LABELS, Metrics
+
+    metrics = Metrics()
+    for i in range(MAX_RULE_LABELS + 5):
+        metrics.rule_match(f"r{i}", "alert")
+    metrics.rule_match("r0", "alert")
+    text = generate_latest(metrics.registry).decode()
+    assert 'catalyst_rule_matches_total{action="alert",rule="r0"} 2.0' in text
+    assert 'catalyst_rule_matches_total{action="alert",rule="other"} 5.0' in text
+    assert f'rule="r{MAX_RULE_LABELS}"' not in text
