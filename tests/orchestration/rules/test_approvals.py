@@ -229,3 +229,24 @@ async def test_a_decision_made_with_the_cli_reaches_the_waiting_call(
     assert result.exit_code == 0, result.stderr
     response = await asyncio.wait_for(call, 5)  # seen by polling the database
     assert "result" in response.message()
+
+
+async def test_retries_of_a_held_call_are_not_charged_to_its_rate(tmp_path: Path) -> None:
+    served = await start_rules_gateway(
+        rules_settings(tmp_path, rules={"approval_hold_seconds": 0}), tmp_path / "rules"
+    )
+    try:
+        await served.write_rules(
+            RULE + "- {id: one-export, priority: 1, tools: [db__query], action: rate,"
+            " rate: {rate_per_second: 0.001, burst: 1}}\n"
+        )
+        state = (await served.modern("db__query", {"limit": 5000}))["result"]["requestState"]
+        again = await served.modern("db__query", {"limit": 5000}, requestState=state)
+        assert again["result"]["resultType"] == "input_required"
+        await decide(served, "approve")
+        done = await served.modern("db__query", {"limit": 5000}, requestState=state)
+        assert done["result"]["resultType"] == "complete", done
+        limited = await served.modern("db__query", {"limit": 5})
+        assert limited["error"]["code"] == -32029  # the one call the bucket allowed was taken
+    finally:
+        await served.gateway.stop()

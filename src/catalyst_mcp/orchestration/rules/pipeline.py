@@ -7,8 +7,8 @@ around every ``tools/call`` (MCP and REST alike), after RBAC and the gateway's r
     └─ RulesHook.call
        ├─ rules before the call ─ alerts published (even when the call is then refused)
        │                        ├─ deny ─────────────── Forbidden (the rule's message)
-       │                        ├─ rate ─────────────── RateLimited (the rule's bucket)
        │                        ├─ require_approval ─── held (approvals.py; by era, below)
+       │                        ├─ rate ─────────────── RateLimited (the rule's bucket)
        │                        ├─ transform ────────── arguments set / redacted (a copy)
        │                        └─ route ────────────── another server's or tool's provider,
        │                                                 RBAC-checked for the caller
@@ -146,12 +146,12 @@ class RulesHook:
                 final.spec.message or f"Forbidden: rule '{final.id}' denies {name}",
                 data={"rule": final.id},
             )
-        if plan.rates:
-            await self._limit(plan.rates, identity.subject)
         if final is not None and final.spec.action == "require_approval":
             answer = await self._approve(ctx, final, facts, params, noted)
             if answer is not None:
                 return answer
+        if plan.rates:  # (after an approval: a held call's retries are not charged)
+            await self._limit(plan.rates, identity.subject)
         params = _without_state(params)
         if plan.transforms:
             params = {**params, "arguments": transform_arguments(facts.arguments, plan.transforms)}
