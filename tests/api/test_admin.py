@@ -174,6 +174,13 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("GET", "/approvals/{id}"),
         ("POST", "/approvals/{id}/approve"),
         ("POST", "/approvals/{id}/reject"),
+        ("GET", "/servers/{name}"),
+        ("POST", "/servers/{name}/start"),
+        ("POST", "/servers/{name}/stop"),
+        ("POST", "/servers/{name}/restart"),
+        ("GET", "/servers/{name}/logs"),
+        ("GET", "/servers/{name}/tools/changes"),
+        ("POST", "/servers/{name}/tools/approve"),
     }
     # the document describes the tools API too: every caller may read it
     assert [r.admin for r in routes(admin.gateway) if r.path == "/openapi.json"] == [False]

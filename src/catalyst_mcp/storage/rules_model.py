@@ -4,7 +4,7 @@
 engine before it is stored, again when it is loaded). ``rule_approvals`` holds one row per
 call a ``require_approval`` rule held: who asked for what (the arguments, for the approver to
 see), the state (``pending``, ``approved``, ``rejected``, ``expired``, ``cancelled``,
-``used``: an approved call that ran) and who decided. Created by the migration ``0003_rules``.
+``used``: an approved call that ran) and who decided. Created by the migration ``0004_rules``.
 """
 
 from __future__ import annotations
