@@ -7,6 +7,7 @@ import re
 import pytest
 
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -41,6 +42,7 @@ MODELS = [
     FilesystemOptions,
     RootConfig,
     DatabaseOptions,
+    RulesSettings,
     SandboxSettings,
     S3Options,
     KubernetesOptions,

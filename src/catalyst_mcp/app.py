@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from catalyst_mcp.api import AdminApi
 from catalyst_mcp.errors import CatalystError, ConfigProblem, InvalidRequest
 from catalyst_mcp.observability.telemetry import Telemetry
+from catalyst_mcp.orchestration.rules.service import Rules
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.hub import NotificationHub
 from catalyst_mcp.protocol.jsonrpc import error_response
@@ -123,6 +124,9 @@ class Gateway:
         self.access = Access(settings, db=self.db)
         self.auth = AuthGate(self.access, settings)
         self.server = McpServer(self.registry, access=self.access)
+        # policy rules around every tools/call (docs/rules.md)
+        self.rules = Rules(settings.rules, self.registry, self.access, self.db)
+        self.server.rules = self.rules.hook
         self.sessions = SessionStore(
             settings.gateway.session_idle_seconds,
             settings.gateway.max_legacy_sessions,
@@ -137,6 +141,7 @@ class Gateway:
             dispatcher=self.dispatcher,
             servers=self.servers,
             pinning=self.pinning,
+            rules=self.rules,
         )
         # a session or connection that ends stops the per-session processes it had
         self.dispatcher.session_listeners.append(self.servers.session_ended)
@@ -150,11 +155,17 @@ class Gateway:
         self.stopping = False
         # metrics, traces, /metrics and the dependency checks of /ready (docs/observability.md)
         self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
+        self.rules.hook.metrics = self.telemetry.metrics
 
     @property
     def pack_problems(self) -> list[ConfigProblem]:
         """Why pack files are not served (as they are now, after any reload)."""
         return self.packs.problems if self.packs is not None else []
+
+    @property
+    def rule_problems(self) -> list[ConfigProblem]:
+        """Why rule files (or stored rules) are not in force as written."""
+        return self.rules.problems
 
     @property
     def config_problems(self) -> list[ConfigProblem]:
@@ -198,6 +209,7 @@ class Gateway:
             default=0.0,
         )
         await self.registry.start(settle + SETTLE_MARGIN_SECONDS if settle else 0.0)
+        await self.rules.start()
         if self.packs is not None and self.settings.packs.watch and self.pack_watcher is None:
             from catalyst_mcp.packs.watcher import PackWatcher
 
@@ -225,6 +237,7 @@ class Gateway:
             await self.config_watcher.stop()
         if self.pack_watcher is not None:
             await self.pack_watcher.stop()
+        await self.rules.stop()
         self.server.bridge.close()
         self.sessions.close()
         await self.sse.close()
@@ -241,7 +254,7 @@ class Gateway:
         servers = [p.health() for p in self.registry.providers]
         # a server an administrator stopped is not down: it is off on purpose
         down = [s["name"] for s in servers if s["status"] not in ("ready", STOPPED)]
-        degraded = bool(down or self.pack_problems or self.config_problems)
+        degraded = bool(down or self.pack_problems or self.config_problems or self.rule_problems)
         status = "starting" if not self.started else ("degraded" if degraded else "ready")
         if self.stopping:
             status = "stopping"
@@ -250,6 +263,8 @@ class Gateway:
             report["pack_problems"] = [str(p) for p in self.pack_problems]
         if self.config_problems:
             report["config_problems"] = [str(p) for p in self.config_problems]
+        if self.rule_problems:
+            report["rule_problems"] = [str(p) for p in self.rule_problems]
         if self.config is not None and self.config.restart_needed:
             report["config_restart_needed"] = sorted(self.config.restart_needed)
         if self.registry.collisions:
@@ -265,6 +280,8 @@ class Gateway:
                 "served": len(self.packs.providers),
                 "problems": len(self.pack_problems),
             }
+        if len(self.rules.ruleset.engine) or self.rule_problems:
+            report["rules"] = self.rules.readiness()
         return report
 
     # ---- ASGI --------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ client; the cause, a stack trace or a secret never is).
     ├── AccessError                     who is calling, or what they may do, stops the call
     │   ├── Unauthenticated             no or bad credentials (HTTP 401 + WWW-Authenticate)
     │   ├── Forbidden                   RBAC denies this object to this caller      -32003
+    │   │   ├── ApprovalRequired        a rule holds the call for an approver; data: approval
+    │   │   │                           id and status (pending, rejected, expired, cancelled)
     │   │   └── ToolHeldBack            a tool changed since it was approved (trust/pinning.py)
     │   └── RateLimited                 a rate limit is exhausted; data.retryAfterSeconds -32029
     ├── ApiError (api/router.py)        an admin REST API answer: HTTP status + error code
@@ -64,6 +66,7 @@ from typing import Any
 
 __all__ = [
     "AccessError",
+    "ApprovalRequired",
     "AuditUnavailable",
     "BuiltinError",
     "CatalystError",
@@ -243,6 +246,17 @@ class Forbidden(AccessError):
     """The caller is known but RBAC (or a key's scopes) denies this object."""
 
     code = FORBIDDEN
+
+
+class ApprovalRequired(Forbidden):
+    """A ``require_approval`` rule holds the call and it did not run: the approval request is
+    still pending (the caller may repeat the same call once it is approved), or it was
+    rejected, expired or cancelled. ``data``: ``{"approval": id, "status": ...}``."""
+
+    def __init__(self, message: str, approval: str, status: str) -> None:
+        super().__init__(message, data={"approval": approval, "status": status})
+        self.approval = approval
+        self.status = status
 
 
 class ToolHeldBack(Forbidden):

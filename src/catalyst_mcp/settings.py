@@ -31,6 +31,7 @@ from pydantic import (
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -495,6 +496,10 @@ class Settings(_Model):
     )
     log: LogSettings = Field(
         default_factory=lambda: LogSettings(), description="The look of the log lines."
+    )
+    rules: RulesSettings = Field(
+        default_factory=lambda: RulesSettings(),
+        description="Policy rules over identity, tool, arguments, result and time (docs/rules.md).",
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

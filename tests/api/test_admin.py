@@ -32,7 +32,13 @@ from tests.fakes import FakeProvider, modern_headers, modern_request
 
 API = "/api/v1"
 ROLES = {"reader": {"rules": [{"effect": "allow", "kinds": ["tool"], "match": ["fake__echo"]}]}}
-SAMPLE_PARAMS = {"name": "ghost", "prefix": "abcdefgh", "owner": "ghost", "scope": "crm"}
+SAMPLE_PARAMS = {
+    "name": "ghost",
+    "prefix": "abcdefgh",
+    "owner": "ghost",
+    "scope": "crm",
+    "id": "ghost",
+}
 SECRET_VALUE = "s3cr3t-Value-that-must-never-come-back"
 
 
@@ -160,6 +166,14 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("DELETE", "/secrets/{owner}/{scope}/{name}"),
         ("GET", "/audit"),
         ("GET", "/audit/verify"),
+        ("GET", "/rules"),
+        ("GET", "/rules/{id}"),
+        ("PUT", "/rules/{id}"),
+        ("DELETE", "/rules/{id}"),
+        ("GET", "/approvals"),
+        ("GET", "/approvals/{id}"),
+        ("POST", "/approvals/{id}/approve"),
+        ("POST", "/approvals/{id}/reject"),
         ("GET", "/servers/{name}"),
         ("POST", "/servers/{name}/start"),
         ("POST", "/servers/{name}/stop"),

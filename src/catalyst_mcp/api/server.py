@@ -51,6 +51,7 @@ from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_bytes
 
 if TYPE_CHECKING:
+    from catalyst_mcp.orchestration.rules.service import Rules
     from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
@@ -84,6 +85,7 @@ class AdminApi:
         db: Database | None,
         *,
         dispatcher: Dispatcher | None = None,
+        rules: Rules | None = None,
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         servers: ServerSet | None = None,
@@ -110,6 +112,10 @@ class AdminApi:
                 *CallHandlers(dispatcher).routes(),
                 *ToolDocument(dispatcher, PREFIX, public_url).routes(),
             ]
+        if rules is not None:  # the policy rules and approvals (docs/rules.md)
+            from catalyst_mcp.api.rules import RuleHandlers
+
+            tools = [*RuleHandlers(self.services, rules).routes(), *tools]
         routes = [*admin_routes(self.services), *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None

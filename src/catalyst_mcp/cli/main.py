@@ -18,6 +18,7 @@ from catalyst_mcp.cli.pins import approve_tools, diff_tools
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
 from catalyst_mcp.cli.roles import roles
+from catalyst_mcp.cli.rules import rules
 from catalyst_mcp.cli.runserver import run_server
 from catalyst_mcp.cli.secrets import secrets
 from catalyst_mcp.cli.serve import serve
@@ -51,6 +52,7 @@ cli.add_command(audit)
 cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(roles)
+cli.add_command(rules)
 cli.add_command(secrets)
 cli.add_command(packages)
 cli.add_command(connect)

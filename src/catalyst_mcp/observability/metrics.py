@@ -36,6 +36,7 @@ __all__ = [
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
+MAX_RULE_LABELS = 200  # rule ids with a label of their own (rules are few and the admin's)
 # Every method a client may send that the gateway serves (both eras); others count as "other".
 KNOWN_METHODS = frozenset(
     {
@@ -145,6 +146,13 @@ class Metrics:
         self.audit_batch_records = Counter(
             "catalyst_audit_written_records", "Audit records committed.", registry=into
         )
+        self.rule_matches = Counter(
+            "catalyst_rule_matches",
+            "Policy rules that applied to a tools/call, by rule id (the first "
+            f"{MAX_RULE_LABELS} ids seen; later ones are 'other') and action.",
+            ["rule", "action"],
+            registry=into,
+        )
         if self.multiprocess:
             from prometheus_client import multiprocess
 
@@ -154,6 +162,7 @@ class Metrics:
         self._tools: dict[str, str] = {}  # tool name -> its label (itself, or "other")
         self._calls: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._reasons: dict[tuple[int, str], Counter] = {}
+        self._rules: dict[tuple[str, str], Counter] = {}
 
     # ---- the request path --------------------------------------------------------------------
 
@@ -225,6 +234,17 @@ class Metrics:
         if child is None:
             child = self._reasons[(kind, reason)] = family.labels(reason)
         return child
+
+    def rule_match(self, rule: str, action: str) -> None:
+        """A policy rule (by id) applied to a call with ``action``."""
+        child = self._rules.get((rule, action))
+        if child is None:
+            known = len({r for r, _ in self._rules})
+            label = rule if known < MAX_RULE_LABELS else OTHER
+            child = self.rule_matches.labels(label, action)
+            if label == rule:
+                self._rules[(rule, action)] = child
+        child.inc()
 
     # ---- the audit writer --------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from catalyst_mcp.registry import Registry
 
 if TYPE_CHECKING:
     from catalyst_mcp.observability.metrics import Metrics
+    from catalyst_mcp.orchestration.rules.pipeline import RulesHook
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.security.rbac import Kind
 
@@ -86,6 +87,7 @@ class McpServer:
         self.in_flight: dict[str, int] = {}  # calls waiting for each provider (when counted)
         self.bridge = InputBridge()
         self.arguments = ArgumentCheck(registry)  # for REST callers (ctx.channel "rest")
+        self.rules: RulesHook | None = None  # policy rules around tools/call (None: none)
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
             "resources/list": McpServer._list,
@@ -172,7 +174,9 @@ class McpServer:
         try:
             result = dict(await handler(self, params, ctx))
         except AccessError as exc:
-            await access.record_refusal(ctx.identity, method, target, exc, ctx.request_id)
+            await access.record_refusal(
+                ctx.identity, method, target, exc, ctx.request_id, note=ctx.audit_note
+            )
             raise
         except CatalystError as exc:
             if method == "completion/complete":
@@ -185,6 +189,7 @@ class McpServer:
                 started=started,
                 arguments=arguments,
                 request_id=ctx.request_id,
+                note=ctx.audit_note,
             )
             raise
         if method == "completion/complete":
@@ -314,6 +319,13 @@ class McpServer:
         await self._admit(ctx, provider, name)
         if ctx.channel == "rest":
             self.arguments.check(name, params.get("arguments") or {})
+        if self.rules is not None:  # after RBAC and rate limits (docs/rules.md, "Order")
+            return await self.rules.call(ctx, provider, name, original, params, self._relay_tool)
+        return await self._relay_tool(provider, original, params, ctx)
+
+    async def _relay_tool(
+        self, provider: Provider, original: str, params: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
         try:
             return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
         except UpstreamRejected:

@@ -421,8 +421,11 @@ class Access:
         target: str,
         exc: AccessError,
         request_id: Any = None,
+        *,
+        note: Mapping[str, Any] | None = None,
     ) -> None:
-        """Audit a refused request (denied, rate-limited or unauthenticated)."""
+        """Audit a refused request (denied, rate-limited or unauthenticated); ``note``: facts
+        of the refusal (the rules that decided it)."""
         if isinstance(exc, Unauthenticated):
             outcome = "unauthenticated"
         elif isinstance(exc, Forbidden):
@@ -439,6 +442,7 @@ class Access:
             reason=exc.message,
             request_id=request_id,
             error_answer=True,
+            note=note,
         )
 
     async def record_failure(
@@ -451,6 +455,7 @@ class Access:
         started: float | None = None,
         arguments: Mapping[str, Any] | None = None,
         request_id: Any = None,
+        note: Mapping[str, Any] | None = None,
     ) -> None:
         """Audit a request that failed with ``exc`` (answered with that error). A call that
         :meth:`auditable` turned away is recorded as an error too, but never waited for or
@@ -477,6 +482,7 @@ class Access:
             reason=exc.message,
             request_id=request_id,
             error_answer=True,
+            note=note,
         )
 
 
