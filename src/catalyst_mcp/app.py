@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
     from catalyst_mcp.configwatch import ConfigFile
+    from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
     from catalyst_mcp.storage.db import Database
@@ -104,7 +105,13 @@ class Gateway:
                 config_file, self.servers, settings, after_apply=self._servers_changed
             )
         self.db: Database | None = None
-        if settings.audit.enabled or (settings.auth.api_keys and settings.auth.enabled):
+        workflows = settings.workflows.path
+        workflows_on = workflows is not None and workflows.is_dir()  # at start: else none
+        if (
+            settings.audit.enabled
+            or (settings.auth.api_keys and settings.auth.enabled)
+            or workflows_on  # runs are kept there
+        ):
             from catalyst_mcp.storage.db import Database
 
             self.db = Database(settings.storage.database_url())
@@ -118,6 +125,12 @@ class Gateway:
         )
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
+        self.workflows: Workflows | None = None
+        if workflows_on and self.db is not None:
+            from catalyst_mcp.orchestration.workflows.manager import Workflows
+
+            self.workflows = Workflows(settings.workflows, self.db, self.dispatcher)
+            self.registry.add(self.workflows.provider)
         self.api = AdminApi(self.access, self.auth, self.db, dispatcher=self.dispatcher)
         self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
@@ -136,6 +149,11 @@ class Gateway:
         return self.packs.problems if self.packs is not None else []
 
     @property
+    def workflow_problems(self) -> list[ConfigProblem]:
+        """Why workflow files are not served (as they are now, after any reload)."""
+        return self.workflows.problems if self.workflows is not None else []
+
+    @property
     def config_problems(self) -> list[ConfigProblem]:
         """Why the config file's last edit is not applied (while it is invalid)."""
         return self.config.problems if self.config is not None else []
@@ -152,9 +170,13 @@ class Gateway:
 
                 self.secrets.store = SecretStore.from_environ(self.db, os.environ)
             await self.telemetry.start()
+            if self.workflows is not None:
+                await self.workflows.start()
             await self._start_serving()
         except BaseException:
             # nothing half-started outlives a failed start: the database and audit writer too
+            if self.workflows is not None:
+                await self.workflows.stop()
             await self._stop_access()
             await self.telemetry.stop()
             raise
@@ -206,6 +228,8 @@ class Gateway:
         if self.packs is not None:
             await self.packs.close()
         await self.servers.close()
+        if self.workflows is not None:
+            await self.workflows.stop()
         await self.registry.stop()
         await self._stop_access()
         await self.telemetry.stop()
@@ -215,13 +239,17 @@ class Gateway:
     def readiness(self) -> dict[str, Any]:
         servers = [p.health() for p in self.registry.providers]
         down = [s["name"] for s in servers if s["status"] != "ready"]
-        degraded = bool(down or self.pack_problems or self.config_problems)
+        degraded = bool(
+            down or self.pack_problems or self.config_problems or self.workflow_problems
+        )
         status = "starting" if not self.started else ("degraded" if degraded else "ready")
         if self.stopping:
             status = "stopping"
         report: dict[str, Any] = {"status": status, "gateway": SERVER_INFO, "servers": servers}
         if self.pack_problems:
             report["pack_problems"] = [str(p) for p in self.pack_problems]
+        if self.workflow_problems:
+            report["workflow_problems"] = [str(p) for p in self.workflow_problems]
         if self.config_problems:
             report["config_problems"] = [str(p) for p in self.config_problems]
         if self.config is not None and self.config.restart_needed:

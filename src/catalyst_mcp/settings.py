@@ -31,6 +31,7 @@ from pydantic import (
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -403,6 +404,10 @@ class Settings(_Model):
     )
     log: LogSettings = Field(
         default_factory=lambda: LogSettings(), description="The look of the log lines."
+    )
+    workflows: WorkflowsSettings = Field(
+        default_factory=lambda: WorkflowsSettings(),
+        description="Workflows: multi-step tool chains served as tools (docs/workflows.md).",
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:
