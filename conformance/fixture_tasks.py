@@ -11,7 +11,7 @@ The suite asks for these tools (``tools/list`` must include all):
 | ``protocol_error_job`` | optional | fails with a JSON-RPC error: status ``failed`` |
 | ``confirm_delete`` | optional | asks one ``elicitation/create``, completes with the answer |
 | ``multi_input`` | optional | asks two at once; each may be answered on its own |
-| ``test_tool_with_task`` | required | round 1 an ``InputRequiredResult`` (MRTR) asking a name, round 2 a task whose result greets it |
+| ``test_tool_with_task`` | required | asks a name (MRTR), then a task that greets it |
 
 A client that declared the ``io.modelcontextprotocol/tasks`` extension gets a task; others get
 the result at once, or -32021 for a tool that runs only as a task. Tasks live in this process;
