@@ -115,8 +115,9 @@ class WorkflowProvider(Provider):
         if wants_task:
             run = self.runner.new_run(plan, inputs, ctx.identity, trigger="task", task_era=ctx.era)
             await self.runner.start(plan, run)
-            task = self._task(run.id, run.status, run.created_at, run.updated_at)
-            if ctx.era == "modern":
+            legacy = ctx.era == "legacy"
+            task = self._task(run.id, run.status, run.created_at, run.updated_at, legacy=legacy)
+            if not legacy:
                 return {"resultType": "task", **task}
             return {"task": task}
         run = self.runner.new_run(plan, inputs, ctx.identity)
@@ -178,7 +179,9 @@ class WorkflowProvider(Provider):
             if not legacy:
                 return {}
             record = await self._record(task_id)
-            return self._task(record.id, record.status, record.created_at, record.updated_at)
+            return self._task(
+                record.id, record.status, record.created_at, record.updated_at, legacy=True
+            )
         if method == "tasks/update":
             await self._record(task_id)  # workflows ask no input: answers are acknowledged
             return {}
@@ -189,7 +192,9 @@ class WorkflowProvider(Provider):
             result["_meta"] = {RELATED_TASK: {"taskId": task_id}}
             return result
         record = await self._record(task_id)  # tasks/get
-        task = self._task(record.id, record.status, record.created_at, record.updated_at)
+        task = self._task(
+            record.id, record.status, record.created_at, record.updated_at, legacy=legacy
+        )
         if not legacy and record.status in ("completed", "failed"):
             task["result"] = run_result(record.status, record.output, record.error)
         return task

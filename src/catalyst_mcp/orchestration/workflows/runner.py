@@ -126,8 +126,10 @@ class WorkflowRunner:
         try:
             await self._execute(plan, run)
         except asyncio.CancelledError:
-            if self.stopping:
-                return  # left running in the store: resumed by the next instance
+            if self.stopping:  # left running in the store: resumed by the next instance
+                local.done.set()
+                self.local.pop(run.id, None)
+                return
             run.status = "cancelled"
             run.finished_at = run.updated_at = utcnow()
         except Exception as exc:  # a bug must not lose the run's end
@@ -135,11 +137,13 @@ class WorkflowRunner:
             run.status = "failed"
             run.error = {"step": None, "message": f"internal error: {type(exc).__name__}"}
             run.finished_at = run.updated_at = utcnow()
-        finally:
+        try:
+            await self.store.save_run(run, durable=True)
+        except Exception:  # the database is away: the heartbeat stops, another resumes it
+            log.warning("could not record the end of workflow run %s", run.id, exc_info=True)
+        finally:  # waiters read the end from the store: only now is it there
             local.done.set()
             self.local.pop(run.id, None)
-        with contextlib.suppress(Exception):
-            await self.store.save_run(run, durable=True)
 
     async def _execute(self, plan: WorkflowPlan, run: RunState) -> None:
         limit = plan.workflow.timeout_seconds

@@ -250,7 +250,7 @@ class RunStore:
                 key=r.key,
                 status=r.status,
                 attempts=r.attempts,
-                result=r.result,
+                result=_unwrap(r.result),
                 is_error=r.is_error,
                 error=r.error,
                 started_at=r.started_at,
@@ -417,6 +417,16 @@ def _normal_sync(dbapi_connection: Any, record: Any) -> None:
     cursor.close()
 
 
+def _wrap(value: Any) -> dict[str, Any] | None:
+    """A JSON value kept as ``{"value": ...}``: SQLite's JSON columns have numeric affinity, so
+    a bare number or numeric-looking text would not come back as the JSON it was."""
+    return None if value is None else {"value": value}
+
+
+def _unwrap(stored: Any) -> Any:
+    return stored.get("value") if isinstance(stored, dict) else None
+
+
 def _run_row(run: RunState, instance: str) -> dict[str, Any]:
     return {
         "id": run.id,
@@ -427,7 +437,7 @@ def _run_row(run: RunState, instance: str) -> dict[str, Any]:
         "trigger": run.trigger,
         "task_era": run.task_era,
         "inputs": run.inputs,
-        "output": run.output,
+        "output": _wrap(run.output),
         "error": run.error,
         "instance": None if run.done else instance,
         "heartbeat_at": None if run.done else utcnow(),
@@ -444,7 +454,7 @@ def _step_row(run_id: str, key: str, state: StepState) -> dict[str, Any]:
         "key": key,
         "status": state.status,
         "attempts": state.attempts,
-        "result": state.result,
+        "result": _wrap(state.result),
         "is_error": state.is_error,
         "error": state.error,
         "started_at": state.started_at,
@@ -461,7 +471,7 @@ def _record(row: Any) -> RunRecord:
         trigger=row["trigger"],
         task_era=row["task_era"],
         inputs=row["inputs"],
-        output=row["output"],
+        output=_unwrap(row["output"]),
         error=row["error"],
         instance=row["instance"],
         cancel_requested=bool(row["cancel_requested"]),

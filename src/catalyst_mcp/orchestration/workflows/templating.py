@@ -61,7 +61,7 @@ class Template:
 
     def render(self, data: dict[str, Any]) -> Any:
         if self.static:
-            return self.source
+            return self._node
         return _render(self._node, data)
 
     def expressions(self) -> Iterator[str]:
