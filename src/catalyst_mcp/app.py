@@ -131,7 +131,9 @@ class Gateway:
 
             self.workflows = Workflows(settings.workflows, self.db, self.dispatcher)
             self.registry.add(self.workflows.provider)
-        self.api = AdminApi(self.access, self.auth, self.db, dispatcher=self.dispatcher)
+        self.api = AdminApi(
+            self.access, self.auth, self.db, dispatcher=self.dispatcher, workflows=self.workflows
+        )
         self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
         self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)

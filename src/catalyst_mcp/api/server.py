@@ -51,6 +51,7 @@ from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_bytes
 
 if TYPE_CHECKING:
+    from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
@@ -82,6 +83,7 @@ class AdminApi:
         dispatcher: Dispatcher | None = None,
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        workflows: Workflows | None = None,
     ) -> None:
         self.access = access
         self.auth = auth
@@ -104,6 +106,10 @@ class AdminApi:
                 *CallHandlers(dispatcher).routes(),
                 *ToolDocument(dispatcher, PREFIX, public_url).routes(),
             ]
+        if workflows is not None:  # the workflows room's runs (docs/api.md)
+            from catalyst_mcp.api.workflows import WorkflowHandlers
+
+            tools = [*WorkflowHandlers(workflows).routes(), *tools]
         routes = [*admin_routes(self.services), *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None

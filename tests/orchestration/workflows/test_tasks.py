@@ -37,7 +37,10 @@ def legacy(method: str, identity: Identity = ALICE) -> CallContext:
     )
 
 
-HELD = "name: held\nsteps: [{id: g, tool: box__gate}, {id: e, tool: box__echo, arguments: {text: done}}]\n"
+HELD = """
+name: held
+steps: [{id: g, tool: box__gate}, {id: e, tool: box__echo, arguments: {text: done}}]
+"""
 
 
 async def _poll(gateway: Gateway, task_id: str, ctx_of: Any, until: set[str]) -> dict[str, Any]:
