@@ -172,9 +172,9 @@ class Gateway:
 
                 self.secrets.store = SecretStore.from_environ(self.db, os.environ)
             await self.telemetry.start()
-            if self.workflows is not None:
-                await self.workflows.start()
             await self._start_serving()
+            if self.workflows is not None:  # resumed runs call tools: once servers are up
+                await self.workflows.start()
         except BaseException:
             # nothing half-started outlives a failed start: the database and audit writer too
             if self.workflows is not None:
