@@ -110,10 +110,12 @@ async def running_gateway(
     *,
     settings: dict[str, Any] | None = None,
     database: str | None = None,
+    folder: Path | None = None,
 ) -> AsyncIterator[Gateway]:
-    """A started gateway over ``box`` with the workflows folder ``tmp_path/workflows``."""
-    folder = tmp_path / "workflows"
-    folder.mkdir(exist_ok=True)
+    """A started gateway over ``box`` with the workflows folder ``folder`` (default
+    ``tmp_path/workflows``)."""
+    folder = folder or tmp_path / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {
         "packs": {"path": None},
         "storage": {"url": database or f"sqlite+aiosqlite:///{tmp_path / 'state' / 'c.db'}"},

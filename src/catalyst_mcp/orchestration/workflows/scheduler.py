@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import zoneinfo
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -67,7 +68,9 @@ class Scheduler:
         self.runner = runner
         self._since: dict[str, datetime] = {}  # schedule key -> last due time looked at
         self._task: asyncio.Task[None] | None = None
-        self.fired: list[tuple[str, datetime, str]] = []  # (key, due time, run id) here
+        # (key, due time, run id) fired here, the latest; and due times another instance took
+        self.fired: deque[tuple[str, datetime, str]] = deque(maxlen=1000)
+        self.taken_elsewhere = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -109,7 +112,8 @@ class Scheduler:
     async def _fire(self, plan: WorkflowPlan, schedule: Schedule, key: str, due: datetime) -> None:
         run_id = new_run_id()
         if not await self.runner.store.claim_fire(key, due, run_id):
-            return  # another instance fired it
+            self.taken_elsewhere += 1  # another instance fired it
+            return
         identity = Identity(
             subject=schedule.as_user, kind="service", roles=tuple(schedule.roles), via="schedule"
         )
