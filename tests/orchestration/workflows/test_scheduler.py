@@ -64,7 +64,8 @@ async def test_two_instances_fire_each_due_time_once(tmp_path: Path) -> None:
     write(tmp_path / "workflows", "tick", TICK)
     boxes = ToolBox(), ToolBox()
     async with (
-        pg_database_url() as url, running_gateway(tmp_path, boxes[0], database=url) as one,
+        pg_database_url() as url,
+        running_gateway(tmp_path, boxes[0], database=url) as one,
         running_gateway(tmp_path, boxes[1], database=url) as two,
     ):
         for gateway in (one, two):  # both read the same folder

@@ -49,6 +49,12 @@ class WorkflowPlan:
         return self.workflow.name
 
     @property
+    def retry_safe(self) -> bool:
+        """Every step may run again: nothing about a run needs committing before it goes on
+        (or before it answers)."""
+        return all(s.retry_safe for top in self.steps for s in top.walk())
+
+    @property
     def schedules(self) -> list[Schedule]:
         return self.workflow.schedules
 

@@ -88,7 +88,9 @@ class WorkflowRunner:
         )
 
     async def call(self, plan: WorkflowPlan, run: RunState) -> RunState:
-        """Run ``run`` to its end in this request; it is answered once its end is committed."""
+        """Run ``run`` to its end in this request; it is answered once its end is committed,
+        unless every step is ``retry_safe`` (then a gateway killed before the commit resumes
+        the run, and running its steps again is safe by their own account)."""
         local = _Local(run)
         self.local[run.id] = local
         try:
@@ -103,7 +105,7 @@ class WorkflowRunner:
         finally:
             local.done.set()
             self.local.pop(run.id, None)
-        await self.store.save_run(run, durable=True)
+        await self.store.save_run(run, durable=not plan.retry_safe)
         return run
 
     async def start(self, plan: WorkflowPlan, run: RunState) -> RunState:

@@ -98,7 +98,9 @@ class Step(_Model):
 class Schedule(_Model):
     """A cron schedule: the workflow runs at each due time, as the identity ``as``."""
 
-    cron: str = Field(min_length=1, description="Cron expression (croniter: five fields, a sixth for seconds).")
+    cron: str = Field(
+        min_length=1, description="Cron expression (croniter: five fields, a sixth for seconds)."
+    )
     timezone: str = Field("UTC", description="IANA time zone the expression is read in.")
     inputs: dict[str, Any] = Field(default_factory=dict, description="The run's inputs.")
     as_user: str = Field(

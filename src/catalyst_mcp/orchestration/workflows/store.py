@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
-from sqlalchemy.exc import IntegrityError
+import orjson
+from sqlalchemy import Engine, and_, create_engine, delete, event, select, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from catalyst_mcp.errors import CatalystError, StorageError
 from catalyst_mcp.orchestration.workflows.runstate import (
@@ -124,13 +126,9 @@ class RunStore:
     def __init__(self, db: Database, instance: str) -> None:
         self.instance = instance
         self.db = db
-        self._own_db: Database | None = None
-        if db.dialect == "sqlite" and sqlite_file(db.url) is not None:
-            from sqlalchemy import event
-
-            self._own_db = Database(db.url.render_as_string(hide_password=False))
-            event.listen(self._own_db.engine.sync_engine, "connect", _normal_sync)
-            self.db = self._own_db
+        # SQLite file: batches are written by a plain sqlite3 connection in a worker thread
+        # (one thread hop per batch instead of one per statement), synchronous=NORMAL
+        self._sync: Engine | None = _thread_engine(db)
         self._runs: dict[str, dict[str, Any]] = {}
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
         self._waiters: list[asyncio.Future[None]] = []
@@ -153,8 +151,8 @@ class RunStore:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._own_db is not None:
-            await self._own_db.close()
+        if self._sync is not None:
+            self._sync.dispose()
 
     async def save_run(self, run: RunState, *, durable: bool = False) -> None:
         """Queue the run's row (as it is now); with ``durable``, wait for its commit."""
@@ -200,23 +198,14 @@ class RunStore:
         error: BaseException | None = None
         if runs or steps:
             try:
-                async with self.db.begin(write=True) as conn:
-                    if runs:
-                        insert = self.db.insert(WorkflowRun)
-                        statement = insert.on_conflict_do_update(
-                            index_elements=["id"],
-                            set_={name: insert.excluded[name] for name in _RUN_UPDATED},
-                        )
-                        await conn.execute(statement, list(runs.values()))
-                    if steps:
-                        insert = self.db.insert(WorkflowStep)
-                        statement = insert.on_conflict_do_update(
-                            index_elements=["run_id", "key"],
-                            set_={name: insert.excluded[name] for name in _STEP_UPDATED},
-                        )
-                        await conn.execute(statement, list(steps.values()))
+                if self._sync is not None:
+                    await asyncio.to_thread(self._write_in_thread, runs, steps)
+                else:
+                    async with self.db.begin(write=True) as conn:
+                        for statement, rows in _statements(self.db.insert, runs, steps):
+                            await conn.execute(statement, rows)
                 self.batches += 1
-            except (CatalystError, OSError) as exc:
+            except (CatalystError, OSError, SQLAlchemyError) as exc:
                 error = exc
         for waiter in waiters:
             if waiter.done():
@@ -225,6 +214,15 @@ class RunStore:
                 waiter.set_result(None)
             else:
                 waiter.set_exception(StorageError(f"cannot record workflow progress: {error}"))
+
+    def _write_in_thread(
+        self, runs: dict[str, dict[str, Any]], steps: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        assert self._sync is not None
+        with self._sync.begin() as conn:
+            conn.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE happens on the first statement
+            for statement, rows in _statements(lambda m: sqlite.insert(m), runs, steps):
+                conn.execute(statement, rows)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -410,9 +408,61 @@ class RunStore:
             await conn.execute(delete(WorkflowFire).where(WorkflowFire.fire_at < before))
 
 
-def _normal_sync(dbapi_connection: Any, record: Any) -> None:
-    """The store's own SQLite connections: WAL with ``synchronous=NORMAL`` (see above)."""
+def _statements(
+    insert: Any, runs: dict[str, dict[str, Any]], steps: dict[tuple[str, str], dict[str, Any]]
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """The upserts of one batch: runs first (steps refer to them)."""
+    out = []
+    if runs:
+        statement = insert(WorkflowRun)
+        out.append(
+            (
+                statement.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={name: statement.excluded[name] for name in _RUN_UPDATED},
+                ),
+                list(runs.values()),
+            )
+        )
+    if steps:
+        statement = insert(WorkflowStep)
+        out.append(
+            (
+                statement.on_conflict_do_update(
+                    index_elements=["run_id", "key"],
+                    set_={name: statement.excluded[name] for name in _STEP_UPDATED},
+                ),
+                list(steps.values()),
+            )
+        )
+    return out
+
+
+def _thread_engine(db: Database) -> Engine | None:
+    """A synchronous engine on the same SQLite file, for the writer's thread; None for other
+    databases and for SQLite databases that are no plain file."""
+    if db.dialect != "sqlite" or sqlite_file(db.url) is None:
+        return None
+    engine = create_engine(
+        db.url.set(drivername="sqlite"),
+        hide_parameters=True,
+        json_serializer=lambda value: orjson.dumps(value).decode(),
+        json_deserializer=orjson.loads,
+        connect_args={"timeout": 30.0, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    """WAL with ``synchronous=NORMAL``: a commit survives the process being killed (it is in
+    the WAL the OS holds); only a power loss may take the last batches back."""
+    dbapi_connection.isolation_level = None  # BEGIN IMMEDIATE is ours (see _thread_engine)
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
