@@ -39,10 +39,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from catalyst_mcp.app import Gateway  # noqa: E402
-from catalyst_mcp.context import CallContext, Identity  # noqa: E402
-from catalyst_mcp.providers import ListKind, Provider  # noqa: E402
-from catalyst_mcp.settings import Settings  # noqa: E402
+from catalyst_mcp.app import Gateway
+from catalyst_mcp.context import CallContext, Identity
+from catalyst_mcp.providers import ListKind, Provider
+from catalyst_mcp.settings import Settings
 
 TARGET_MS = 0.2
 STEPS = 5
