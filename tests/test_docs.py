@@ -7,6 +7,7 @@ import re
 import pytest
 
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -34,6 +35,7 @@ MODELS = [
     FilesystemOptions,
     RootConfig,
     DatabaseOptions,
+    WorkflowsSettings,
 ]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from catalyst_mcp.context import Identity
 from tests.asgiclient import AsgiClient
+from tests.conftest import ROOT
 from tests.orchestration.workflows.support import ToolBox, running_gateway, write
 
 API = "/api/v1"
@@ -44,3 +45,7 @@ async def test_workflows_runs_show_and_cancel(tmp_path: Path) -> None:
         assert final["status"] == "cancelled"
         document = (await client.get(f"{API}/openapi.json")).json()
         assert "/api/v1/workflows/runs/{run_id}/cancel" in document["paths"]
+        routes = [r for r in gateway.api.router.routes if r.path.startswith("/workflows")]
+    text = (ROOT / "docs" / "api.md").read_text()
+    missing = [f"{r.method} {r.path}" for r in routes if f"`{r.method} {r.path}" not in text]
+    assert len(routes) == 4 and not missing, f"docs/api.md does not list {missing}"
