@@ -115,3 +115,15 @@ async def test_an_edited_file_is_served_and_a_broken_one_reported(tmp_path: Path
     assert any(
         "three.yaml:2:" in p and "invalid expression" in p for p in report["workflow_problems"]
     )
+
+
+async def test_a_trigger_starts_a_run_as_its_identity(tmp_path: Path) -> None:
+    write(tmp_path / "workflows", "three", THREE)
+    box = ToolBox()
+    async with running_gateway(tmp_path, box) as gateway:
+        assert gateway.workflows is not None
+        run_id = await gateway.workflows.fire("three", {}, ALICE, trigger="event")
+        await gateway.workflows.runner.wait(run_id)
+        record = await gateway.workflows.store.get(run_id)
+    assert record is not None and (record.status, record.trigger) == ("completed", "event")
+    assert box.callers == [ALICE, ALICE, ALICE]

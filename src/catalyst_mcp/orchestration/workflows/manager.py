@@ -17,7 +17,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.context import Identity
-from catalyst_mcp.errors import ConfigProblem
+from catalyst_mcp.errors import ConfigProblem, NotFound
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.orchestration.workflows.engine import Engine
 from catalyst_mcp.orchestration.workflows.plan import WorkflowPlan
@@ -69,6 +69,19 @@ class Workflows:
     ) -> dict[str, Any]:
         params = {"name": tool, "arguments": arguments}
         return await self.dispatcher.direct("tools/call", params, identity, transport="workflow")
+
+    async def fire(
+        self, workflow: str, inputs: dict[str, Any], identity: Identity, *, trigger: str
+    ) -> str:
+        """Start a run of ``workflow`` in the background as ``identity``; its id. The entry of
+        triggers: the scheduler's kind is ``schedule``; the event bus will start ``event``
+        runs (``on: event``) the same way. NotFound if there is no such workflow."""
+        plan = self.provider.plan(workflow)
+        if plan is None:
+            raise NotFound(f"no workflow {workflow!r}")
+        run = self.runner.new_run(plan, inputs, identity, trigger=trigger)
+        await self.runner.start(plan, run)
+        return run.id
 
     @property
     def problems(self) -> list[ConfigProblem]:
