@@ -17,6 +17,7 @@ from catalyst_mcp.security.config import (
 )
 from catalyst_mcp.servers.config import DatabaseOptions, FilesystemOptions, RootConfig
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
+from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from tests.conftest import ROOT
 
 MODELS = [
@@ -35,6 +36,7 @@ MODELS = [
     FilesystemOptions,
     RootConfig,
     DatabaseOptions,
+    SandboxSettings,
     WorkflowsSettings,
 ]
 

@@ -41,6 +41,8 @@ from catalyst_mcp.transports.authgate import AuthGate
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
 from catalyst_mcp.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
+from catalyst_mcp.trust.pinning import Pinning
+from catalyst_mcp.upstreams.lifecycle import STOPPED
 from catalyst_mcp.upstreams.serverset import ServerSet
 
 if TYPE_CHECKING:
@@ -81,7 +83,12 @@ class Gateway:
         # ${secret:NAME} of pack connections and server entries, resolved for each caller; its
         # store opens with the database at start
         self.secrets = SecretInjector()
-        self.servers = ServerSet(self.registry, settings.gateway.call_timeout_seconds, self.secrets)
+        # what servers' tools tell the model, pinned (trust/pinning.py); its database is set
+        # below, and catalyst.lock next to the config file names the servers' packages
+        self.pinning = Pinning(lock_file=_lock_file(config_file))
+        self.servers = ServerSet(
+            self.registry, settings.gateway.call_timeout_seconds, self.secrets, pinning=self.pinning
+        )
         self.servers.load(settings)
         self.packs: PackSet | None = None
         self.pack_watcher: PackWatcher | None = None
@@ -110,11 +117,13 @@ class Gateway:
         if (
             settings.audit.enabled
             or (settings.auth.api_keys and settings.auth.enabled)
+            or Pinning.wanted(settings.servers)
             or workflows_on  # runs are kept there
         ):
             from catalyst_mcp.storage.db import Database
 
             self.db = Database(settings.storage.database_url())
+        self.pinning.db = self.db
         self.access = Access(settings, db=self.db)
         self.auth = AuthGate(self.access, settings)
         self.server = McpServer(self.registry, access=self.access)
@@ -132,8 +141,16 @@ class Gateway:
             self.workflows = Workflows(settings.workflows, self.db, self.dispatcher)
             self.registry.add(self.workflows.provider)
         self.api = AdminApi(
-            self.access, self.auth, self.db, dispatcher=self.dispatcher, workflows=self.workflows
+            self.access,
+            self.auth,
+            self.db,
+            dispatcher=self.dispatcher,
+            servers=self.servers,
+            pinning=self.pinning,
+            workflows=self.workflows,
         )
+        # a session or connection that ends stops the per-session processes it had
+        self.dispatcher.session_listeners.append(self.servers.session_ended)
         self.origins = OriginPolicy.for_settings(settings.gateway)
         self.mcp = StreamableHttpEndpoint(self.dispatcher, settings.gateway)
         self.sse = LegacySseEndpoints(self.dispatcher, settings.gateway)
@@ -167,6 +184,9 @@ class Gateway:
     async def start(self) -> None:
         try:
             await self.access.start()
+            if self.access.audit is not None:
+                self.pinning.audit = self.access.audit.record
+            await self.pinning.start()
             if self.db is not None:
                 from catalyst_mcp.security.secretstore import SecretStore
 
@@ -184,6 +204,7 @@ class Gateway:
             raise
 
     async def _stop_access(self) -> None:
+        await self.pinning.stop()
         await self.access.stop()
         if self.db is not None:
             await self.db.close()
@@ -240,7 +261,8 @@ class Gateway:
 
     def readiness(self) -> dict[str, Any]:
         servers = [p.health() for p in self.registry.providers]
-        down = [s["name"] for s in servers if s["status"] != "ready"]
+        # a server an administrator stopped is not down: it is off on purpose
+        down = [s["name"] for s in servers if s["status"] not in ("ready", STOPPED)]
         degraded = bool(
             down or self.pack_problems or self.config_problems or self.workflow_problems
         )
@@ -347,3 +369,12 @@ class Gateway:
                 await self.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _lock_file(config_file: Path | None) -> Path | None:
+    """``catalyst.lock`` next to the config file (packages' server entries), if any."""
+    if config_file is None:
+        return None
+    from catalyst_mcp.packages.lockfile import lock_path
+
+    return lock_path(config_file)

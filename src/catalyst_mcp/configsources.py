@@ -57,7 +57,8 @@ OTHER_VARIABLES: dict[str, str] = {
     "CATALYST_SECRET_KEY": "the secrets vault's key (never a setting: never in a file)",
     "CATALYST_SECRET_KEY_PREVIOUS": "the vault's previous key, while secrets are re-sealed",
     "CATALYST_AUDIT_KEY": "the key of the audit trail's argument digests",
-    "CATALYST_API_KEY": "the API key catalyst connect sends the gateway (and client configs read)",
+    "CATALYST_API_KEY": "the API key catalyst connect and catalyst servers send the gateway "
+    "(and client configs read)",
 }
 # Maps whose values are secrets however they are named (an upstream's env and headers carry
 # tokens): shown masked.

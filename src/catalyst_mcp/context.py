@@ -76,6 +76,16 @@ class CallContext:
     # How the request arrived: an MCP transport, or the REST API (whose callers get their tool
     # arguments checked against the input schema, and upstream failures as errors, not results)
     channel: Literal["mcp", "rest"] = "mcp"
+    # A modern request on a stdio or WebSocket connection: the connection's id (the connection
+    # is its session, for servers run per session). None on HTTP, where modern requests are
+    # stateless, and for legacy requests (their session_id says it).
+    connection_id: str | None = None
+
+    @property
+    def session_key(self) -> str | None:
+        """What a per-session server keys its processes by: the legacy session, else the
+        stdio/WebSocket connection; None for a stateless modern HTTP request."""
+        return self.session_id if self.session_id is not None else self.connection_id
 
     def can(self, capability: str) -> bool:
         """Whether the client declared ``capability`` (``sampling``, ``elicitation``, ``roots``)."""

@@ -25,6 +25,7 @@ client; the cause, a stack trace or a secret never is).
     ├── AccessError                     who is calling, or what they may do, stops the call
     │   ├── Unauthenticated             no or bad credentials (HTTP 401 + WWW-Authenticate)
     │   ├── Forbidden                   RBAC denies this object to this caller      -32003
+    │   │   └── ToolHeldBack            a tool changed since it was approved (trust/pinning.py)
     │   └── RateLimited                 a rate limit is exhausted; data.retryAfterSeconds -32029
     ├── ApiError (api/router.py)        an admin REST API answer: HTTP status + error code
     ├── LimiterUnavailable, SecretUnreadable, JwksError (security/): a store or key is missing
@@ -49,7 +50,8 @@ client; the cause, a stack trace or a secret never is).
     │   ├── IntegrityError              a downloaded distribution differs from the lock's hash
     │   └── PackageConflict             a server of that name exists, or it is not installed
     └── UpstreamError                   an upstream MCP server failed this call
-        ├── UpstreamUnavailable         not connected / crashed / circuit open
+        ├── UpstreamUnavailable         not connected / crashed / circuit open / stopped
+        │   └── ProcessLimit            a per-user/per-session process past a cap; data names it
         ├── UpstreamTimeout             no answer within the call's timeout
         ├── UpstreamProtocolError       answered something that is not MCP
         └── UpstreamRejected            answered with a JSON-RPC error (relayed as-is)
@@ -85,6 +87,7 @@ __all__ = [
     "PackageError",
     "PackageNotFound",
     "ParseError",
+    "ProcessLimit",
     "ProtocolError",
     "RateLimited",
     "RegistryUnreachable",
@@ -93,6 +96,7 @@ __all__ = [
     "RuntimeMissing",
     "SessionLimit",
     "StorageError",
+    "ToolHeldBack",
     "Unauthenticated",
     "UnsupportedVersion",
     "UpstreamError",
@@ -241,6 +245,18 @@ class Forbidden(AccessError):
     code = FORBIDDEN
 
 
+class ToolHeldBack(Forbidden):
+    """The tool's definition (what the model is told) changed, or the tool is new, since an
+    administrator approved the server's tools: it is held back until one approves it. ``data``
+    names the server, the tool and why (``changed``, ``new`` or ``unverified``)."""
+
+    def __init__(self, server: str, tool: str, reason: str, message: str) -> None:
+        super().__init__(message, data={"server": server, "tool": tool, "reason": reason})
+        self.server = server
+        self.tool = tool
+        self.reason = reason
+
+
 class RateLimited(AccessError):
     """A rate limit is exhausted; ``retry_after`` seconds until one more call is allowed."""
 
@@ -339,6 +355,12 @@ class UpstreamError(CatalystError):
 
 class UpstreamUnavailable(UpstreamError):
     pass
+
+
+class ProcessLimit(UpstreamUnavailable):
+    """A caller needs a process of their own (``sharing: per-user`` or ``per-session``) and a
+    cap is reached; ``data`` names the cap (``max_processes`` or ``max_processes_per_user``)
+    and its limit. The message says what the caller can do."""
 
 
 class UpstreamTimeout(UpstreamError):

@@ -39,7 +39,9 @@ from catalyst_mcp.security.config import (
     RateLimitSettings,
     RbacSettings,
 )
+from catalyst_mcp.security.references import names_in
 from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
+from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = [
@@ -59,7 +61,7 @@ NAMESPACE_SEPARATOR = "__"
 SERVER_NAME = re.compile(r"^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*$")
 # Keys other MCP clients put in mcpServers entries; accepted and ignored so configs paste as-is.
 # Values of these server keys may reference environment variables as ${NAME}.
-EXPANDED_KEYS = ("command", "args", "env", "cwd", "url", "headers", *BUILTIN_KINDS)
+EXPANDED_KEYS = ("command", "args", "env", "cwd", "url", "headers", "sandbox", *BUILTIN_KINDS)
 ENV_REFERENCE = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FOREIGN_SERVER_KEYS = frozenset(
     {"alwaysAllow", "autoApprove", "description", "envFile", "disabledTools", "note"}
@@ -154,7 +156,7 @@ class ServerConfig(_Model):
     env: dict[str, str] = Field(
         default_factory=dict,
         description="stdio: environment of the process. It inherits only PATH, HOME, locale, "
-        "temp-dir and proxy variables from the gateway; give everything else here.",
+        "temp-dir, XDG folder and proxy variables from the gateway; give everything else here.",
     )
     cwd: str | None = Field(None, description="stdio: working directory.")
     url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
@@ -226,6 +228,54 @@ class ServerConfig(_Model):
         "times out, to tell a slow server (it answers: nothing happens) from a hung one (it is "
         "restarted, and the calls in flight on it fail).",
     )
+    sharing: Literal["shared", "per-user", "per-session"] | None = Field(
+        None,
+        description="Who shares a process of this server: 'shared' (one for every caller), "
+        "'per-user' (one per caller, started at their first call), 'per-session' (one per MCP "
+        "session: a legacy session, or a stdio or WebSocket connection; modern-era HTTP "
+        "requests have no session and are refused). Unset: 'per-user' when env or headers "
+        "reference ${secret:...} (callers whose values are the shared ones use the shared "
+        "process), else 'shared'. 'shared' with ${secret:...} references is refused.",
+    )
+    idle_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="per-user and per-session: a caller's process unused this long is stopped "
+        "(their next call starts another).",
+    )
+    max_processes: int = Field(
+        200,
+        ge=1,
+        description="per-user and per-session: most callers' processes of this server at once "
+        "(the one that lists its tools not counted). A caller who needs another past it gets "
+        "an error that names this cap; idle ones are stopped after idle_seconds.",
+    )
+    max_processes_per_user: int = Field(
+        5,
+        ge=1,
+        description="per-session: most processes one user holds of this server at once (one "
+        "per session they keep open); past it their new session gets an error that names this "
+        "cap. per-user mode has one per user by definition.",
+    )
+    log_lines: int = Field(
+        1000,
+        ge=1,
+        description="stdio: lines of the server's stderr kept in memory for `catalyst servers "
+        "logs` (a ring buffer shared by all its processes; the oldest lines go first).",
+    )
+    sandbox: SandboxSettings = Field(
+        default_factory=lambda: SandboxSettings(),
+        description="stdio: run the server under bubblewrap: {enabled, network, writable, "
+        "readable, hidden} (docs/security.md).",
+    )
+    pin: Literal["strict", "warn", "off"] = Field(
+        "warn",
+        description="Pin what this server's tools tell the model (name, title, description, "
+        "input and output schema, annotations), approved on first contact. 'strict': a tool "
+        "whose definition later changes, or a new tool, is held back (not listed, not "
+        "callable) until an administrator approves it (`catalyst tools approve`); 'warn': it "
+        "is served, and the change is logged and audited; 'off': nothing is recorded.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -233,6 +283,8 @@ class ServerConfig(_Model):
         if not isinstance(data, dict):
             return data
         data = {k: v for k, v in data.items() if k not in FOREIGN_SERVER_KEYS}
+        if data.get("pin") is False:  # YAML 1.1 reads a bare `off` as false
+            data["pin"] = "off"
         environ = (info.context or {}).get("environ", os.environ)
         for key in EXPANDED_KEYS:
             if key in data:
@@ -273,6 +325,15 @@ class ServerConfig(_Model):
             raise ValueError(f"transport {self.transport!r} needs a 'url', not a 'command'")
         if self.url and self.transport == "stdio":
             raise ValueError("transport 'stdio' needs a 'command', not a 'url'")
+        if self.sharing == "shared" and self.secret_names:
+            raise ValueError(
+                "sharing: shared cannot run a server whose env or headers reference "
+                f"${{secret:...}} ({', '.join(self.secret_names)}): each caller's values need a "
+                "process of their own; use sharing: per-user (or per-session), or give the "
+                "values in env directly"
+            )
+        if self.url and self.sandbox.enabled:
+            raise ValueError("sandbox: only stdio servers (with 'command') can be sandboxed")
         return self
 
     @property
@@ -293,6 +354,21 @@ class ServerConfig(_Model):
     def builtin(self) -> str | None:
         """The kind of built-in server this entry runs (``filesystem``, ...), or None."""
         return next((kind for kind in BUILTIN_KINDS if getattr(self, kind) is not None), None)
+
+    @property
+    def secret_names(self) -> list[str]:
+        """The ``${secret:NAME}`` names of env and headers (sorted)."""
+        found: set[str] = set()
+        for value in (*self.env.values(), *self.headers.values()):
+            found |= names_in(value)
+        return sorted(found)
+
+    @property
+    def mode(self) -> Literal["shared", "per-user", "per-session"]:
+        """The sharing mode in effect (``sharing``, else what the references call for)."""
+        if self.sharing is not None:
+            return self.sharing
+        return "per-user" if self.secret_names else "shared"
 
     @property
     def active(self) -> bool:

@@ -160,6 +160,13 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("DELETE", "/secrets/{owner}/{scope}/{name}"),
         ("GET", "/audit"),
         ("GET", "/audit/verify"),
+        ("GET", "/servers/{name}"),
+        ("POST", "/servers/{name}/start"),
+        ("POST", "/servers/{name}/stop"),
+        ("POST", "/servers/{name}/restart"),
+        ("GET", "/servers/{name}/logs"),
+        ("GET", "/servers/{name}/tools/changes"),
+        ("POST", "/servers/{name}/tools/approve"),
     }
     # the document describes the tools API too: every caller may read it
     assert [r.admin for r in routes(admin.gateway) if r.path == "/openapi.json"] == [False]

@@ -199,3 +199,23 @@ async def test_second_initialize_is_refused(pipe: Pipe) -> None:
     again = await pipe.ask(initialize_request())
     assert again["error"]["code"] == -32600
     assert len(pipe.gateway.sessions) == 1
+
+
+async def test_the_connection_is_the_session_of_its_modern_requests(
+    fake_provider: FakeProvider,
+) -> None:
+    """Per-session servers key a stream's modern requests by its connection, and hear when it
+    closes (and when its legacy session ends)."""
+    pipe = Pipe(fake_provider)
+    ended: list[str] = []
+    pipe.gateway.dispatcher.session_listeners.append(ended.append)
+    await pipe.ask(modern_request("tools/call", {"name": "fake__echo", "arguments": {}}))
+    await pipe.ask(initialize_request())
+    await pipe.ask(legacy_request("tools/call", {"name": "fake__echo", "arguments": {}}))
+    modern_ctx, legacy_ctx = (c for _, _, c in fake_provider.calls)
+    assert modern_ctx.connection_id == pipe.connection.connection_id
+    assert modern_ctx.session_key == pipe.connection.connection_id
+    assert legacy_ctx.session_id is not None and legacy_ctx.session_key == legacy_ctx.session_id
+    pipe.reader.feed_eof()
+    await asyncio.wait_for(pipe.task, 5)
+    assert sorted(ended) == sorted([legacy_ctx.session_id, pipe.connection.connection_id])

@@ -28,7 +28,7 @@ from catalyst_mcp.upstreams import upstream as upstream_module
 from catalyst_mcp.upstreams.base import MessageHandler, UpstreamTransport
 from catalyst_mcp.upstreams.http import HttpStatusError
 from catalyst_mcp.upstreams.liveness import probe
-from catalyst_mcp.upstreams.peruser import PerUserUpstream
+from catalyst_mcp.upstreams.pool import ProcessPool
 from catalyst_mcp.upstreams.session import UpstreamSession
 from catalyst_mcp.upstreams.upstream import Upstream
 from tests.conftest import FIXTURES, PYTHON, UPSTREAM, Process, free_port, wait_for_port
@@ -52,7 +52,7 @@ def text_of(result: dict[str, Any]) -> str:
     return content
 
 
-async def call(up: Upstream | PerUserUpstream, tool: str, **arguments: Any) -> dict[str, Any]:
+async def call(up: Upstream | ProcessPool, tool: str, **arguments: Any) -> dict[str, Any]:
     return await up.call("tools/call", {"name": tool, "arguments": arguments}, ctx())
 
 
@@ -397,7 +397,7 @@ async def test_a_users_own_instance_is_restarted_the_same_way() -> None:
     config = ServerConfig.model_validate(
         lean(env={"TOKEN": "${secret:TOKEN}"}, timeout_seconds=1, ping_timeout_seconds=0.3)
     )
-    provider = PerUserUpstream("io", "io", config, 60.0, OwnSecrets())
+    provider = ProcessPool("io", "io", config, 60.0, OwnSecrets())
     await provider.start()
     try:
         await provider.wait_settled(30)
@@ -405,15 +405,15 @@ async def test_a_users_own_instance_is_restarted_the_same_way() -> None:
         hang = {"name": "hang", "arguments": {}}
         with pytest.raises(UpstreamTimeout, match="did not answer tools/call within 1s"):
             await provider.call("tools/call", hang, alice)
-        instance = provider.users["alice"].upstream
+        instance = provider.instances["alice"].upstream
         began = time.monotonic()
         echo = {"name": "echo", "arguments": {"text": "mine"}}
         assert text_of(await provider.call("tools/call", echo, alice)) == "mine"
         assert time.monotonic() - began < 1.0
-        assert provider.users["alice"].upstream is instance  # the same instance, restarted
+        assert provider.instances["alice"].upstream is instance  # the same instance, restarted
         assert instance.restarts == 1
         assert provider.shared is not None and provider.shared.restarts == 0
-        assert provider.health()["per_user_restarts"] == 1
+        assert provider.health()["processRestarts"] == 1
     finally:
         await provider.stop()
 

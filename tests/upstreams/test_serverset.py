@@ -15,7 +15,7 @@ from catalyst_mcp.registry import Registry
 from catalyst_mcp.security.injection import SecretInjector
 from catalyst_mcp.settings import Settings
 from catalyst_mcp.upstreams import serverset
-from catalyst_mcp.upstreams.peruser import PerUserUpstream
+from catalyst_mcp.upstreams.pool import ProcessPool
 from catalyst_mcp.upstreams.serverset import ServerSet
 from catalyst_mcp.upstreams.upstream import Upstream
 from tests.fakes import FakeProvider
@@ -72,7 +72,7 @@ def test_the_gateway_builds_upstreams_and_per_user_upstreams() -> None:
     plain = servers.build_upstream("plain", "p", config.servers["plain"])
     mine = servers.build_upstream("mine", "mine", config.servers["mine"])
     assert isinstance(plain, Upstream) and plain.namespace == "p" and plain.call_timeout == 12.0
-    assert isinstance(mine, PerUserUpstream)
+    assert isinstance(mine, ProcessPool)
 
 
 async def test_unchanged_entries_are_left_alone(fx: Fixture) -> None:

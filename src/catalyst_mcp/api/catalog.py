@@ -9,7 +9,7 @@ servers belongs to the admin side).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -49,10 +49,15 @@ async def every(
         params = {"cursor": cursor}
 
 
+# An administrator's view of the served servers' processes, by name (None for anyone else).
+ProcessDetails = Callable[["Identity"], Mapping[str, Mapping[str, object]] | None]
+
+
 class CatalogHandlers:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, details: ProcessDetails | None = None) -> None:
         self.dispatcher = dispatcher
         self.server = dispatcher.server
+        self.details = details
 
     async def _page(self, kind: ListKind, request: ApiRequest) -> dict[str, Any]:
         cursor = request.query_as(m.ListQuery).cursor
@@ -103,6 +108,7 @@ class CatalogHandlers:
                     identity, "server", providers, lambda p: p.name, lambda p: p.name
                 )
             }
+        details = self.details(identity) if self.details is not None else None
         servers = []
         for provider in providers:
             seen = counts.get(provider.name)
@@ -110,14 +116,15 @@ class CatalogHandlers:
                 continue
             seen = seen or dict.fromkeys(LIST_KINDS, 0)
             status = provider.health().get("status")
-            servers.append(
-                {
-                    "name": provider.name,
-                    "namespace": provider.namespace,
-                    "status": status if isinstance(status, str) else "unknown",
-                    **seen,
-                }
-            )
+            entry: dict[str, Any] = {
+                "name": provider.name,
+                "namespace": provider.namespace,
+                "status": status if isinstance(status, str) else "unknown",
+                **seen,
+            }
+            if details is not None and provider.name in details:
+                entry["process"] = details[provider.name]
+            servers.append(entry)
         return {"servers": servers}
 
     def routes(self) -> list[Route]:

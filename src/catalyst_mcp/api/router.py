@@ -258,6 +258,7 @@ class Route:
     """What the OpenAPI document says of a ``json_object`` body (default: any object)."""
     errors: tuple[str, ...] = ()
     """Error statuses it may answer besides those its models imply (for the OpenAPI document)."""
+    needs_storage: bool = True  # False: served with storage off too (no database needed)
 
     @property
     def segments(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ through :meth:`Dispatcher.direct`). Every request, in this order::
     find the route ─────────────────────── 404 / 405
     an admin route:
         admin? (role 'admin'; an API key with scopes also needs scope 'admin') ── 403, audited
-        storage on? ────────────────────── 503 "storage is off"
+        storage on? ────────────────────── 503 "storage is off" (not for /servers)
     parse path, query and body ─────────── 400 / 413 / 415 / 422
     run the handler ────────────────────── its answer, or 400 / 403 / 404 / 409 / 429 / 5xx
 
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
     from catalyst_mcp.transports.authgate import AuthGate
+    from catalyst_mcp.trust.pinning import Pinning
+    from catalyst_mcp.upstreams.serverset import ServerSet
 
 __all__ = ["PREFIX", "AdminApi"]
 
@@ -65,8 +67,10 @@ DESCRIPTION = (
     "The tools API (tag 'tools'): list the servers, tools, resources and prompts you may use, "
     "call tools, read resources and get prompts, with the same credentials, roles, rate limits "
     "and audit as the MCP endpoint. The admin API (the other tags): manage the gateway's "
-    "users, API keys, roles and secrets, and read its audit trail; it needs an administrator: "
-    "a caller whose roles include 'admin' (an API key with scopes also needs the scope 'admin')."
+    "users, API keys, roles and secrets, read its audit trail, start, stop, restart and "
+    "inspect its upstream servers, and review and approve changed tool definitions; it needs "
+    "an administrator: a caller whose roles include 'admin' (an API key with scopes also needs "
+    "the scope 'admin')."
 )
 
 
@@ -83,12 +87,14 @@ class AdminApi:
         dispatcher: Dispatcher | None = None,
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        servers: ServerSet | None = None,
+        pinning: Pinning | None = None,
         workflows: Workflows | None = None,
     ) -> None:
         self.access = access
         self.auth = auth
         self.db = db
-        self.services = AdminServices(access, db, environ)
+        self.services = AdminServices(access, db, environ, servers=servers, pinning=pinning)
         openapi = Route(
             "GET",
             "/openapi.json",
@@ -102,7 +108,7 @@ class AdminApi:
         if dispatcher is not None:
             public_url = getattr(getattr(auth, "auth", None), "resource_url", None)
             tools = [
-                *CatalogHandlers(dispatcher).routes(),
+                *CatalogHandlers(dispatcher, self._process_details).routes(),
                 *CallHandlers(dispatcher).routes(),
                 *ToolDocument(dispatcher, PREFIX, public_url).routes(),
             ]
@@ -127,6 +133,13 @@ class AdminApi:
 
     async def _openapi(self, request: ApiRequest) -> dict[str, Any]:
         return self.document()
+
+    def _process_details(self, identity: Identity) -> dict[str, dict[str, object]] | None:
+        """Every served server's process state, for an administrator (GET /servers)."""
+        servers = self.services.servers
+        if servers is None or self.refusal(identity) is not None:
+            return None
+        return {str(status["name"]): status for status in servers.statuses()}
 
     def refusal(self, identity: Identity) -> str | None:
         """Why ``identity`` may not use the admin API, or None when it may."""
@@ -164,7 +177,7 @@ class AdminApi:
                 await self.access.record_refusal(identity, route.action, path, Forbidden(refusal))
                 await _send_error(send, ApiError(403, refusal))
                 return
-            if self.db is None:
+            if self.db is None and route.needs_storage:
                 await _send_error(
                     send,
                     ApiError(503, "storage is off: enable audit or API keys to use the admin API"),

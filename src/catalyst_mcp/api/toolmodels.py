@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from catalyst_mcp.api.servermodels import ServerStatus
+
 __all__ = [
     "ListQuery",
     "Prompt",
@@ -87,6 +89,11 @@ class Server(_Out):
     resources: int = Field(description="How many of its resources the caller may read.")
     resourceTemplates: int = Field(description="How many of its resource templates.")
     prompts: int = Field(description="How many of its prompts the caller may get.")
+    process: ServerStatus | None = Field(
+        None,
+        description="For administrators only: the server's process and state, as "
+        "GET /servers/{name} shows it without instances (absent for knowledge packs).",
+    )
 
 
 class ServerList(_Out):

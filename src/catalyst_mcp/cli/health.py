@@ -24,13 +24,12 @@ from catalyst_mcp.cli.common import (
     print_table,
     run_async,
 )
+from catalyst_mcp.cli.gatewayapi import DEFAULT_URL
 from catalyst_mcp.cli.servers import COLUMNS
 from catalyst_mcp.cli.targets import safe_url, server_error
 from catalyst_mcp.net.httpclient import HttpClient, HttpError, split_url
 
 __all__ = ["fetch_health", "health"]
-
-DEFAULT_URL = "http://127.0.0.1:8765"
 
 
 @click.command()

@@ -1,4 +1,9 @@
-"""``catalyst servers``: the configured upstream servers and whether they work right now."""
+"""``catalyst servers``: the configured upstream servers and whether they work right now.
+
+``list`` starts the servers of the config file here, without a gateway; ``status``, ``start``,
+``stop``, ``restart`` and ``logs`` act on a running gateway through its admin API
+(:mod:`catalyst_mcp.cli.servers_control`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from catalyst_mcp.cli.common import (
     print_table,
     run_async,
 )
+from catalyst_mcp.cli.servers_control import logs, restart, start, status, stop
 from catalyst_mcp.cli.targets import open_gateway, server_error, with_overrides
 from catalyst_mcp.settings import Settings
 
@@ -27,7 +33,15 @@ COLUMNS = ["name", "transport", "status", "era", "tools", "resources", "prompts"
 
 @click.group()
 def servers() -> None:
-    """Inspect the configured upstream MCP servers."""
+    """Inspect and control upstream MCP servers.
+
+    \b
+    list      starts every server of the config file here (no gateway needed) and reports
+              whether each works
+    status, start, stop, restart, logs
+              act on the servers a running gateway serves, through its admin API (an
+              administrator's API key in $CATALYST_API_KEY when its auth is on)
+    """
 
 
 @servers.command("list")
@@ -43,7 +57,10 @@ def servers() -> None:
 def list_servers(
     config_path: Path | None, timeout: float | None, verbose: bool, json_output: bool
 ) -> None:
-    """Connect to every configured server as the gateway does and report each one.
+    """Check the config file's servers by starting them here (no running gateway needed).
+
+    Connects to every configured server as the gateway does and reports each one (for the
+    servers a running gateway serves, see `catalyst servers status`).
 
     Columns: NAME, TRANSPORT, STATUS (ready, failed, starting, disabled), ERA (modern or
     legacy), the number of TOOLS, RESOURCES and PROMPTS, and the last ERROR. Disabled servers
@@ -71,3 +88,7 @@ async def probe_servers(settings: Settings) -> list[dict[str, Any]]:
             else:
                 reports.append(provider.health())
         return reports
+
+
+for command in (status, start, stop, restart, logs):
+    servers.add_command(command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -114,6 +115,9 @@ class Dispatcher:
         self._releasing: set[asyncio.Task[None]] = set()
         # metrics, traces and the log context of each request (the gateway sets its own)
         self.observer = Observer()
+        # told the key of every session that ends: a legacy session's id when it is removed, a
+        # stdio/WebSocket connection's id when it closes (per-session servers stop its process)
+        self.session_listeners: list[Callable[[str], None]] = []
 
     async def _serve(
         self,
@@ -185,10 +189,12 @@ class Dispatcher:
         *,
         transport: str = "streamable-http",
         headers: dict[bytes, bytes] | None = None,
+        connection_id: str | None = None,
     ) -> Message | None:
         """Serve a modern request (``meta`` already checked by :func:`check_modern_meta`) for
         the caller the transport authenticated. ``transport`` names the transport (for
-        metrics and traces); ``headers`` are the HTTP request's (a ``traceparent``)."""
+        metrics and traces); ``headers`` are the HTTP request's (a ``traceparent``);
+        ``connection_id`` names the stdio or WebSocket connection it came on (none on HTTP)."""
         if "id" not in message:
             return None  # notifications/cancelled on stdio is handled by the transport
         info = meta.get(CLIENT_INFO_KEY)
@@ -203,6 +209,7 @@ class Dispatcher:
             log_level=meta.get(LOG_LEVEL_KEY),
             emit=emit,
             identity=identity,
+            connection_id=connection_id,
         )
         return await self._serve(message, ctx, transport, headers)
 
@@ -321,8 +328,17 @@ class Dispatcher:
     def close_session(self, session_id: str) -> bool:
         return self.sessions.remove(session_id)
 
+    def session_ended(self, key: str) -> None:
+        """Tell the session listeners that the session or connection ``key`` is over."""
+        for listener in self.session_listeners:
+            try:
+                listener(key)
+            except Exception:  # one listener's bug must not keep the others uninformed
+                log.exception("a session listener failed")
+
     def _release(self, session: LegacySession) -> None:
         """A session ended: drop its resource subscriptions upstream."""
+        self.session_ended(session.id)
         uris = session.release_subscriptions()
         if not uris:
             return

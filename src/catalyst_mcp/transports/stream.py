@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -48,6 +49,8 @@ class MessageStream:
         self.tasks: set[asyncio.Task[None]] = set()
         self.streams: set[asyncio.Task[None]] = set()  # endless ones: listens
         self._outbox_task: asyncio.Task[None] | None = None
+        # what per-session servers key this connection's modern requests by
+        self.connection_id = f"conn-{secrets.token_hex(8)}"
 
     async def write(self, message: Message) -> None:
         """Send one message to the client (the transport's framing)."""
@@ -137,7 +140,12 @@ class MessageStream:
                 await self._listen(message)
                 return
             response = await self.dispatcher.modern(
-                message, meta, self.write, self.identity, transport=self.transport
+                message,
+                meta,
+                self.write,
+                self.identity,
+                transport=self.transport,
+                connection_id=self.connection_id,
             )
         except asyncio.CancelledError:
             return
@@ -192,3 +200,4 @@ class MessageStream:
             task.cancel()
         if self.session is not None:
             self.dispatcher.close_session(self.session.id)
+        self.dispatcher.session_ended(self.connection_id)

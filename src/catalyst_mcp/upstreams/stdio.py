@@ -1,10 +1,15 @@
 """stdio upstream: start the server as a child process and speak JSON lines over its pipes.
 
 The process gets its own process group, so stopping it stops whatever it started (``npx`` runs
-node under a shell). Its stderr goes to the gateway log, line by line, with the server's name;
-the last lines are kept for health reports. Stopping is: close stdin, wait, SIGTERM, wait,
-SIGKILL — the order the MCP spec recommends; a server that stopped answering is killed at once
+node under a shell). Its stderr goes to the gateway log, line by line, with the server's name,
+and to ``on_stderr`` (the server's ring buffer, :mod:`catalyst_mcp.upstreams.serverlog`); the
+last lines are kept for health reports. Stopping is: close stdin, wait, SIGTERM, wait, SIGKILL —
+the order the MCP spec recommends; a server that stopped answering is killed at once
 (:meth:`StdioTransport.abort`).
+
+With an enabled ``sandbox`` the process is bubblewrap running the server
+(:mod:`catalyst_mcp.upstreams.sandbox`); a sandbox that cannot be set up is reported as what
+bwrap said and what to do about it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import os
 import signal
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,6 +28,8 @@ import orjson
 from catalyst_mcp.errors import UpstreamUnavailable
 from catalyst_mcp.protocol.jsonrpc import Message
 from catalyst_mcp.upstreams.base import StreamTransport
+from catalyst_mcp.upstreams.sandbox import explain, find_bwrap, wrap
+from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 
 __all__ = ["StdioTransport"]
 
@@ -61,6 +69,13 @@ INHERITED_ENV = (
     "SSL_CERT_DIR",
     "REQUESTS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS",
+    # where a program keeps its caches, data and state (npm, uv, Catalyst itself): the
+    # gateway's choice, so a test's or a service's own folders are used, not the user's
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
 )
 
 
@@ -111,6 +126,9 @@ class StdioTransport(StreamTransport):
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         stop_timeout: float = 2.0,
+        *,
+        sandbox: SandboxSettings | None = None,
+        on_stderr: Callable[[str, int | None], None] | None = None,
     ) -> None:
         super().__init__(server)
         self.command = command
@@ -118,6 +136,8 @@ class StdioTransport(StreamTransport):
         self.env = env or {}
         self.cwd = cwd
         self.stop_timeout = stop_timeout
+        self.sandbox = sandbox if sandbox is not None and sandbox.enabled else None
+        self.on_stderr = on_stderr
         self.process: asyncio.subprocess.Process | None = None
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,25 +150,30 @@ class StdioTransport(StreamTransport):
 
     async def open(self) -> None:
         env = child_environment(self.env)
+        argv = [self.command, *self.args]
+        if self.sandbox is not None:
+            bwrap = find_bwrap(self.server, env.get("PATH"))
+            argv, env = wrap(
+                self.server, self.command, self.args, env, self.cwd, self.sandbox, bwrap=bwrap
+            )
         # stdout comes through our own pipe and protocol: a response is matched to its request
         # straight from the read callback, without a reader task in between (one wake-up less
         # per call; see docs/decisions/001-lean-protocol-core.md).
         read_fd, write_fd = os.pipe()
         try:
             self.process = await asyncio.create_subprocess_exec(
-                self.command,
-                *self.args,
+                *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=write_fd,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
-                cwd=self.cwd,
+                cwd=self.cwd if self.sandbox is None else None,
                 start_new_session=True,
             )
         except OSError as exc:
             os.close(read_fd)
             raise UpstreamUnavailable(
-                self.server, f"cannot start {self.server}: {self.command!r}: {exc.strerror}"
+                self.server, f"cannot start {self.server}: {argv[0]!r}: {exc.strerror}"
             ) from exc
         finally:
             os.close(write_fd)
@@ -200,6 +225,7 @@ class StdioTransport(StreamTransport):
                 await self._draining
         code = await self._exit_code()
         why = f"{self.server} {reason}" + (f" (exit code {code})" if code is not None else "")
+        why = await self._explained() or why  # bwrap says why it failed, before it exits
         self._pending.fail_all(f"{why}; it will be restarted")
         if not self._closing:
             log.warning("%s", why)
@@ -212,6 +238,25 @@ class StdioTransport(StreamTransport):
             async with asyncio.timeout(0.5):
                 return await self.process.wait()
         return None
+
+    async def _gone(self) -> str:
+        """Why the process is not there to write to."""
+        return await self._explained() or f"{self.server} is not running"
+
+    async def _explained(self) -> str | None:
+        """What bwrap said, if it failed to set the sandbox up (it exits at once, maybe before
+        the first message is written)."""
+        if self.sandbox is None:
+            return None
+        await self._stderr_read()
+        return explain(self.server, self.stderr_tail)
+
+    async def _stderr_read(self) -> None:
+        """Wait (briefly) until everything the process wrote to stderr has been read."""
+        for task in self._tasks:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                async with asyncio.timeout(0.5):
+                    await asyncio.shield(task)
 
     async def _read_stderr(self) -> None:
         """Log the server's stderr line by line; never stop draining it (a full pipe would
@@ -235,11 +280,13 @@ class StdioTransport(StreamTransport):
         if line:
             self.stderr_tail.append(line)
             log.info("%s[stderr]: %s", self.server, line)
+            if self.on_stderr is not None:
+                self.on_stderr(line, self.process.pid if self.process is not None else None)
 
     async def _write(self, message: Message) -> None:
         process = self.process
         if process is None or process.stdin is None or process.returncode is not None:
-            raise UpstreamUnavailable(self.server, f"{self.server} is not running")
+            raise UpstreamUnavailable(self.server, await self._gone())
         data = orjson.dumps(message) + b"\n"
         try:
             process.stdin.write(data)
@@ -247,7 +294,8 @@ class StdioTransport(StreamTransport):
                 async with self._write_lock:
                     await process.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
-            raise UpstreamUnavailable(self.server, f"{self.server} closed its input") from exc
+            why = await self._explained() or f"{self.server} closed its input"
+            raise UpstreamUnavailable(self.server, why) from exc
 
     async def close(self) -> None:
         self._closing = True
@@ -302,6 +350,8 @@ class StdioTransport(StreamTransport):
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"transport": "stdio", "command": self.command}
-        if self.process is not None:
+        if self.process is not None and self.process.returncode is None:
             info["pid"] = self.process.pid
+        if self.sandbox is not None:
+            info["sandboxed"] = True
         return info

@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import (
@@ -39,9 +39,14 @@ from catalyst_mcp.upstreams.breaker import CircuitBreaker
 from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport
 from catalyst_mcp.upstreams.lists import CAPABILITY_OF, CHANGED, fetch_list
 from catalyst_mcp.upstreams.liveness import Liveness
+from catalyst_mcp.upstreams.serverlog import ServerLog
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
+from catalyst_mcp.upstreams.subscriptions import Subscriptions
 from catalyst_mcp.upstreams.websocket import WebSocketTransport
+
+if TYPE_CHECKING:
+    from catalyst_mcp.trust.pinning import ToolPins
 
 __all__ = ["Upstream"]
 
@@ -49,17 +54,19 @@ log = logging.getLogger("catalyst.upstream")
 
 DRAIN_POLL_SECONDS = 0.05
 CLIENT_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
-LISTEN_FLAGS = {
-    "toolsListChanged": "tools",
-    "promptsListChanged": "prompts",
-    "resourcesListChanged": "resources",
-}
 
 
 def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
     if config.kind == "stdio":
         assert config.command is not None
-        return StdioTransport(name, config.command, list(config.args), dict(config.env), config.cwd)
+        return StdioTransport(
+            name,
+            config.command,
+            list(config.args),
+            dict(config.env),
+            config.cwd,
+            sandbox=config.sandbox,
+        )
     assert config.url is not None
     if config.kind == "sse":
         return SseTransport(name, config.url, dict(config.headers))
@@ -71,11 +78,24 @@ def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
 
 
 class Upstream(Provider):
+    """One server process or connection. ``log`` keeps its stderr lines (labelled
+    ``instance``: ``shared``, or whose process it is when the server runs one per user or
+    session)."""
+
     def __init__(
-        self, name: str, namespace: str, config: ServerConfig, call_timeout: float
+        self,
+        name: str,
+        namespace: str,
+        config: ServerConfig,
+        call_timeout: float,
+        *,
+        log: ServerLog | None = None,
+        instance: str = "shared",
     ) -> None:
         super().__init__(name, namespace)
         self.config = config
+        self.log = log
+        self.instance = instance
         self.call_timeout = config.timeout_seconds or call_timeout
         self.session: UpstreamSession | None = None
         self.status = "starting"
@@ -97,16 +117,24 @@ class Upstream(Provider):
         self._stopping = False
         self._settled = asyncio.Event()
         self._refreshing: dict[ListKind, asyncio.Task[None]] = {}
-        self._subscriptions: set[str] = set()
         self._serial = asyncio.Lock() if config.serialize_calls else None
         self._listen_task: asyncio.Task[None] | None = None
-        self._listen_changed = asyncio.Event()
+        self.subscriptions = Subscriptions(
+            name, config, self.call_timeout, lambda: self.session, self._notification
+        )
         self.liveness = Liveness(
             name, config.ping_interval_seconds, config.ping_timeout_seconds, self._restart
         )
         self._watch_task: asyncio.Task[None] | None = None
         self._restart_now = False  # the next reconnect follows a deliberate kill: no backoff
         self._attempt_waiters: list[asyncio.Future[None]] = []
+        self.pins: ToolPins | None = None  # see use_pins
+
+    def use_pins(self, pins: ToolPins) -> None:
+        """Review every tools list that arrives against its pinned definitions: tools that
+        changed since they were approved are held back (:mod:`catalyst_mcp.trust.pinning`)."""
+        self.pins = pins
+        pins.on_release = self._serve_tools
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -124,6 +152,8 @@ class Upstream(Provider):
         while not self._stopping:
             self._lost.clear()
             transport = build_transport(self.name, self.config)
+            if isinstance(transport, StdioTransport):
+                transport.on_stderr = self._stderr
             transport.on_closed = functools.partial(self._connection_lost, transport=transport)
             self._transport = transport
             session: UpstreamSession | None = None
@@ -146,12 +176,11 @@ class Upstream(Provider):
                 self._attempt_over()
                 self.on_change(self, set(LIST_KINDS))
                 if session.era == "modern":
-                    self._listen_task = asyncio.create_task(self._listen(session))
+                    self._listen_task = asyncio.create_task(self.subscriptions.listen(session))
                 if self.config.ping_interval_seconds > 0:
                     watch = self.liveness.watch(session, self._busy)
                     self._watch_task = asyncio.create_task(watch)
-                for uri in self._subscriptions:
-                    await self._send_subscribe(uri)
+                await self.subscriptions.resubscribe()
                 await self._lost.wait()
             except asyncio.CancelledError:
                 raise
@@ -190,6 +219,10 @@ class Upstream(Provider):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.restart_max_seconds)
             # the status stays "failed" through the next attempt: "starting" is the first only
+
+    def _stderr(self, line: str, pid: int | None) -> None:
+        if self.log is not None:
+            self.log.append(line, pid, self.instance)
 
     def _failed(self, reason: str) -> None:
         """Report a failed connection at once (closing the transport may take seconds)."""
@@ -252,6 +285,8 @@ class Upstream(Provider):
                 await self._transport.close()
         for task in self._refreshing.values():
             task.cancel()
+        if self.pins is not None:
+            self.pins.close()
         self.status = "stopped"
 
     async def drain(self, timeout: float) -> None:
@@ -267,6 +302,10 @@ class Upstream(Provider):
                     return
             await asyncio.sleep(min(DRAIN_POLL_SECONDS, max(0.0, deadline - loop.time())))
 
+    def in_use(self) -> bool:
+        """Whether a call is running or waiting its turn."""
+        return self._busy()
+
     def _busy(self) -> bool:
         """A call is running or waiting its turn (no liveness probe then; no drain yet)."""
         return bool(self._inflight) or (self._serial is not None and self._serial.locked())
@@ -280,6 +319,8 @@ class Upstream(Provider):
 
     async def _fetch(self, session: UpstreamSession, kind: ListKind) -> None:
         items, ttl = await fetch_list(session, kind, self.config.connect_timeout_seconds)
+        if kind == "tools" and self.pins is not None:
+            items = await self.pins.review(items)
         self._lists[kind] = items
         if isinstance(ttl, int | float) and ttl > 0:
             self._expires[kind] = time.monotonic() + ttl / 1000
@@ -296,6 +337,20 @@ class Upstream(Provider):
 
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
         return self._lists[kind]
+
+    def _serve_tools(self, tools: list[dict[str, Any]]) -> None:
+        """Serve ``tools`` now (held tools an administrator approved meanwhile)."""
+        if self.session is None:
+            return  # the next connection lists and reviews them again
+        self._lists["tools"] = tools
+        self._param_headers = {
+            tool["name"]: headers for tool in tools if (headers := param_headers(tool))
+        }
+        self.on_change(self, {"tools"})
+
+    def withheld(self, kind: ListKind, name: str) -> CatalystError | None:
+        pins = self.pins
+        return pins.refusal(name) if pins is not None and kind == "tools" else None
 
     async def refresh(self) -> None:
         session = self.session
@@ -498,82 +553,11 @@ class Upstream(Provider):
         # Modern clients: the input bridge refuses an undeclared capability with -32021.
         return await ctx.ask(method, message.get("params") or {})
 
-    # ---- subscriptions -----------------------------------------------------------------------
-
-    def _listen_filter(self, session: UpstreamSession) -> dict[str, Any]:
-        caps = session.capabilities
-        wanted: dict[str, Any] = {}
-        for flag, capability in LISTEN_FLAGS.items():
-            if (caps.get(capability) or {}).get("listChanged"):
-                wanted[flag] = True
-        if self._subscriptions and self._can_subscribe(session):
-            wanted["resourceSubscriptions"] = sorted(self._subscriptions)
-        return wanted
-
-    async def _listen(self, session: UpstreamSession) -> None:
-        """Modern upstreams: keep one subscriptions/listen open for changes and updates."""
-        delay = self.config.restart_initial_seconds
-        while self.session is session:
-            wanted = self._listen_filter(session)
-            if not wanted:
-                return
-            self._listen_changed.clear()
-            params = {"_meta": session.meta(), "notifications": wanted}
-            call = asyncio.create_task(
-                session.request(
-                    "subscriptions/listen",
-                    params,
-                    timeout=None,
-                    on_related=lambda message: self._notification(message),
-                )
-            )
-            call.add_done_callback(_retrieve)
-            changed = asyncio.create_task(self._listen_changed.wait())
-            try:
-                await asyncio.wait({call, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                if not call.done():
-                    call.cancel()  # stopping, or the subscription set changed
-            if not call.done() or call.cancelled():
-                with contextlib.suppress(asyncio.CancelledError, UpstreamError):
-                    await call
-                continue
-            error = call.exception()
-            if isinstance(error, UpstreamRejected) and error.code == -32601:
-                return  # the server does not offer subscriptions after all
-            if error is not None:
-                log.debug("%s: listen ended: %s", self.name, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.config.restart_max_seconds)
-
     async def subscribe(self, uri: str) -> None:
-        self._subscriptions.add(uri)
-        self._listen_changed.set()
-        await self._send_subscribe(uri)
+        await self.subscriptions.subscribe(uri)
 
     async def unsubscribe(self, uri: str) -> None:
-        self._subscriptions.discard(uri)
-        self._listen_changed.set()
-        session = self.session
-        if session is not None and session.era == "legacy" and self._can_subscribe(session):
-            with contextlib.suppress(UpstreamError):
-                await session.request(
-                    "resources/unsubscribe", {"uri": uri}, timeout=self.call_timeout
-                )
-
-    def _can_subscribe(self, session: UpstreamSession) -> bool:
-        return bool(session.capabilities.get("resources", {}).get("subscribe"))
-
-    async def _send_subscribe(self, uri: str) -> None:
-        session = self.session
-        if session is None or not self._can_subscribe(session):
-            return
-        if session.era == "legacy":
-            with contextlib.suppress(UpstreamError):
-                await session.request(
-                    "resources/subscribe", {"uri": uri}, timeout=self.call_timeout
-                )
+        await self.subscriptions.unsubscribe(uri)
 
     # ---- reports -----------------------------------------------------------------------------
 
@@ -611,18 +595,19 @@ class Upstream(Provider):
             report["era"] = session.era
             report["protocolVersion"] = session.protocol_version
             report["serverInfo"] = session.server_info
+            pid = session.transport.describe().get("pid")
+            if pid is not None:
+                report["pid"] = pid
+            if self.connected_at is not None:
+                report["upSince"] = _iso(self.connected_at)
         if self.last_error:
             report["error"] = self.last_error
         if self.last_failure is not None:
             reason, at = self.last_failure
             report["lastFailure"] = {"error": reason, "at": _iso(at)}
+        if self.pins is not None:
+            report.update(self.pins.report())
         return report
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Mark a background task's exception as seen (the owner decides what it means)."""
-    if not task.cancelled():
-        task.exception()
 
 
 MODERN_CAPABILITY_KEYS = ("sampling", "elicitation", "roots", "experimental", "extensions")

@@ -1,7 +1,7 @@
 """Workflow runs, their steps, and schedule claims (``storage/workflow_model.py``).
 
-Revision ID: 0003_workflows
-Revises: 0002_audit
+Revision ID: 0004_workflows
+Revises: 0003_tool_pins
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_workflows"
-down_revision: str | None = "0002_audit"
+revision = "0004_workflows"
+down_revision: str | None = "0003_tool_pins"
 branch_labels: str | None = None
 depends_on: str | None = None
 
