@@ -55,3 +55,7 @@ clean:
 .PHONY: bench-observability
 bench-observability: $(STAMP)
 	$(BIN)/python bench/observability.py
+
+.PHONY: bench-workflows
+bench-workflows: $(STAMP)
+	$(BIN)/python bench/workflows.py

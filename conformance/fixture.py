@@ -32,6 +32,11 @@ from catalyst_mcp.errors import InvalidParams, MissingCapability, NotFound, Reso
 from catalyst_mcp.protocol.versions import log_level_allows
 from catalyst_mcp.providers import ListKind, Provider
 
+try:  # run as a script (conformance/server.py) or imported as conformance.fixture (tests)
+    from fixture_tasks import TASK_TOOLS, TaskFixtures  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from conformance.fixture_tasks import TASK_TOOLS, TaskFixtures
+
 __all__ = ["PNG", "TOOLS", "WAV", "ConformanceFixture"]
 
 PNG = (  # a 1x1 PNG
@@ -837,10 +842,11 @@ class ConformanceFixture(Provider):
         self.tools = {tool.name: tool for tool in TOOLS}
         self.resources = {resource.uri: resource for resource in RESOURCES}
         self.states = StateSigner()
+        self.task_fixtures = TaskFixtures()  # the tasks-* scenarios' tools and task methods
 
     def items(self, kind: ListKind) -> list[Json]:
         if kind == "tools":
-            return [tool.listing() for tool in TOOLS]
+            return [*(tool.listing() for tool in TOOLS), *TASK_TOOLS]
         if kind == "resources":
             return [resource.listing() for resource in RESOURCES]
         if kind == "resourceTemplates":
@@ -858,14 +864,19 @@ class ConformanceFixture(Provider):
             return get_prompt(name, args if isinstance(args, dict) else {}, params, ctx)
         if method == "completion/complete":
             return {"completion": {"values": [], "total": 0, "hasMore": False}}
+        if method in ("tasks/get", "tasks/update", "tasks/cancel"):
+            return await self.task_fixtures.method(method, params, ctx)
         raise InvalidParams(f"{method} is not served by the conformance fixture")
 
     async def _call_tool(self, params: Json, ctx: CallContext) -> Json:
         name = params.get("name")
         tool = self.tools.get(name) if isinstance(name, str) else None
+        args = params.get("arguments")
+        if tool is None and isinstance(name, str) and self.task_fixtures.serves(name):
+            arguments = args if isinstance(args, dict) else {}
+            return await self.task_fixtures.call_tool(name, arguments, params, ctx)
         if tool is None:
             raise NotFound(f"Unknown tool: {name}")
-        args = params.get("arguments")
         return await tool.run(self, args if isinstance(args, dict) else {}, params, ctx)
 
     def _read(self, uri: str) -> Json:

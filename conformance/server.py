@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixture import ConformanceFixture
 
 from catalyst_mcp.app import Gateway
+from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.security.config import AuditSettings
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, Settings
 from catalyst_mcp.transports import stdio
@@ -35,6 +36,7 @@ def fixture_settings(port: int = 0) -> Settings:
         gateway=GatewaySettings(host="127.0.0.1", port=port),
         packs=PacksSettings(path=None),
         audit=AuditSettings(enabled=False),
+        workflows=WorkflowsSettings(path=None),
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
+from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -46,6 +47,7 @@ MODELS = [
     SandboxSettings,
     S3Options,
     KubernetesOptions,
+    WorkflowsSettings,
 ]
 
 

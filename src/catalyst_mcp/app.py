@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
     from catalyst_mcp.configwatch import ConfigFile
+    from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
     from catalyst_mcp.storage.db import Database
@@ -112,10 +113,13 @@ class Gateway:
                 config_file, self.servers, settings, after_apply=self._servers_changed
             )
         self.db: Database | None = None
+        workflows = settings.workflows.path
+        workflows_on = workflows is not None and workflows.is_dir()  # at start: else none
         if (
             settings.audit.enabled
             or (settings.auth.api_keys and settings.auth.enabled)
             or Pinning.wanted(settings.servers)
+            or workflows_on  # runs are kept there
         ):
             from catalyst_mcp.storage.db import Database
 
@@ -134,6 +138,12 @@ class Gateway:
         )
         self.hub = NotificationHub(self.registry, self.sessions)
         self.dispatcher = Dispatcher(self.server, self.sessions, self.hub)
+        self.workflows: Workflows | None = None
+        if workflows_on and self.db is not None:
+            from catalyst_mcp.orchestration.workflows.manager import Workflows
+
+            self.workflows = Workflows(settings.workflows, self.db, self.dispatcher)
+            self.registry.add(self.workflows.provider)
         self.api = AdminApi(
             self.access,
             self.auth,
@@ -142,6 +152,7 @@ class Gateway:
             servers=self.servers,
             pinning=self.pinning,
             rules=self.rules,
+            workflows=self.workflows,
         )
         # a session or connection that ends stops the per-session processes it had
         self.dispatcher.session_listeners.append(self.servers.session_ended)
@@ -168,6 +179,11 @@ class Gateway:
         return self.rules.problems
 
     @property
+    def workflow_problems(self) -> list[ConfigProblem]:
+        """Why workflow files are not served (as they are now, after any reload)."""
+        return self.workflows.problems if self.workflows is not None else []
+
+    @property
     def config_problems(self) -> list[ConfigProblem]:
         """Why the config file's last edit is not applied (while it is invalid)."""
         return self.config.problems if self.config is not None else []
@@ -188,8 +204,12 @@ class Gateway:
                 self.secrets.store = SecretStore.from_environ(self.db, os.environ)
             await self.telemetry.start()
             await self._start_serving()
+            if self.workflows is not None:  # resumed runs call tools: once servers are up
+                await self.workflows.start()
         except BaseException:
             # nothing half-started outlives a failed start: the database and audit writer too
+            if self.workflows is not None:
+                await self.workflows.stop()
             await self._stop_access()
             await self.telemetry.stop()
             raise
@@ -244,6 +264,8 @@ class Gateway:
         if self.packs is not None:
             await self.packs.close()
         await self.servers.close()
+        if self.workflows is not None:
+            await self.workflows.stop()
         await self.registry.stop()
         await self._stop_access()
         await self.telemetry.stop()
@@ -254,13 +276,21 @@ class Gateway:
         servers = [p.health() for p in self.registry.providers]
         # a server an administrator stopped is not down: it is off on purpose
         down = [s["name"] for s in servers if s["status"] not in ("ready", STOPPED)]
-        degraded = bool(down or self.pack_problems or self.config_problems or self.rule_problems)
+        degraded = bool(
+            down
+            or self.pack_problems
+            or self.config_problems
+            or self.rule_problems
+            or self.workflow_problems
+        )
         status = "starting" if not self.started else ("degraded" if degraded else "ready")
         if self.stopping:
             status = "stopping"
         report: dict[str, Any] = {"status": status, "gateway": SERVER_INFO, "servers": servers}
         if self.pack_problems:
             report["pack_problems"] = [str(p) for p in self.pack_problems]
+        if self.workflow_problems:
+            report["workflow_problems"] = [str(p) for p in self.workflow_problems]
         if self.config_problems:
             report["config_problems"] = [str(p) for p in self.config_problems]
         if self.rule_problems:

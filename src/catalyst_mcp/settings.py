@@ -32,6 +32,7 @@ from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
+from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
 from catalyst_mcp.security.config import (
     AuditSettings,
@@ -500,6 +501,10 @@ class Settings(_Model):
     rules: RulesSettings = Field(
         default_factory=lambda: RulesSettings(),
         description="Policy rules over identity, tool, arguments, result and time (docs/rules.md).",
+    )
+    workflows: WorkflowsSettings = Field(
+        default_factory=lambda: WorkflowsSettings(),
+        description="Workflows: multi-step tool chains served as tools (docs/workflows.md).",
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

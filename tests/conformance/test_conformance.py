@@ -65,6 +65,11 @@ def test_conformance_requirements_pass(
     node, entry = suite
     result = runner.run_suite(node, entry, gateway_url, requirements)
     assert result.passed, result.report()
+    if requirements == "2026-07-28":  # the tasks extension: not scored, but it must pass
+        tasks = [line.strip() for line in result.summary.splitlines() if " tasks-" in line]
+        scenarios = {line.split()[1].rstrip(":") for line in tasks}
+        assert len(scenarios) >= 10, result.summary
+        assert not [line for line in tasks if line.startswith("✗")], result.report()
 
 
 def test_failed_scored_ignores_unscored_scenarios() -> None:

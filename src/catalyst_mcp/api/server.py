@@ -52,6 +52,7 @@ from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_
 
 if TYPE_CHECKING:
     from catalyst_mcp.orchestration.rules.service import Rules
+    from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
@@ -90,6 +91,7 @@ class AdminApi:
         max_body: int = DEFAULT_MAX_BODY,
         servers: ServerSet | None = None,
         pinning: Pinning | None = None,
+        workflows: Workflows | None = None,
     ) -> None:
         self.access = access
         self.auth = auth
@@ -116,6 +118,10 @@ class AdminApi:
             from catalyst_mcp.api.rules import RuleHandlers
 
             tools = [*RuleHandlers(self.services, rules).routes(), *tools]
+        if workflows is not None:  # the workflows room's runs (docs/api.md)
+            from catalyst_mcp.api.workflows import WorkflowHandlers
+
+            tools = [*WorkflowHandlers(workflows).routes(), *tools]
         routes = [*admin_routes(self.services), *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None

@@ -25,6 +25,7 @@ from catalyst_mcp.cli.serve import serve
 from catalyst_mcp.cli.servers import servers
 from catalyst_mcp.cli.tools import tools
 from catalyst_mcp.cli.users import users
+from catalyst_mcp.cli.workflows import workflows
 
 __all__ = ["cli", "main"]
 
@@ -58,6 +59,7 @@ cli.add_command(packages)
 cli.add_command(connect)
 cli.add_command(clients)
 cli.add_command(run_server)
+cli.add_command(workflows)
 
 
 def main() -> None:

@@ -155,12 +155,15 @@ class Dispatcher:
         params: dict[str, Any],
         identity: Identity,
         headers: dict[bytes, bytes] | None = None,
+        *,
+        transport: str = "rest",
     ) -> dict[str, Any]:
         """Serve a request of the REST API for tools (as :meth:`McpServer.serve`), watched as
         every MCP request is (metrics, a span joining a ``traceparent`` in ``headers``, the log
-        context) with transport ``rest``. Failures are raised, for the API to answer."""
+        context) with transport ``rest``. Failures are raised, for the API to answer. Workflow
+        steps come in here too, as ``transport="workflow"``."""
         ctx = rest_context(method, identity)
-        watch = self.observer.begin(ctx, params, "rest", headers)
+        watch = self.observer.begin(ctx, params, transport, headers)
         try:
             try:
                 result = await self.server.handle(method, params, ctx)

@@ -28,6 +28,12 @@ from catalyst_mcp.errors import (
     UpstreamError,
     UpstreamRejected,
 )
+from catalyst_mcp.orchestration.workflows.tasks import (
+    LEGACY_TASKS_CAPABILITY,
+    TASK_METHODS,
+    TASKS_EXTENSION,
+    TaskRouter,
+)
 from catalyst_mcp.protocol.arguments import ArgumentCheck
 from catalyst_mcp.protocol.mrtr import InputBridge, satisfy_for_legacy
 from catalyst_mcp.protocol.versions import LATEST_LEGACY, SERVER_INFO_KEY, SUPPORTED_VERSIONS
@@ -54,6 +60,7 @@ LIST_METHODS: dict[str, ListKind] = {
 CACHEABLE = frozenset({*LIST_METHODS, "resources/read", "server/discover"})
 LEGACY_STRIP = ("resultType", "ttlMs", "cacheScope")
 PAGE_SIZE = 1000
+TASKS_SINCE = "2025-11-25"  # the first legacy version with (experimental) tasks
 # methods that act on one object: checked by RBAC and rate limits, and audited
 # (method -> the object's kind and the param naming it)
 GUARDED: dict[str, tuple[Kind, str]] = {
@@ -88,6 +95,7 @@ class McpServer:
         self.bridge = InputBridge()
         self.arguments = ArgumentCheck(registry)  # for REST callers (ctx.channel "rest")
         self.rules: RulesHook | None = None  # policy rules around tools/call (None: none)
+        self.tasks = TaskRouter()  # MCP tasks: which provider made each task, for whom
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
             "resources/list": McpServer._list,
@@ -98,6 +106,7 @@ class McpServer:
             "resources/read": McpServer._resources_read,
             "completion/complete": McpServer._complete,
             "server/discover": McpServer._discover,
+            **dict.fromkeys(TASK_METHODS, McpServer._task_method),
         }
 
     def knows(self, method: str) -> bool:
@@ -327,7 +336,7 @@ class McpServer:
         self, provider: Provider, original: str, params: dict[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
         try:
-            return await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
+            result = await self._relay(provider, "tools/call", {**params, "name": original}, ctx)
         except UpstreamRejected:
             raise
         except UpstreamError as exc:
@@ -335,6 +344,12 @@ class McpServer:
                 raise
             # A server that is down is a tool error the model can read, not a protocol failure.
             return {"content": [{"type": "text", "text": exc.message}], "isError": True}
+        if "content" not in result:  # a CreateTaskResult: later task methods go there
+            self.tasks.created(result, provider, ctx)
+        return result
+
+    async def _task_method(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return await self.tasks.handle(ctx.method, params, ctx)
 
     async def _prompts_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         name = params.get("name")
@@ -416,7 +431,7 @@ class McpServer:
     async def _discover(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         result: dict[str, Any] = {
             "supportedVersions": list(SUPPORTED_VERSIONS),
-            "capabilities": self.capabilities,
+            "capabilities": {**self.capabilities, "extensions": {TASKS_EXTENSION: {}}},
         }
         if self.instructions:
             result["instructions"] = self.instructions
@@ -424,9 +439,12 @@ class McpServer:
 
     def initialize_result(self, version: str) -> dict[str, Any]:
         """The legacy ``InitializeResult`` for a negotiated ``version``."""
+        capabilities = self.capabilities
+        if version >= TASKS_SINCE:
+            capabilities = {**capabilities, "tasks": LEGACY_TASKS_CAPABILITY}
         result: dict[str, Any] = {
             "protocolVersion": version,
-            "capabilities": self.capabilities,
+            "capabilities": capabilities,
             "serverInfo": SERVER_INFO,
         }
         if self.instructions:

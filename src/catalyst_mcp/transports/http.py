@@ -53,7 +53,12 @@ log = logging.getLogger("catalyst.http")
 KEEPALIVE_SECONDS = 15.0
 # A call still running after this long gets a watcher that cancels it if the client leaves.
 WATCH_AFTER_SECONDS = 0.05
-NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+NAMED_METHODS = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    **dict.fromkeys(("tasks/get", "tasks/update", "tasks/cancel"), "taskId"),  # SEP-2663
+}
 
 
 class StreamableHttpEndpoint:

@@ -1,0 +1,129 @@
+"""Runs are persisted and resumed: a run whose gateway died continues from its last completed
+step on the next instance, and no completed step (unless retry_safe) runs again; a gateway
+that stops hands its runs on at once; cancellation reaches a run through the store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from catalyst_mcp.context import Identity
+from catalyst_mcp.orchestration.workflows.runstate import RunState, StepState
+from catalyst_mcp.storage.models import utcnow
+from tests.orchestration.workflows.support import ToolBox, running_gateway, write
+
+ALICE = Identity(subject="alice", kind="user", roles=("admin",), via="api_key")
+THREE = """
+name: three
+steps:
+  - {id: one, tool: box__echo, arguments: {text: one}}
+  - {id: two, tool: box__add, arguments: {a: 1, b: 1}, retry_safe: true}
+  - {id: three, tool: box__echo, arguments: {text: "${steps.one.result.text}-${steps.two.result}"}}
+"""
+
+
+async def test_a_run_left_by_a_dead_instance_resumes_after_its_last_step(tmp_path: Path) -> None:
+    write(tmp_path / "workflows", "three", THREE)
+    box = ToolBox()
+    async with running_gateway(tmp_path, box) as gateway:
+        assert gateway.workflows is not None
+        store = gateway.workflows.store
+        run = RunState("wr_orphan", "three", {}, ALICE, trigger="task", task_era="modern")
+        await store.save_run(run, durable=True)
+        done = StepState("completed", attempts=1, result={"text": "one"}, finished_at=utcnow())
+        await store.step(run, "one", done, durable=True)
+        await store.step(run, "two", StepState("running", started_at=utcnow()), durable=True)
+        # its instance died: the heartbeat goes stale, and the runner's loop takes it over
+        await asyncio.wait_for(gateway.workflows.runner.wait("wr_orphan", poll=0.05), 10)
+        record = await store.get("wr_orphan")
+        assert gateway.workflows.runner.resumed == 1
+    assert record is not None and record.status == "completed"
+    assert record.output == {"text": "one-2"}
+    assert box.counts == {"add": 1, "echo": 1}  # step one was not called again
+
+
+async def test_a_stopped_gateway_hands_its_runs_to_the_next_at_once(tmp_path: Path) -> None:
+    write(tmp_path / "workflows", "held", "name: held\nsteps: [{id: g, tool: box__gate}]\n")
+    first_box = ToolBox()
+    async with running_gateway(
+        tmp_path, first_box, settings={"workflows": {"heartbeat_seconds": 30}}
+    ) as first:
+        assert first.workflows is not None
+        plan = first.workflows.provider.plan("held")
+        assert plan is not None
+        run = first.workflows.runner.new_run(plan, {}, ALICE, trigger="task")
+        await first.workflows.runner.start(plan, run)
+        await first_box.entered.wait()
+    second_box = ToolBox()
+    second_box.release.set()
+    async with running_gateway(
+        tmp_path, second_box, settings={"workflows": {"heartbeat_seconds": 30}}
+    ) as second:
+        assert second.workflows is not None
+        await second.workflows.runner.wait(run.id)
+        record = await second.workflows.store.get(run.id)
+    assert record is not None and record.status == "completed"
+    assert second.workflows.runner.resumed == 1
+
+
+async def test_cancel_through_the_store_reaches_the_running_instance(tmp_path: Path) -> None:
+    write(tmp_path / "workflows", "held", "name: held\nsteps: [{id: g, tool: box__gate}]\n")
+    box = ToolBox()
+    async with running_gateway(tmp_path, box) as gateway:
+        assert gateway.workflows is not None
+        runner = gateway.workflows.runner
+        plan = gateway.workflows.provider.plan("held")
+        assert plan is not None
+        run = runner.new_run(plan, {}, ALICE, trigger="task")
+        await runner.start(plan, run)
+        await box.entered.wait()
+        assert await gateway.workflows.store.request_cancel(run.id)  # as the CLI does
+        await asyncio.wait_for(runner.wait(run.id), 5)
+        record = await gateway.workflows.store.get(run.id)
+    assert record is not None and record.status == "cancelled"
+
+
+async def test_runs_and_steps_are_recorded(tmp_path: Path) -> None:
+    write(tmp_path / "workflows", "three", THREE)
+    async with running_gateway(tmp_path, ToolBox()) as gateway:
+        await gateway.dispatcher.direct("tools/call", {"name": "workflows__three"}, ALICE)
+        assert gateway.workflows is not None
+        [record] = await gateway.workflows.store.runs(workflow="three")
+        steps = await gateway.workflows.store.steps(record.id)
+    assert record.status == "completed" and record.subject == "alice"
+    assert record.trigger == "call" and record.output == {"text": "one-2"}
+    assert [(s.key, s.status) for s in steps] == [
+        ("one", "completed"),
+        ("two", "completed"),
+        ("three", "completed"),
+    ]
+
+
+async def test_an_edited_file_is_served_and_a_broken_one_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    write(folder, "three", THREE)
+    async with running_gateway(tmp_path, ToolBox()) as gateway:
+        assert gateway.workflows is not None
+        files = gateway.workflows.files
+        write(folder, "added", "name: added\nsteps: [{id: a, tool: box__echo}]\n")
+        write(folder, "three", "name: three\nsteps: [{id: a, tool: box__echo, when: '${[}'}]\n")
+        await files.reload([folder / "added.yaml", folder / "three.yaml"])
+        names = {t["name"] for t in gateway.registry.items("tools")}
+        report = gateway.readiness()
+    assert {"workflows__added", "workflows__three"} <= names  # three keeps its last good version
+    assert report["status"] == "degraded"
+    assert any(
+        "three.yaml:2:" in p and "invalid expression" in p for p in report["workflow_problems"]
+    )
+
+
+async def test_a_trigger_starts_a_run_as_its_identity(tmp_path: Path) -> None:
+    write(tmp_path / "workflows", "three", THREE)
+    box = ToolBox()
+    async with running_gateway(tmp_path, box) as gateway:
+        assert gateway.workflows is not None
+        run_id = await gateway.workflows.fire("three", {}, ALICE, trigger="event")
+        await gateway.workflows.runner.wait(run_id)
+        record = await gateway.workflows.store.get(run_id)
+    assert record is not None and (record.status, record.trigger) == ("completed", "event")
+    assert box.callers == [ALICE, ALICE, ALICE]

@@ -1,0 +1,95 @@
+"""Cron schedules: due times in the schedule's time zone, and each due time fired by exactly
+one of several gateways sharing a database (two instances on the real PostgreSQL, a schedule
+every second, for a few seconds)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from catalyst_mcp.orchestration.workflows.scheduler import due_times
+from catalyst_mcp.orchestration.workflows.schema import Schedule
+from catalyst_mcp.storage.workflow_model import WorkflowFire, WorkflowRun
+from tests.conftest import PG_HOST, PG_PORT, pg_reachable, require_or_skip
+from tests.orchestration.workflows.support import ToolBox, running_gateway, write
+
+
+def test_due_times_follow_the_time_zone_across_daylight_saving() -> None:
+    seven = Schedule(cron="0 7 * * *", timezone="Europe/Paris")
+    winter = due_times(seven, datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 3, 30, tzinfo=UTC))
+    # 07:00 in Paris: 06:00 UTC in winter, 05:00 UTC from Sunday 29 March (summer time)
+    assert [d.isoformat() for d in winter] == [
+        "2026-03-27T06:00:00+00:00",
+        "2026-03-28T06:00:00+00:00",
+        "2026-03-29T05:00:00+00:00",
+    ]
+    every = Schedule(cron="* * * * * */2")  # croniter: a sixth field is seconds
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert len(due_times(every, start, start.replace(second=10))) == 5
+
+
+@contextlib.asynccontextmanager
+async def pg_database_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
+    require_or_skip(pg_reachable(), f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    import asyncpg
+
+    name = f"catalyst_wf_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test")
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+TICK = """
+name: tick
+steps: [{id: e, tool: box__echo, arguments: {text: tick}}]
+schedules: [{cron: "* * * * * *", as: ticker, roles: [admin]}]
+"""
+
+
+@pytest.mark.postgres
+async def test_two_instances_fire_each_due_time_once(tmp_path: Path) -> None:
+    write(tmp_path / "workflows", "tick", TICK)
+    boxes = ToolBox(), ToolBox()
+    async with (
+        pg_database_url() as url,
+        running_gateway(tmp_path, boxes[0], database=url) as one,
+        running_gateway(tmp_path, boxes[1], database=url) as two,
+    ):
+        for gateway in (one, two):  # both read the same folder
+            assert gateway.workflows is not None
+            assert gateway.workflows.provider.plan("tick") is not None
+        await asyncio.sleep(4.5)
+        assert one.workflows is not None and two.workflows is not None
+        fired = [*one.workflows.scheduler.fired, *two.workflows.scheduler.fired]
+        lost = one.workflows.scheduler.taken_elsewhere + two.workflows.scheduler.taken_elsewhere
+        await one.workflows.runner.wait(fired[-1][2]) if fired else None
+        db = one.workflows.store.db
+        async with db.begin() as conn:
+            fires = (await conn.execute(select(WorkflowFire.fire_at))).scalars().all()
+            runs = (
+                await conn.execute(
+                    select(WorkflowRun.id, WorkflowRun.subject).where(
+                        WorkflowRun.trigger == "schedule"
+                    )
+                )
+            ).all()
+    due = Counter(at for _, at, _ in fired)
+    assert len(fires) >= 3
+    assert all(count == 1 for count in due.values()), due  # no due time fired twice
+    assert len(due) == len(fires) == len(runs)
+    assert lost >= len(fires) - 2  # both instances tried (nearly) every due time
+    assert {subject for _, subject in runs} == {"ticker"}
+    assert sum(box.counts["echo"] for box in boxes) >= len(fires) - 1  # the last may be running
