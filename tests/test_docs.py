@@ -17,6 +17,7 @@ from catalyst_mcp.security.config import (
 from catalyst_mcp.servers.config import DatabaseOptions, FilesystemOptions, RootConfig
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
+from catalyst_mcp.web.config import UiSettings
 from tests.conftest import ROOT
 
 MODELS = [
@@ -36,6 +37,7 @@ MODELS = [
     RootConfig,
     DatabaseOptions,
     SandboxSettings,
+    UiSettings,
 ]
 
 

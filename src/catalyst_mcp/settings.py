@@ -41,6 +41,7 @@ from catalyst_mcp.security.config import (
 from catalyst_mcp.security.references import names_in
 from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
+from catalyst_mcp.web.config import UiSettings
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = [
@@ -469,6 +470,9 @@ class Settings(_Model):
     )
     log: LogSettings = Field(
         default_factory=lambda: LogSettings(), description="The look of the log lines."
+    )
+    ui: UiSettings = Field(
+        default_factory=lambda: UiSettings(), description="The web dashboard (docs/dashboard.md)."
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

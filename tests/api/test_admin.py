@@ -32,7 +32,13 @@ from tests.fakes import FakeProvider, modern_headers, modern_request
 
 API = "/api/v1"
 ROLES = {"reader": {"rules": [{"effect": "allow", "kinds": ["tool"], "match": ["fake__echo"]}]}}
-SAMPLE_PARAMS = {"name": "ghost", "prefix": "abcdefgh", "owner": "ghost", "scope": "crm"}
+SAMPLE_PARAMS = {
+    "name": "ghost",
+    "prefix": "abcdefgh",
+    "owner": "ghost",
+    "scope": "crm",
+    "id": "1-abcd",
+}
 SECRET_VALUE = "s3cr3t-Value-that-must-never-come-back"
 
 
@@ -165,6 +171,12 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("POST", "/servers/{name}/stop"),
         ("POST", "/servers/{name}/restart"),
         ("GET", "/servers/{name}/logs"),
+        ("GET", "/packs"),
+        ("GET", "/packages"),
+        ("GET", "/packages/catalog"),
+        ("GET", "/packages/installs"),
+        ("POST", "/packages/installs"),
+        ("GET", "/packages/installs/{id}"),
     }
     # the document describes the tools API too: every caller may read it
     assert [r.admin for r in routes(admin.gateway) if r.path == "/openapi.json"] == [False]

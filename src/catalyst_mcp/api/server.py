@@ -35,6 +35,8 @@ from catalyst_mcp.api.calls import CallHandlers
 from catalyst_mcp.api.catalog import CatalogHandlers
 from catalyst_mcp.api.models import ADMIN_SCOPE
 from catalyst_mcp.api.openapi import openapi_document
+from catalyst_mcp.api.packages import PackageHandlers
+from catalyst_mcp.api.packs import PackHandlers
 from catalyst_mcp.api.router import (
     DEFAULT_MAX_BODY,
     ApiError,
@@ -51,6 +53,9 @@ from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_bytes
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
@@ -65,8 +70,9 @@ DESCRIPTION = (
     "The tools API (tag 'tools'): list the servers, tools, resources and prompts you may use, "
     "call tools, read resources and get prompts, with the same credentials, roles, rate limits "
     "and audit as the MCP endpoint. The admin API (the other tags): manage the gateway's "
-    "users, API keys, roles and secrets, read its audit trail, and start, stop, restart and "
-    "inspect its upstream servers; it needs an administrator: a caller whose roles include "
+    "users, API keys, roles and secrets, read its audit trail, start, stop, restart and "
+    "inspect its upstream servers, see its knowledge packs, and search and install packages; "
+    "it needs an administrator: a caller whose roles include "
     "'admin' (an API key with scopes also needs the scope 'admin')."
 )
 
@@ -85,7 +91,11 @@ class AdminApi:
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         servers: ServerSet | None = None,
+        packs: PackSet | None = None,
+        config_file: Path | None = None,
     ) -> None:
+        """``packs``: the knowledge packs ``/packs`` reports; ``config_file``: the file
+        ``/packages/installs`` adds servers to (None: installs are refused)."""
         self.access = access
         self.auth = auth
         self.db = db
@@ -107,9 +117,16 @@ class AdminApi:
                 *CallHandlers(dispatcher).routes(),
                 *ToolDocument(dispatcher, PREFIX, public_url).routes(),
             ]
-        routes = [*admin_routes(self.services), *tools, openapi]
+        self.packages = PackageHandlers(access.settings.packages, config_file, access)
+        watching = bool(packs is not None and access.settings.packs.watch)
+        extra = [*PackHandlers(packs, watching).routes(), *self.packages.routes()]
+        routes = [*admin_routes(self.services), *extra, *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None
+
+    async def close(self) -> None:
+        """Stop the package installs in progress (each removes what it built)."""
+        await self.packages.jobs.close()
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI document (built once)."""
