@@ -36,8 +36,10 @@ class PackProblem(_Out):
 
 class Pack(_Out):
     file: str = Field(description="The pack file's name in the packs folder.")
-    name: str | None = Field(description="The pack's name (null: its file never loaded).")
-    namespace: str | None = Field(description="Its tools' namespace.")
+    name: str | None = Field(
+        description="The pack's name, its tools' namespace (null: its file never loaded)."
+    )
+    server: str | None = Field(description="Its name in the server list (pack:<name>).")
     status: Literal["ready", "stale", "failed"] = Field(
         description="ready: served as the file says. stale: the file's last edit is invalid, "
         "the last good version still serves. failed: not served."
@@ -82,8 +84,8 @@ class PackHandlers:
             found.append(
                 Pack(
                     file=file.name,
-                    name=provider.name,
-                    namespace=provider.namespace,
+                    name=provider.namespace,
+                    server=provider.name,
                     status="stale" if problems else "ready",
                     tools=_count(health.get("tools")),
                     resources=_count(health.get("resources")),
@@ -96,7 +98,7 @@ class PackHandlers:
                 Pack(
                     file=name,
                     name=None,
-                    namespace=None,
+                    server=None,
                     status="failed",
                     tools=0,
                     resources=0,
