@@ -61,8 +61,8 @@ async def test_the_catalog_falls_back_to_the_bundled_snapshot(tmp_path: Path) ->
 @pytest.mark.subprocess
 async def test_an_install_is_followed_to_its_end_and_audited(
     tmp_path: Path,
-    registries: Registries,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    registries: Registries,  # noqa: F811 (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in registries.environ.items():
         if name.endswith(("_CACHE", "_CACHE_DIR", "CONFIG_FILE", "FIND_LINKS", "INDEX_URL")):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from catalyst_mcp.app import Gateway
 from catalyst_mcp.settings import Settings
-from tests.api.conftest import ToolsApi, error_of, settings, start_tools_api
+from tests.api.conftest import error_of, settings, start_tools_api
 
 GOOD = """\
 pack: notes
