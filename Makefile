@@ -55,3 +55,7 @@ clean:
 .PHONY: bench-observability
 bench-observability: $(STAMP)
 	$(BIN)/python bench/observability.py
+
+.PHONY: bench-dashboard
+bench-dashboard: $(STAMP)
+	$(BIN)/python bench/dashboard.py
