@@ -32,6 +32,8 @@ SERVER_BASE = {"CATALYST_SERVERS__PROBE__COMMAND": "probe-cmd"}
 BUILTIN_BASE = {
     "filesystem": {"CATALYST_SERVERS__PROBE__FILESYSTEM__ROOTS": "[probe-root]"},
     "database": {"CATALYST_SERVERS__PROBE__DATABASE__URL": "sqlite:///probe.db"},
+    "s3": {"CATALYST_SERVERS__PROBE__S3__REGION": "probe-region"},
+    "kubernetes": {"CATALYST_SERVERS__PROBE__KUBERNETES__CONTEXT": "probe-context"},
 }
 # Values a field's own rules need (anything else is derived from its type).
 SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
@@ -54,6 +56,8 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
         [RootConfig(path="probe-root"), RootConfig(path="other", writable=True, name="o")],
     ),
     ("servers", "probe", "database", "url"): ("sqlite:///other.db", "sqlite:///other.db"),
+    ("servers", "probe", "s3", "endpoint_url"): ("http://127.0.0.1:5/", "http://127.0.0.1:5/"),
+    ("servers", "probe", "s3", "max_keys"): ("500", 500),
     ("telemetry", "otlp_endpoint"): ("http://127.0.0.1:4/", "http://127.0.0.1:4/"),
     ("telemetry", "sample_ratio"): ("0.25", 0.25),
     ("ui", "path"): ("/probe-ui", "/probe-ui"),
@@ -70,6 +74,16 @@ COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {
     },
     ("rate_limits", "per_server", "burst"): {
         "CATALYST_RATE_LIMITS__PER_SERVER__RATE_PER_SECOND": "2"
+    },
+    ("servers", "probe", "s3", "access_key_id"): {
+        "CATALYST_SERVERS__PROBE__S3__SECRET_ACCESS_KEY": "probe-secret"
+    },
+    ("servers", "probe", "s3", "secret_access_key"): {
+        "CATALYST_SERVERS__PROBE__S3__ACCESS_KEY_ID": "probe-key"
+    },
+    ("servers", "probe", "s3", "session_token"): {
+        "CATALYST_SERVERS__PROBE__S3__ACCESS_KEY_ID": "probe-key",
+        "CATALYST_SERVERS__PROBE__S3__SECRET_ACCESS_KEY": "probe-secret",
     },
 }
 

@@ -14,7 +14,13 @@ from catalyst_mcp.security.config import (
     RateLimitSettings,
     RbacSettings,
 )
-from catalyst_mcp.servers.config import DatabaseOptions, FilesystemOptions, RootConfig
+from catalyst_mcp.servers.config import (
+    DatabaseOptions,
+    FilesystemOptions,
+    KubernetesOptions,
+    RootConfig,
+    S3Options,
+)
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from catalyst_mcp.web.config import UiSettings
@@ -37,6 +43,8 @@ MODELS = [
     RootConfig,
     DatabaseOptions,
     SandboxSettings,
+    S3Options,
+    KubernetesOptions,
     UiSettings,
 ]
 
@@ -44,14 +52,14 @@ MODELS = [
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_every_setting_is_documented(model: type) -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
-    documented = set(re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)`", text, flags=re.MULTILINE))
     missing = set(model.model_fields) - documented  # type: ignore[attr-defined]
     assert not missing, f"docs/configuration.md lacks {sorted(missing)}"
 
 
 def test_documented_settings_exist() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
-    documented = set(re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)`", text, flags=re.MULTILINE))
     known = set().union(*(m.model_fields for m in MODELS))
     assert documented <= known, f"docs/configuration.md describes unknown {documented - known}"
 

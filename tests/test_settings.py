@@ -190,7 +190,7 @@ servers:
     )
     assert (
         "c.yaml:9: servers.neither: needs 'command' (a stdio server), 'url' (a remote "
-        "server) or a built-in section (filesystem, database)" in found
+        "server) or a built-in section (filesystem, database, s3, kubernetes)" in found
     )
     # the value is not echoed: it may come from ${NAME} and carry a secret
     assert (

@@ -41,6 +41,7 @@ from catalyst_mcp.transports.authgate import AuthGate
 from catalyst_mcp.transports.http import StreamableHttpEndpoint
 from catalyst_mcp.transports.sse import LegacySseEndpoints
 from catalyst_mcp.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
+from catalyst_mcp.trust.pinning import Pinning
 from catalyst_mcp.upstreams.lifecycle import STOPPED
 from catalyst_mcp.upstreams.serverset import ServerSet
 
@@ -82,7 +83,12 @@ class Gateway:
         # ${secret:NAME} of pack connections and server entries, resolved for each caller; its
         # store opens with the database at start
         self.secrets = SecretInjector()
-        self.servers = ServerSet(self.registry, settings.gateway.call_timeout_seconds, self.secrets)
+        # what servers' tools tell the model, pinned (trust/pinning.py); its database is set
+        # below, and catalyst.lock next to the config file names the servers' packages
+        self.pinning = Pinning(lock_file=_lock_file(config_file))
+        self.servers = ServerSet(
+            self.registry, settings.gateway.call_timeout_seconds, self.secrets, pinning=self.pinning
+        )
         self.servers.load(settings)
         self.packs: PackSet | None = None
         self.pack_watcher: PackWatcher | None = None
@@ -106,10 +112,15 @@ class Gateway:
                 config_file, self.servers, settings, after_apply=self._servers_changed
             )
         self.db: Database | None = None
-        if settings.audit.enabled or (settings.auth.api_keys and settings.auth.enabled):
+        if (
+            settings.audit.enabled
+            or (settings.auth.api_keys and settings.auth.enabled)
+            or Pinning.wanted(settings.servers)
+        ):
             from catalyst_mcp.storage.db import Database
 
             self.db = Database(settings.storage.database_url())
+        self.pinning.db = self.db
         self.access = Access(settings, db=self.db)
         self.auth = AuthGate(self.access, settings)
         self.server = McpServer(self.registry, access=self.access)
@@ -126,6 +137,7 @@ class Gateway:
             self.db,
             dispatcher=self.dispatcher,
             servers=self.servers,
+            pinning=self.pinning,
             packs=self.packs,
             config_file=config_file,
         )
@@ -164,6 +176,9 @@ class Gateway:
     async def start(self) -> None:
         try:
             await self.access.start()
+            if self.access.audit is not None:
+                self.pinning.audit = self.access.audit.record
+            await self.pinning.start()
             if self.db is not None:
                 from catalyst_mcp.security.secretstore import SecretStore
 
@@ -177,6 +192,7 @@ class Gateway:
             raise
 
     async def _stop_access(self) -> None:
+        await self.pinning.stop()
         await self.access.stop()
         if self.db is not None:
             await self.db.close()
@@ -342,3 +358,12 @@ class Gateway:
                 await self.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _lock_file(config_file: Path | None) -> Path | None:
+    """``catalyst.lock`` next to the config file (packages' server entries), if any."""
+    if config_file is None:
+        return None
+    from catalyst_mcp.packages.lockfile import lock_path
+
+    return lock_path(config_file)

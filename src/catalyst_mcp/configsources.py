@@ -59,6 +59,7 @@ OTHER_VARIABLES: dict[str, str] = {
     "CATALYST_AUDIT_KEY": "the key of the audit trail's argument digests",
     "CATALYST_API_KEY": "the API key catalyst connect and catalyst servers send the gateway "
     "(and client configs read)",
+    "CATALYST_TEST_KUBECONFIG": "tests only: a kubeconfig for the live Kubernetes tests",
 }
 # Maps whose values are secrets however they are named (an upstream's env and headers carry
 # tokens): shown masked.

@@ -25,6 +25,7 @@ client; the cause, a stack trace or a secret never is).
     ├── AccessError                     who is calling, or what they may do, stops the call
     │   ├── Unauthenticated             no or bad credentials (HTTP 401 + WWW-Authenticate)
     │   ├── Forbidden                   RBAC denies this object to this caller      -32003
+    │   │   └── ToolHeldBack            a tool changed since it was approved (trust/pinning.py)
     │   └── RateLimited                 a rate limit is exhausted; data.retryAfterSeconds -32029
     ├── ApiError (api/router.py)        an admin REST API answer: HTTP status + error code
     ├── LimiterUnavailable, SecretUnreadable, JwksError (security/): a store or key is missing
@@ -95,6 +96,7 @@ __all__ = [
     "RuntimeMissing",
     "SessionLimit",
     "StorageError",
+    "ToolHeldBack",
     "Unauthenticated",
     "UnsupportedVersion",
     "UpstreamError",
@@ -241,6 +243,18 @@ class Forbidden(AccessError):
     """The caller is known but RBAC (or a key's scopes) denies this object."""
 
     code = FORBIDDEN
+
+
+class ToolHeldBack(Forbidden):
+    """The tool's definition (what the model is told) changed, or the tool is new, since an
+    administrator approved the server's tools: it is held back until one approves it. ``data``
+    names the server, the tool and why (``changed``, ``new`` or ``unverified``)."""
+
+    def __init__(self, server: str, tool: str, reason: str, message: str) -> None:
+        super().__init__(message, data={"server": server, "tool": tool, "reason": reason})
+        self.server = server
+        self.tool = tool
+        self.reason = reason
 
 
 class RateLimited(AccessError):

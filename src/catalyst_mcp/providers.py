@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from catalyst_mcp.context import CallContext
+from catalyst_mcp.errors import CatalystError
 
 __all__ = ["LIST_KINDS", "ListKind", "Provider"]
 
@@ -48,6 +49,12 @@ class Provider(ABC):
 
         ``params`` already carry the provider's own name or URI.
         """
+
+    def withheld(self, kind: ListKind, name: str) -> CatalystError | None:
+        """Why ``name`` (the provider's own name), which it does not list, must not be called,
+        or None: a tool held back until an administrator approves its definition
+        (:mod:`catalyst_mcp.trust.pinning`). Asked only for names the registry does not list."""
+        return None
 
     async def subscribe(self, uri: str) -> None:
         """Start reporting changes of ``uri`` through :attr:`on_resource_updated`."""

@@ -222,14 +222,20 @@ class Registry:
         return found[0].name if found is not None else None
 
     def resolve(self, kind: ListKind, name: str) -> tuple[Provider, str]:
-        """The provider of a public tool or prompt name, and its own name for it."""
+        """The provider of a public tool or prompt name, and its own name for it. A name that
+        is not listed but that its provider holds back (``Provider.withheld``) raises that
+        provider's refusal instead; listed names never ask."""
         found = self._names[kind].get(name)
         if found is not None:
             return found
         head, sep, rest = name.partition(NAMESPACE_SEPARATOR)
         if sep and head in self._by_namespace:
             provider = self._by_namespace[head]
+            _refuse_withheld(provider, kind, rest)
             return provider, rest
+        for provider in self._providers.values():
+            if not provider.namespace:
+                _refuse_withheld(provider, kind, name)
         label = "tool" if kind == "tools" else "prompt"
         raise NotFound(f"Unknown {label}: {name}")
 
@@ -332,6 +338,14 @@ def _detach(provider: Provider) -> None:
     """A provider no longer served reports to nobody (it may live on while calls finish)."""
     provider.on_change = _ignore_change
     provider.on_resource_updated = _ignore_update
+
+
+def _refuse_withheld(provider: Provider, kind: ListKind, name: str) -> None:
+    """Raise the provider's reason to refuse ``name``, which it does not list, if it has one
+    (a tool held back for review)."""
+    refusal = provider.withheld(kind, name)
+    if refusal is not None:
+        raise refusal
 
 
 def _same_scheme(template: str, uri: str) -> bool:

@@ -39,7 +39,13 @@ from catalyst_mcp.security.config import (
     RbacSettings,
 )
 from catalyst_mcp.security.references import names_in
-from catalyst_mcp.servers.config import BUILTIN_KINDS, DatabaseOptions, FilesystemOptions
+from catalyst_mcp.servers.config import (
+    BUILTIN_KINDS,
+    DatabaseOptions,
+    FilesystemOptions,
+    KubernetesOptions,
+    S3Options,
+)
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from catalyst_mcp.web.config import UiSettings
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
@@ -156,7 +162,7 @@ class ServerConfig(_Model):
     env: dict[str, str] = Field(
         default_factory=dict,
         description="stdio: environment of the process. It inherits only PATH, HOME, locale, "
-        "temp-dir and proxy variables from the gateway; give everything else here.",
+        "temp-dir, XDG folder and proxy variables from the gateway; give everything else here.",
     )
     cwd: str | None = Field(None, description="stdio: working directory.")
     url: str | None = Field(None, description="remote: the server's MCP endpoint URL.")
@@ -169,6 +175,16 @@ class ServerConfig(_Model):
     database: DatabaseOptions | None = Field(
         None,
         description="built-in: serve a SQL database (instead of command or url; docs/servers.md).",
+    )
+    s3: S3Options | None = Field(
+        None,
+        description="built-in: serve buckets of AWS S3 or an S3-compatible store (instead of "
+        "command or url; docs/servers.md).",
+    )
+    kubernetes: KubernetesOptions | None = Field(
+        None,
+        description="built-in: serve a Kubernetes cluster (instead of command or url; "
+        "docs/servers.md).",
     )
     transport: Literal["streamable-http", "http", "sse", "websocket", "stdio"] | None = Field(
         None,
@@ -268,6 +284,14 @@ class ServerConfig(_Model):
         description="stdio: run the server under bubblewrap: {enabled, network, writable, "
         "readable, hidden} (docs/security.md).",
     )
+    pin: Literal["strict", "warn", "off"] = Field(
+        "warn",
+        description="Pin what this server's tools tell the model (name, title, description, "
+        "input and output schema, annotations), approved on first contact. 'strict': a tool "
+        "whose definition later changes, or a new tool, is held back (not listed, not "
+        "callable) until an administrator approves it (`catalyst tools approve`); 'warn': it "
+        "is served, and the change is logged and audited; 'off': nothing is recorded.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -275,6 +299,8 @@ class ServerConfig(_Model):
         if not isinstance(data, dict):
             return data
         data = {k: v for k, v in data.items() if k not in FOREIGN_SERVER_KEYS}
+        if data.get("pin") is False:  # YAML 1.1 reads a bare `off` as false
+            data["pin"] = "off"
         environ = (info.context or {}).get("environ", os.environ)
         for key in EXPANDED_KEYS:
             if key in data:

@@ -171,6 +171,8 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("POST", "/servers/{name}/stop"),
         ("POST", "/servers/{name}/restart"),
         ("GET", "/servers/{name}/logs"),
+        ("GET", "/servers/{name}/tools/changes"),
+        ("POST", "/servers/{name}/tools/approve"),
         ("GET", "/packs"),
         ("GET", "/packages"),
         ("GET", "/packages/catalog"),

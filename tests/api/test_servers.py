@@ -64,9 +64,14 @@ class Api:
 
 @pytest_asyncio.fixture
 async def api() -> AsyncIterator[Api]:
-    """Auth off, storage off: the local user is an administrator, and no database exists."""
+    """Auth off, storage off: the local user is an administrator, and no database exists (a
+    pinned server would open it: pin off)."""
     settings = Settings.model_validate(
-        {"servers": {"lean": LEAN}, "packs": {"path": None}, "audit": {"enabled": False}}
+        {
+            "servers": {"lean": {**LEAN, "pin": "off"}},
+            "packs": {"path": None},
+            "audit": {"enabled": False},
+        }
     )
     gateway = Gateway(settings)
     assert gateway.db is None

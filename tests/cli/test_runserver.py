@@ -44,7 +44,9 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert "give at least one folder" in result.stderr
 
 
-async def _exchange(args: list[str], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _exchange(
+    args: list[str], messages: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         PYTHON,
         "-c",
@@ -54,7 +56,7 @@ async def _exchange(args: list[str], messages: list[dict[str, Any]]) -> list[dic
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
     )
     assert proc.stdin is not None and proc.stdout is not None
     answers = []
@@ -113,3 +115,62 @@ async def test_a_desktop_client_reads_a_file_over_stdio(tmp_path: Path) -> None:
     assert answers[2]["result"]["structuredContent"]["text"] == "from the desktop\n"
     assert answers[3]["result"]["isError"] is True
     assert "outside the served folders" in answers[3]["result"]["content"][0]["text"]
+
+
+def test_the_s3_and_kubernetes_settings() -> None:
+    s3 = standalone_settings(
+        "s3", {"endpoint_url": "http://127.0.0.1:9", "buckets": ["b1"]}, log_level="warning"
+    )
+    assert s3.servers["s3"].s3 is not None and s3.servers["s3"].s3.buckets == ["b1"]
+    with pytest.raises(CliError) as caught:
+        standalone_settings(
+            "kubernetes", {"in_cluster": True, "kubeconfig": "x"}, log_level="warning"
+        )
+    assert "give kubeconfig or in_cluster, not both" in caught.value.message
+
+
+@pytest.mark.subprocess
+@pytest.mark.network
+async def test_a_desktop_client_reads_an_s3_object_over_stdio() -> None:
+    from tests.servers.s3.conftest import start_moto, stop_moto
+
+    moto = start_moto()
+    try:
+        client: Any = moto.client()
+        client.create_bucket(Bucket="desk")
+        client.put_object(Bucket="desk", Key="hello.txt", Body=b"from the bucket")
+        answers = await _exchange(
+            [
+                "s3",
+                "--endpoint-url",
+                moto.url,
+                "--region",
+                "us-east-1",
+                "--path-style",
+                "--bucket",
+                "desk",
+                "--access-key-id",
+                "k",
+                "--secret-access-key",
+                "${TEST_S3_SECRET}",
+            ],
+            [
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {
+                        "name": "read_object",
+                        "arguments": {"bucket": "desk", "key": "hello.txt"},
+                        "_meta": {
+                            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                            "io.modelcontextprotocol/clientCapabilities": {},
+                        },
+                    },
+                },
+            ],
+            env={"TEST_S3_SECRET": "s", "AWS_EC2_METADATA_DISABLED": "true"},
+        )
+    finally:
+        stop_moto(moto)
+    assert answers[0]["result"]["structuredContent"]["text"] == "from the bucket", answers

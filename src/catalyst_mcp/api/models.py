@@ -25,10 +25,12 @@ from pydantic import (
 
 from catalyst_mcp.security.rbac import KINDS
 from catalyst_mcp.security.references import SECRET_NAME
+from catalyst_mcp.settings import SERVER_NAME
 from catalyst_mcp.storage.users import RESERVED_USER_NAMES
 
 __all__ = [
     "ADMIN_SCOPE",
+    "ApprovedDefinition",
     "AuditPage",
     "AuditQuery",
     "AuditRecord",
@@ -53,6 +55,12 @@ __all__ = [
     "SecretPath",
     "SecretPut",
     "SecretQuery",
+    "ServerPath",
+    "ToolApproval",
+    "ToolApprovals",
+    "ToolApprove",
+    "ToolChange",
+    "ToolChanges",
     "User",
     "UserCreate",
     "UserList",
@@ -170,6 +178,12 @@ class SecretPath(_In):
     scope: SecretPart = Field(description="The server or pack it is for, or '*' for any.")
     name: SecretName = Field(
         description="The secret's name: 1-128 letters, digits, '_', '-' or '.'."
+    )
+
+
+class ServerPath(_In):
+    name: Annotated[str, StringConstraints(max_length=128, pattern=SERVER_NAME.pattern)] = Field(
+        description="The server's name, as in the configuration's `servers:`."
     )
 
 
@@ -415,3 +429,71 @@ class AuditVerification(_Out):
     first_bad_seq: int | None
     reason: str | None
     last_hash: str | None = Field(description="The head hash: keep it elsewhere as an anchor.")
+
+
+# ---- tool pins ----------------------------------------------------------------------------
+
+
+class ApprovedDefinition(_Out):
+    digest: str = Field(description="SHA-256 of the definition's canonical JSON.")
+    approved_at: datetime
+    approved_by: str = Field(description="Who approved it ('first-contact': as first listed).")
+    package: str | None = Field(description="runtime:package@version it was seen with.")
+    definition: dict[str, Any] = Field(
+        description="name, title, description, inputSchema, outputSchema, annotations."
+    )
+
+
+class ToolChange(_Out):
+    tool: str = Field(description="The tool's name on its server.")
+    change: Literal["changed", "new"] = Field(
+        description="'changed': its definition differs from the approved one; 'new': it was "
+        "not listed when the server's tools were approved."
+    )
+    held: bool = Field(
+        description="Held back by this gateway now (pin: strict); false under pin: warn."
+    )
+    digest: str = Field(description="SHA-256 of the current definition: what approving pins.")
+    first_seen_at: datetime
+    last_seen_at: datetime
+    package: str | None = Field(description="runtime:package@version it was seen with.")
+    definition: dict[str, Any] = Field(description="The current definition.")
+    approved: ApprovedDefinition | None = Field(
+        description="The newest approved definition (null for a new tool)."
+    )
+    diff: list[str] = Field(description="What changed, one line each, for a person to read.")
+
+
+class ToolChanges(_Out):
+    server: str
+    changes: list[ToolChange] = Field(description="Tools waiting for approval, by name.")
+
+
+class ToolApprove(_In):
+    tools: list[Annotated[str, StringConstraints(min_length=1, max_length=512)]] = Field(
+        default_factory=list, description="The tools whose current definitions to approve."
+    )
+    all: bool = Field(False, description="Approve every tool waiting (instead of `tools`).")
+    digests: dict[str, Annotated[str, StringConstraints(min_length=8, max_length=64)]] = Field(
+        default_factory=dict,
+        description="Optional: tool -> the digest (or a prefix of 8+ characters) that was "
+        "reviewed; 409 if the tool changed again since.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ToolApprove:
+        if self.all == bool(self.tools):
+            raise ValueError("give `tools` or `all: true` (one of them)")
+        return self
+
+
+class ToolApproval(_Out):
+    tool: str
+    change: Literal["changed", "new"]
+    digest: str = Field(description="The definition approved.")
+    previous: str | None = Field(description="The approved definition it follows, if any.")
+
+
+class ToolApprovals(_Out):
+    server: str
+    approved: list[ToolApproval]

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
     from catalyst_mcp.transports.authgate import AuthGate
+    from catalyst_mcp.trust.pinning import Pinning
     from catalyst_mcp.upstreams.serverset import ServerSet
 
 __all__ = ["PREFIX", "AdminApi"]
@@ -71,9 +72,9 @@ DESCRIPTION = (
     "call tools, read resources and get prompts, with the same credentials, roles, rate limits "
     "and audit as the MCP endpoint. The admin API (the other tags): manage the gateway's "
     "users, API keys, roles and secrets, read its audit trail, start, stop, restart and "
-    "inspect its upstream servers, see its knowledge packs, and search and install packages; "
-    "it needs an administrator: a caller whose roles include "
-    "'admin' (an API key with scopes also needs the scope 'admin')."
+    "inspect its upstream servers, review and approve changed tool definitions, see its "
+    "knowledge packs, and search and install packages; it needs an administrator: a caller "
+    "whose roles include 'admin' (an API key with scopes also needs the scope 'admin')."
 )
 
 
@@ -91,6 +92,7 @@ class AdminApi:
         environ: Mapping[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         servers: ServerSet | None = None,
+        pinning: Pinning | None = None,
         packs: PackSet | None = None,
         config_file: Path | None = None,
     ) -> None:
@@ -99,7 +101,7 @@ class AdminApi:
         self.access = access
         self.auth = auth
         self.db = db
-        self.services = AdminServices(access, db, environ, servers=servers)
+        self.services = AdminServices(access, db, environ, servers=servers, pinning=pinning)
         openapi = Route(
             "GET",
             "/openapi.json",

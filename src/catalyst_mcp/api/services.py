@@ -19,6 +19,7 @@ from catalyst_mcp.storage.users import UserRepo
 if TYPE_CHECKING:
     from catalyst_mcp.security.secretstore import SecretStore
     from catalyst_mcp.storage.db import Database
+    from catalyst_mcp.trust.pinning import Pinning
     from catalyst_mcp.upstreams.serverset import ServerSet
 
 __all__ = ["AdminServices", "unknown", "vault_errors"]
@@ -49,12 +50,14 @@ class AdminServices:
         environ: Mapping[str, str] | None = None,
         *,
         servers: ServerSet | None = None,
+        pinning: Pinning | None = None,
     ) -> None:
         self.access = access
         self.servers = servers  # the upstream servers (None: an API without a gateway's)
         self._db = db
         self._environ = environ
         self._secrets: SecretStore | None = None
+        self._pinning = pinning
 
     @property
     def db(self) -> Database:
@@ -82,6 +85,17 @@ class AdminServices:
             with vault_errors():
                 self._secrets = SecretStore.from_environ(self.db, environ)
         return self._secrets
+
+    @property
+    def pinning(self) -> Pinning:
+        """The gateway's tool pins (approvals release held tools here at once); without a
+        gateway's, one over the database that only records approvals."""
+        if self._pinning is None:
+            from catalyst_mcp.trust.pinning import Pinning
+
+            audit = self.access.audit
+            self._pinning = Pinning(self.db, audit=audit.record if audit is not None else None)
+        return self._pinning
 
     def forget(self, prefixes: list[str] | None) -> None:
         """Stop trusting these cached keys on this instance (None: every cached key)."""

@@ -14,6 +14,7 @@ from catalyst_mcp.cli.health import health
 from catalyst_mcp.cli.keys import keys
 from catalyst_mcp.cli.packages import packages
 from catalyst_mcp.cli.packs import packs
+from catalyst_mcp.cli.pins import approve_tools, diff_tools
 from catalyst_mcp.cli.prompts import prompts
 from catalyst_mcp.cli.resources import resources
 from catalyst_mcp.cli.roles import roles
@@ -44,6 +45,8 @@ def cli() -> None:
 
 for command in (serve, config, servers, tools, prompts, resources, health, packs, db):
     cli.add_command(command)
+tools.add_command(diff_tools)  # catalyst tools diff|approve: pinned tool definitions
+tools.add_command(approve_tools)
 cli.add_command(audit)
 cli.add_command(users)
 cli.add_command(keys)

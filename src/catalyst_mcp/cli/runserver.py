@@ -62,6 +62,8 @@ def run_server() -> None:
     Examples (a desktop client's mcpServers entry runs the same command):
       catalyst run-server filesystem --root ~/notes --root ~/projects --writable
       catalyst run-server database --url sqlite:///shop.db
+      catalyst run-server s3 --endpoint-url http://localhost:9000 --path-style --bucket reports
+      catalyst run-server kubernetes --context staging --namespace shop
     """
 
 
@@ -140,3 +142,89 @@ def database(
     if timeout is not None:
         options["timeout_seconds"] = timeout
     _serve(standalone_settings("database", options, log_level=log_level))
+
+
+@run_server.command("s3")
+@click.option("--endpoint-url", help="An S3-compatible endpoint (MinIO, Ceph, ...); default: AWS.")
+@click.option("--region", help="The region (default: the AWS configuration's).")
+@click.option(
+    "--path-style", is_flag=True, help="Path-style addressing (most S3-compatible stores)."
+)
+@click.option(
+    "--bucket", "buckets", multiple=True, help="A bucket to serve (repeatable; default: all)."
+)
+@click.option("--profile", help="A profile of the AWS config files.")
+@click.option(
+    "--access-key-id",
+    help="Access key id ('${NAME}' reads the environment variable NAME). Default: the standard "
+    "AWS chain (AWS_ACCESS_KEY_ID, ~/.aws, roles).",
+)
+@click.option(
+    "--secret-access-key",
+    help="Secret access key: write '${NAME}' to read it from the environment (not on the "
+    "command line).",
+)
+@click.option("--allow-writes", is_flag=True, help="Offer put_object.")
+@click.option("--allow-delete", is_flag=True, help="Offer delete_object.")
+@click.option("--max-read-bytes", type=int, help="Largest object read whole (default 1 MiB).")
+@log_level_option
+def s3(
+    endpoint_url: str | None,
+    region: str | None,
+    path_style: bool,
+    buckets: tuple[str, ...],
+    profile: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    allow_writes: bool,
+    allow_delete: bool,
+    max_read_bytes: int | None,
+    log_level: str,
+) -> None:
+    """Serve buckets of AWS S3 or an S3-compatible store: list, read, stat; writes if allowed."""
+    given = {
+        "endpoint_url": endpoint_url,
+        "region": region,
+        "profile": profile,
+        "access_key_id": access_key_id,
+        "secret_access_key": secret_access_key,
+        "max_read_bytes": max_read_bytes,
+    }
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    options.update(buckets=list(buckets), allow_writes=allow_writes, allow_delete=allow_delete)
+    if path_style:
+        options["addressing_style"] = "path"
+    _serve(standalone_settings("s3", options, log_level=log_level))
+
+
+@run_server.command("kubernetes")
+@click.option("--kubeconfig", help="The kubeconfig file (default: $KUBECONFIG, ~/.kube/config).")
+@click.option("--context", "context_", help="The kubeconfig context (default: its current one).")
+@click.option("--in-cluster", is_flag=True, help="Use the pod's service account instead.")
+@click.option("--namespace", help="Namespace of calls that name none.")
+@click.option(
+    "--only-namespace", "namespaces", multiple=True, help="Serve only this namespace (repeatable)."
+)
+@click.option("--allow-writes", is_flag=True, help="Offer scale and restart (dry run first).")
+@click.option("--allow-apply", is_flag=True, help="Offer apply (server-side apply, dry run first).")
+@log_level_option
+def kubernetes(
+    kubeconfig: str | None,
+    context_: str | None,
+    in_cluster: bool,
+    namespace: str | None,
+    namespaces: tuple[str, ...],
+    allow_writes: bool,
+    allow_apply: bool,
+    log_level: str,
+) -> None:
+    """Serve a Kubernetes cluster: kinds, resources, logs, events; changes if allowed."""
+    given = {"kubeconfig": kubeconfig, "context": context_, "namespace": namespace}
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    options.update(
+        in_cluster=in_cluster,
+        namespaces=list(namespaces),
+        allow_writes=allow_writes,
+        allow_apply=allow_apply,
+    )
+    _serve(standalone_settings("kubernetes", options, log_level=log_level))

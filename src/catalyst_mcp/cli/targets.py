@@ -100,6 +100,7 @@ class TargetSpec:
         else:
             server.update(command=self.command[0], args=list(self.command[1:]), env=self.env)
             name = safe_name(Path(self.command[0]).name)
+        server["pin"] = "off"  # a server named on the command line is looked at, not trusted
         gateway: dict[str, Any] = {}
         if self.timeout is not None:
             server.update(timeout_seconds=self.timeout, connect_timeout_seconds=self.timeout)

@@ -1,4 +1,5 @@
-"""``catalyst tools``: list and call the tools of any MCP server, or of every configured one.
+"""``catalyst tools``: list and call the tools of any MCP server, or of every configured one
+(``diff`` and ``approve``, for pinned tool definitions, live in :mod:`catalyst_mcp.cli.pins`).
 
 Targets (see :mod:`catalyst_mcp.cli.targets`): ``--config`` (default) aggregates the configured
 servers under the gateway's names (``<server>__<tool>``); ``--url`` or ``--command`` (or a
@@ -26,6 +27,7 @@ from catalyst_mcp.cli.common import (
     truncate,
 )
 from catalyst_mcp.cli.targets import Target, TargetSpec, open_target, server_error, target_options
+from catalyst_mcp.errors import ToolHeldBack
 from catalyst_mcp.providers import ListKind
 
 __all__ = ["describe_block", "described", "list_items", "parse_arguments", "tools"]
@@ -36,7 +38,7 @@ MIN_DESCRIPTION = 20
 
 @click.group()
 def tools() -> None:
-    """List and call tools of MCP servers."""
+    """List and call tools of MCP servers; review and approve changed tool definitions."""
 
 
 # ---- tools list ----------------------------------------------------------------------------
@@ -186,8 +188,12 @@ async def _call(
     spec: TargetSpec, name: str, arguments: dict[str, Any] | None, pairs: tuple[str, ...]
 ) -> dict[str, Any]:
     async with open_target(spec) as target:
-        provider, _ = target.gateway.registry.resolve("tools", name)
-        target.require_ready(provider)
+        try:
+            provider, _ = target.gateway.registry.resolve("tools", name)
+        except ToolHeldBack:
+            pass  # refused (and audited) by the gateway's own handling of the call below
+        else:
+            target.require_ready(provider)
         if arguments is None:
             tool = next((t for t in target.items("tools") if t.get("name") == name), {})
             arguments = parse_arguments(pairs, tool.get("inputSchema"))

@@ -258,6 +258,8 @@ def _explain(validator: Any, limit: Any) -> str | None:
         "maximum": f"must be at most {limit}",
         "maxItems": f"has more than {limit} items",
         "minItems": f"needs at least {limit} item(s)",
+        "maxProperties": f"has more than {limit} entries",
+        "pattern": f"must match the pattern {limit}",
     }
     return words.get(str(validator))
 

@@ -40,7 +40,28 @@ def _database(
     return DatabaseServer(name, namespace, options, timeout=timeout, secrets=secrets)
 
 
-FACTORIES: dict[str, Factory] = {"filesystem": _filesystem, "database": _database}
+def _s3(
+    name: str, namespace: str, options: Any, timeout: float, secrets: SecretLookup | None
+) -> BuiltinServer:
+    from catalyst_mcp.servers.s3 import S3Server
+
+    return S3Server(name, namespace, options, timeout=timeout, secrets=secrets)
+
+
+def _kubernetes(
+    name: str, namespace: str, options: Any, timeout: float, secrets: SecretLookup | None
+) -> BuiltinServer:
+    from catalyst_mcp.servers.kubernetes import KubernetesServer
+
+    return KubernetesServer(name, namespace, options, timeout=timeout, secrets=secrets)
+
+
+FACTORIES: dict[str, Factory] = {
+    "filesystem": _filesystem,
+    "database": _database,
+    "s3": _s3,
+    "kubernetes": _kubernetes,
+}
 
 
 def build(

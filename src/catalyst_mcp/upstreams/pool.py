@@ -45,6 +45,7 @@ from catalyst_mcp.upstreams.upstream import Upstream
 
 if TYPE_CHECKING:
     from catalyst_mcp.security.injection import SecretInjector
+    from catalyst_mcp.trust.pinning import ToolPins
     from catalyst_mcp.upstreams.serverlog import ServerLog
 
 __all__ = ["ProcessPool"]
@@ -97,6 +98,9 @@ class ProcessPool(Provider):
         self._owners: dict[tuple[str, str], str] = {}  # whose each start in flight is
         self._reaper: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
+        # the shared instance's tools lists are reviewed against their pins: they are what is
+        # listed (every instance runs the same server; held tools are refused by name)
+        self.pins: ToolPins | None = None
 
     # ---- values -------------------------------------------------------------------------
 
@@ -148,6 +152,8 @@ class ProcessPool(Provider):
         shared = self.shared = self._upstream(values)
         shared.on_change = lambda _provider, kinds: self.on_change(self, kinds)
         shared.on_resource_updated = lambda _provider, uri: self.on_resource_updated(self, uri)
+        if self.pins is not None:
+            shared.use_pins(self.pins)
         await shared.start()
         self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
@@ -224,6 +230,10 @@ class ProcessPool(Provider):
     async def refresh(self) -> None:
         if self.shared is not None:
             await self.shared.refresh()
+
+    def withheld(self, kind: ListKind, name: str) -> CatalystError | None:
+        pins = self.pins
+        return pins.refusal(name) if pins is not None and kind == "tools" else None
 
     async def call(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         owner = ctx.identity.subject

@@ -61,6 +61,7 @@ from catalyst_mcp.upstreams.upstream import Upstream
 
 if TYPE_CHECKING:
     from catalyst_mcp.security.injection import SecretInjector
+    from catalyst_mcp.trust.pinning import Pinning
 
 __all__ = ["Builder", "RestartFailed", "ServerSet"]
 
@@ -92,7 +93,8 @@ class ServerSet:
 
     ``call_timeout`` is ``gateway.call_timeout_seconds`` (for entries without their own);
     ``secrets`` resolves the ``${secret:NAME}`` of per-user servers; ``build`` makes a server's
-    provider instead of :meth:`build_upstream` (tests give their own).
+    provider instead of :meth:`build_upstream` (tests give their own); ``pinning`` pins the
+    tools of the servers :meth:`build_upstream` makes.
     """
 
     def __init__(
@@ -101,11 +103,13 @@ class ServerSet:
         call_timeout: float,
         secrets: SecretInjector,
         build: Builder | None = None,
+        pinning: Pinning | None = None,
     ) -> None:
         self.registry = registry
         self.call_timeout = call_timeout
         self.secrets = secrets
         self.build: Builder = build if build is not None else self.build_upstream
+        self.pinning = pinning  # pins the tools of servers built by build_upstream
         self._served: dict[str, _Served] = {}
         # providers started by an apply but not served yet (stopped by close() if it comes first)
         self._starting: set[Provider] = set()
@@ -120,7 +124,8 @@ class ServerSet:
 
     def build_upstream(self, name: str, namespace: str, config: ServerConfig) -> Provider:
         """The provider of one server entry: one process (or client) shared by every caller,
-        or one per user or session (``config.mode``)."""
+        or one per user or session (``config.mode``); a built-in runs in-process. Its tools
+        are pinned as its ``pin`` says (with a ``pinning``; not a built-in's, which are ours)."""
         if config.builtin is not None:
             from catalyst_mcp.servers.builtins import build
 
@@ -131,10 +136,16 @@ class ServerSet:
                 call_timeout=self.call_timeout,
                 secrets=self.secrets.for_scope(name),
             )
+        pins = self.pinning.for_server(name, config) if self.pinning is not None else None
         log = self.log_of(name, config)
         if config.mode == "shared":
-            return Upstream(name, namespace, config, self.call_timeout, log=log)
-        return ProcessPool(name, namespace, config, self.call_timeout, self.secrets, log=log)
+            upstream = Upstream(name, namespace, config, self.call_timeout, log=log)
+            if pins is not None:
+                upstream.use_pins(pins)
+            return upstream
+        pool = ProcessPool(name, namespace, config, self.call_timeout, self.secrets, log=log)
+        pool.pins = pins
+        return pool
 
     def log_of(self, name: str, config: ServerConfig) -> ServerLog:
         """The stderr ring buffer of server ``name``, sized by its ``log_lines``."""

@@ -69,6 +69,13 @@ INHERITED_ENV = (
     "SSL_CERT_DIR",
     "REQUESTS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS",
+    # where a program keeps its caches, data and state (npm, uv, Catalyst itself): the
+    # gateway's choice, so a test's or a service's own folders are used, not the user's
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
 )
 
 

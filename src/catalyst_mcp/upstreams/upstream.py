@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import (
@@ -44,6 +44,9 @@ from catalyst_mcp.upstreams.session import UpstreamSession, open_session
 from catalyst_mcp.upstreams.stdio import StdioTransport
 from catalyst_mcp.upstreams.subscriptions import Subscriptions
 from catalyst_mcp.upstreams.websocket import WebSocketTransport
+
+if TYPE_CHECKING:
+    from catalyst_mcp.trust.pinning import ToolPins
 
 __all__ = ["Upstream"]
 
@@ -125,6 +128,13 @@ class Upstream(Provider):
         self._watch_task: asyncio.Task[None] | None = None
         self._restart_now = False  # the next reconnect follows a deliberate kill: no backoff
         self._attempt_waiters: list[asyncio.Future[None]] = []
+        self.pins: ToolPins | None = None  # see use_pins
+
+    def use_pins(self, pins: ToolPins) -> None:
+        """Review every tools list that arrives against its pinned definitions: tools that
+        changed since they were approved are held back (:mod:`catalyst_mcp.trust.pinning`)."""
+        self.pins = pins
+        pins.on_release = self._serve_tools
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -275,6 +285,8 @@ class Upstream(Provider):
                 await self._transport.close()
         for task in self._refreshing.values():
             task.cancel()
+        if self.pins is not None:
+            self.pins.close()
         self.status = "stopped"
 
     async def drain(self, timeout: float) -> None:
@@ -307,6 +319,8 @@ class Upstream(Provider):
 
     async def _fetch(self, session: UpstreamSession, kind: ListKind) -> None:
         items, ttl = await fetch_list(session, kind, self.config.connect_timeout_seconds)
+        if kind == "tools" and self.pins is not None:
+            items = await self.pins.review(items)
         self._lists[kind] = items
         if isinstance(ttl, int | float) and ttl > 0:
             self._expires[kind] = time.monotonic() + ttl / 1000
@@ -323,6 +337,20 @@ class Upstream(Provider):
 
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
         return self._lists[kind]
+
+    def _serve_tools(self, tools: list[dict[str, Any]]) -> None:
+        """Serve ``tools`` now (held tools an administrator approved meanwhile)."""
+        if self.session is None:
+            return  # the next connection lists and reviews them again
+        self._lists["tools"] = tools
+        self._param_headers = {
+            tool["name"]: headers for tool in tools if (headers := param_headers(tool))
+        }
+        self.on_change(self, {"tools"})
+
+    def withheld(self, kind: ListKind, name: str) -> CatalystError | None:
+        pins = self.pins
+        return pins.refusal(name) if pins is not None and kind == "tools" else None
 
     async def refresh(self) -> None:
         session = self.session
@@ -577,6 +605,8 @@ class Upstream(Provider):
         if self.last_failure is not None:
             reason, at = self.last_failure
             report["lastFailure"] = {"error": reason, "at": _iso(at)}
+        if self.pins is not None:
+            report.update(self.pins.report())
         return report
 
 

@@ -26,7 +26,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("servers", "Servers", "/servers"),
     NavItem("tools", "Tools", "/tools"),
     NavItem("packs", "Knowledge packs", "/packs", admin=True),
-    # (pinning) NavItem("held", "Held-back tools", "/held", admin=True)
+    # (pinning) NavItem("held", "Held-back tools", "/held", admin=True): over the API's
+    # GET /servers/{name}/tools/changes and POST /servers/{name}/tools/approve
     # (rules) NavItem("approvals", "Approvals", "/approvals")
     NavItem("audit", "Audit", "/audit", admin=True),
     NavItem("users", "Users", "/users", admin=True),

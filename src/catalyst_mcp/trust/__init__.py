@@ -1,0 +1,1 @@
+"""Trust in what upstream servers tell the model: tool definitions pinned, changes held back."""
