@@ -59,3 +59,7 @@ bench-observability: $(STAMP)
 .PHONY: bench-workflows
 bench-workflows: $(STAMP)
 	$(BIN)/python bench/workflows.py
+
+.PHONY: bench-dashboard
+bench-dashboard: $(STAMP)
+	$(BIN)/python bench/dashboard.py

@@ -60,6 +60,8 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("servers", "probe", "s3", "max_keys"): ("500", 500),
     ("telemetry", "otlp_endpoint"): ("http://127.0.0.1:4/", "http://127.0.0.1:4/"),
     ("telemetry", "sample_ratio"): ("0.25", 0.25),
+    ("ui", "path"): ("/probe-ui", "/probe-ui"),
+    ("ui", "public_url"): ("https://probe.example", "https://probe.example"),
 }
 # Settings that are only valid together with another one.
 COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {

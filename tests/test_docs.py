@@ -25,6 +25,7 @@ from catalyst_mcp.servers.config import (
 )
 from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
+from catalyst_mcp.web.config import UiSettings
 from tests.conftest import ROOT
 
 MODELS = [
@@ -48,6 +49,7 @@ MODELS = [
     S3Options,
     KubernetesOptions,
     WorkflowsSettings,
+    UiSettings,
 ]
 
 

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
     from catalyst_mcp.storage.db import Database
+    from catalyst_mcp.web.dashboard import Dashboard
 
 __all__ = ["Gateway"]
 
@@ -153,6 +154,8 @@ class Gateway:
             pinning=self.pinning,
             rules=self.rules,
             workflows=self.workflows,
+            packs=self.packs,
+            config_file=config_file,
         )
         # a session or connection that ends stops the per-session processes it had
         self.dispatcher.session_listeners.append(self.servers.session_ended)
@@ -167,6 +170,11 @@ class Gateway:
         # metrics, traces, /metrics and the dependency checks of /ready (docs/observability.md)
         self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
         self.rules.hook.metrics = self.telemetry.metrics
+        self.ui: Dashboard | None = None
+        if settings.ui.enabled:  # the web dashboard (docs/dashboard.md)
+            from catalyst_mcp.web.dashboard import Dashboard
+
+            self.ui = Dashboard(self)
 
     @property
     def pack_problems(self) -> list[ConfigProblem]:
@@ -238,6 +246,8 @@ class Gateway:
         if self.config is not None and self.config_watcher is None:
             self.config_watcher = self.config.watcher()
             self.config_watcher.start()
+        if self.ui is not None:
+            self.ui.start()
         self.started = True
         ready = sum(1 for p in self.registry.providers if p.health()["status"] == "ready")
         log.info("gateway started: %d/%d servers ready", ready, len(self.registry.providers))
@@ -258,6 +268,9 @@ class Gateway:
         if self.pack_watcher is not None:
             await self.pack_watcher.stop()
         await self.rules.stop()
+        if self.ui is not None:
+            await self.ui.stop()
+        await self.api.close()
         self.server.bridge.close()
         self.sessions.close()
         await self.sse.close()
@@ -354,6 +367,8 @@ class Gateway:
                 await self.telemetry.scrape(scope, headers, send)
             elif path.startswith("/api/"):  # authenticated by the API (through self.auth)
                 await self.api(scope, receive, send, headers)
+            elif self.ui is not None and self.ui.serves(path):  # its own sign-in and CSRF
+                await self.ui(scope, receive, send, headers)
             elif self.auth.is_metadata_path(path):
                 await self.auth.metadata(scope, headers, send)
             else:

@@ -49,6 +49,7 @@ from catalyst_mcp.servers.config import (
     S3Options,
 )
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
+from catalyst_mcp.web.config import UiSettings
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = [
@@ -505,6 +506,9 @@ class Settings(_Model):
     workflows: WorkflowsSettings = Field(
         default_factory=lambda: WorkflowsSettings(),
         description="Workflows: multi-step tool chains served as tools (docs/workflows.md).",
+    )
+    ui: UiSettings = Field(
+        default_factory=lambda: UiSettings(), description="The web dashboard (docs/dashboard.md)."
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

@@ -37,7 +37,7 @@ SAMPLE_PARAMS = {
     "prefix": "abcdefgh",
     "owner": "ghost",
     "scope": "crm",
-    "id": "ghost",
+    "id": "1-abcd",
 }
 SECRET_VALUE = "s3cr3t-Value-that-must-never-come-back"
 
@@ -181,6 +181,12 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("GET", "/servers/{name}/logs"),
         ("GET", "/servers/{name}/tools/changes"),
         ("POST", "/servers/{name}/tools/approve"),
+        ("GET", "/packs"),
+        ("GET", "/packages"),
+        ("GET", "/packages/catalog"),
+        ("GET", "/packages/installs"),
+        ("POST", "/packages/installs"),
+        ("GET", "/packages/installs/{id}"),
     }
     # the document describes the tools API too: every caller may read it
     assert [r.admin for r in routes(admin.gateway) if r.path == "/openapi.json"] == [False]

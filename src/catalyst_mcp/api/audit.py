@@ -17,6 +17,7 @@ class AuditHandlers:
 
     async def search(self, request: ApiRequest) -> m.AuditPage:
         q = request.query_as(m.AuditQuery)
+        newest_first = q.order == "desc"
         found = await search(
             self.services.db,
             actor=q.actor,
@@ -26,12 +27,15 @@ class AuditHandlers:
             since=q.since,
             until=q.until,
             limit=q.limit + 1,  # one more tells whether there is a next page
-            after_seq=q.after_seq,
+            after_seq=q.before_seq if newest_first else q.after_seq,
+            newest_first=newest_first,
         )
         page = found[: q.limit]
+        more = page[-1]["seq"] if len(found) > q.limit else None
         return m.AuditPage(
             records=[m.AuditRecord.model_validate(r) for r in page],
-            next_after_seq=page[-1]["seq"] if len(found) > q.limit else None,
+            next_after_seq=None if newest_first else more,
+            next_before_seq=more if newest_first else None,
         )
 
     async def verify(self, request: ApiRequest) -> m.AuditVerification:
@@ -51,7 +55,7 @@ class AuditHandlers:
                 "/audit",
                 self.search,
                 action="admin.audit.search",
-                summary="Search the audit trail, oldest first, a page at a time",
+                summary="Search the audit trail, a page at a time (oldest or newest first)",
                 tag="audit",
                 query=m.AuditQuery,
                 response=m.AuditPage,

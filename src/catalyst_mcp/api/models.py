@@ -379,6 +379,22 @@ class AuditQuery(_In):
     until: datetime | None = Field(None, description="Before this time (naive: UTC).")
     limit: int = Field(100, ge=1, le=1000, description="At most this many records.")
     after_seq: int | None = Field(None, ge=0, description="Records after this seq (paging).")
+    order: Literal["asc", "desc"] = Field(
+        "asc",
+        description="asc: oldest first, paged with after_seq; desc: newest first, paged with "
+        "before_seq.",
+    )
+    before_seq: int | None = Field(
+        None, ge=1, description="Records before this seq (paging with order=desc)."
+    )
+
+    @model_validator(mode="after")
+    def _paging(self) -> AuditQuery:
+        if self.order == "desc" and self.after_seq is not None:
+            raise ValueError("order=desc pages with before_seq, not after_seq")
+        if self.order == "asc" and self.before_seq is not None:
+            raise ValueError("before_seq pages with order=desc")
+        return self
 
 
 class AuditRecord(_Out):
@@ -399,6 +415,11 @@ class AuditPage(_Out):
     records: list[AuditRecord]
     next_after_seq: int | None = Field(
         description="Pass as after_seq for the next page (null: this was the last)."
+    )
+    next_before_seq: int | None = Field(
+        None,
+        description="With order=desc: pass as before_seq for the next (older) page (null: "
+        "this was the last).",
     )
 
 

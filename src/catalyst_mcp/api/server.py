@@ -35,6 +35,8 @@ from catalyst_mcp.api.calls import CallHandlers
 from catalyst_mcp.api.catalog import CatalogHandlers
 from catalyst_mcp.api.models import ADMIN_SCOPE
 from catalyst_mcp.api.openapi import openapi_document
+from catalyst_mcp.api.packages import PackageHandlers
+from catalyst_mcp.api.packs import PackHandlers
 from catalyst_mcp.api.router import (
     DEFAULT_MAX_BODY,
     ApiError,
@@ -51,8 +53,11 @@ from catalyst_mcp.security.rbac import ADMIN_ROLE
 from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_bytes
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from catalyst_mcp.orchestration.rules.service import Rules
     from catalyst_mcp.orchestration.workflows.manager import Workflows
+    from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.protocol.dispatch import Dispatcher
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.storage.db import Database
@@ -69,9 +74,9 @@ DESCRIPTION = (
     "call tools, read resources and get prompts, with the same credentials, roles, rate limits "
     "and audit as the MCP endpoint. The admin API (the other tags): manage the gateway's "
     "users, API keys, roles and secrets, read its audit trail, start, stop, restart and "
-    "inspect its upstream servers, and review and approve changed tool definitions; it needs "
-    "an administrator: a caller whose roles include 'admin' (an API key with scopes also needs "
-    "the scope 'admin')."
+    "inspect its upstream servers, review and approve changed tool definitions, see its "
+    "knowledge packs, and search and install packages; it needs an administrator: a caller "
+    "whose roles include 'admin' (an API key with scopes also needs the scope 'admin')."
 )
 
 
@@ -92,7 +97,11 @@ class AdminApi:
         servers: ServerSet | None = None,
         pinning: Pinning | None = None,
         workflows: Workflows | None = None,
+        packs: PackSet | None = None,
+        config_file: Path | None = None,
     ) -> None:
+        """``packs``: the knowledge packs ``/packs`` reports; ``config_file``: the file
+        ``/packages/installs`` adds servers to (None: installs are refused)."""
         self.access = access
         self.auth = auth
         self.db = db
@@ -114,6 +123,9 @@ class AdminApi:
                 *CallHandlers(dispatcher).routes(),
                 *ToolDocument(dispatcher, PREFIX, public_url).routes(),
             ]
+        self.packages = PackageHandlers(access.settings.packages, config_file, access)
+        watching = bool(packs is not None and access.settings.packs.watch)
+        extra = [*PackHandlers(packs, watching).routes(), *self.packages.routes()]
         if rules is not None:  # the policy rules and approvals (docs/rules.md)
             from catalyst_mcp.api.rules import RuleHandlers
 
@@ -122,9 +134,13 @@ class AdminApi:
             from catalyst_mcp.api.workflows import WorkflowHandlers
 
             tools = [*WorkflowHandlers(workflows).routes(), *tools]
-        routes = [*admin_routes(self.services), *tools, openapi]
+        routes = [*admin_routes(self.services), *extra, *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None
+
+    async def close(self) -> None:
+        """Stop the package installs in progress (each removes what it built)."""
+        await self.packages.jobs.close()
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI document (built once)."""

@@ -1,0 +1,3 @@
+"""The dashboard's pages: one module per area, each with its routes (``routes(dashboard)``)."""
+
+__all__: list[str] = []
