@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalyst_mcp.errors import Conflict, Missing
@@ -224,6 +224,19 @@ class PinRepo:
         async with self.db.session() as session:
             names = await session.scalars(select(PinnedServer.server).order_by(PinnedServer.server))
             return list(names)
+
+    async def waiting(self) -> dict[str, int]:
+        """Every server met so far, by name, with how many of its tools wait for approval."""
+        async with self.db.session() as session:
+            counts = dict.fromkeys(await session.scalars(select(PinnedServer.server)), 0)
+            query = (
+                select(PinnedTool.server, func.count())
+                .where(PinnedTool.approved_at.is_(None))
+                .group_by(PinnedTool.server)
+            )
+            for server, count in await session.execute(query):
+                counts[server] = count
+        return dict(sorted(counts.items()))
 
     async def changes(self, server: str) -> list[PinChange]:
         """The tools of ``server`` waiting for approval, by name; Missing if Catalyst never
