@@ -26,8 +26,22 @@ PAGES = [
     "/ui/roles",
     "/ui/secrets",
     "/ui/packages",
+    "/ui/approvals",
+    "/ui/tool-changes",
+    "/ui/workflows",
+    "/ui/rules",
 ]
-ADMIN_PAGES = ["/ui/packs", "/ui/audit", "/ui/users", "/ui/keys", "/ui/roles", "/ui/secrets"]
+ADMIN_PAGES = [
+    "/ui/packs",
+    "/ui/audit",
+    "/ui/users",
+    "/ui/keys",
+    "/ui/roles",
+    "/ui/secrets",
+    "/ui/approvals",
+    "/ui/tool-changes",
+    "/ui/rules",
+]
 
 
 async def audit_records(dashboard: Dashboard, **filters: str) -> list[dict[str, Any]]:
