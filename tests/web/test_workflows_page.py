@@ -77,6 +77,7 @@ async def test_workflows_runs_and_a_run_cancelled(tmp_path: Path) -> None:
         after = text_of(await browser.get(f"/ui/workflows/runs/{run.id}"))
         assert 'id="run-status">cancelled<' in after
         assert "hx-trigger" not in after and 'id="cancel-run"' not in after
+        assert ">interrupted<" in after  # the gate step never finished
         again = await browser.post(f"/ui/workflows/runs/{run.id}/cancel")
         assert again.status == 409 and "is not running" in text_of(again)
         assert (await browser.get("/ui/workflows/runs/wr_nothing")).status == 404
