@@ -34,6 +34,8 @@ __all__ = [
     "Seen",
 ]
 
+_IN_CHUNK = 500  # tool names in one IN (...) list
+
 FIRST_CONTACT = "first-contact"
 """``approved_by`` of the definitions a server listed when Catalyst first met it."""
 KEEP_APPROVED = 5
@@ -250,20 +252,31 @@ class PinRepo:
                 f"no tools of server {server!r} are pinned: no gateway has connected to it with "
                 "`pin: strict` or `pin: warn` yet"
             )
-        rows = [
+        # the waiting rows, then the approved ones of just those tools: a server of 1,000
+        # tools with a few changes reads a few rows, not every definition it ever had
+        waiting = [
             _record(row)
             for row in await session.scalars(
-                select(PinnedTool).where(PinnedTool.server == server).order_by(PinnedTool.tool)
+                select(PinnedTool)
+                .where(PinnedTool.server == server, PinnedTool.approved_at.is_(None))
+                .order_by(PinnedTool.tool)
             )
         ]
+        names = sorted({row.tool for row in waiting})
         newest: dict[str, PinRecord] = {}
-        for row in rows:
-            if row.approved_at is None:
-                continue
-            best = newest.get(row.tool)
-            if best is None or best.approved_at is None or best.approved_at < row.approved_at:
-                newest[row.tool] = row
-        return [PinChange(row, newest.get(row.tool)) for row in rows if row.approved_at is None]
+        for start in range(0, len(names), _IN_CHUNK):
+            query = select(PinnedTool).where(
+                PinnedTool.server == server,
+                PinnedTool.approved_at.is_not(None),
+                PinnedTool.tool.in_(names[start : start + _IN_CHUNK]),
+            )
+            for found in await session.scalars(query):
+                row = _record(found)
+                best = newest.get(row.tool)
+                assert row.approved_at is not None
+                if best is None or best.approved_at is None or best.approved_at < row.approved_at:
+                    newest[row.tool] = row
+        return [PinChange(row, newest.get(row.tool)) for row in waiting]
 
     async def approve(
         self,
