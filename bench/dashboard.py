@@ -60,6 +60,8 @@ USERS = [f"user{i:02}" for i in range(20)]
 PENDING = 30  # approval requests waiting on the page
 CHANGED = 25  # pinned tools whose definitions wait for approval on the page
 WORKFLOWS = 20
+BASELINE = "(baseline) an audited change through the API alone"
+ACTIONS = ("approve a held call", "approve a tool change", "cancel a run")
 Varying = str | bytes | Callable[[int], str]  # the same every round, or made from the round
 
 
@@ -259,6 +261,17 @@ async def main() -> int:
             ("roles", "GET", "/ui/roles", headers, b""),
             ("secrets", "GET", "/ui/secrets", headers, b""),
             ("packages", "GET", "/ui/packages", headers, b""),
+            (
+                BASELINE,
+                "PUT",
+                lambda n: f"/api/v1/roles/bench{n}",
+                [
+                    (b"host", HOST),
+                    (b"authorization", f"Bearer {new.token}".encode()),
+                    (b"content-type", b"application/json"),
+                ],
+                b'{"rules": []}',
+            ),
             (f"approvals ({len(pending)} pending)", "GET", "/ui/approvals", headers, b""),
             (
                 "approve a held call",
@@ -340,6 +353,13 @@ async def main() -> int:
     print("|---|--:|--:|--:|--:|")
     for name, median, p95, high, size in rows:
         print(f"| {name} | {median:.1f} | {p95:.1f} | {high:.1f} | {size:,} |")
+    medians = {name: median for name, median, *_ in rows}
+    base = medians[BASELINE]
+    ratios = ", ".join(f"{name} {medians[name] / base:.1f}x" for name in ACTIONS)
+    print(
+        f"\nActions against the baseline's median ({base:.1f} ms: a change committed and its "
+        f"audit record committed, no page): {ratios}."
+    )
     print(
         f"\nTarget: every page < {TARGET_MS:.0f} ms server time; worst p95 {worst:.1f} ms. "
         f"Verifying the whole chain ({args.records:,} records, on demand): {verify:.2f} s."
