@@ -134,6 +134,8 @@ async def test_a_call_is_tested_against_the_rules_in_force(api: ToolsApi) -> Non
         "POST", "/rules/test", {"user": "bob", "tool": "crm__find", "at": "2026-01-31T23:00:00"}
     )
     assert guessed.json()["server"] == "crm"
+    far = await api.call("POST", "/rules/test", {**body, "at": "9999-12-31T23:59:59+00:00"})
+    assert far.status == 422
     bad = await api.call("POST", "/rules/test", {"user": "bob", "arguments": []})
     assert bad.status == 422
     assert {p["location"] for p in error_of(bad)["problems"]} == {"body.tool", "body.arguments"}

@@ -116,6 +116,14 @@ class RuleTest(_In):
     )
     transport: Literal["mcp", "rest"] = Field("mcp", description="How the call comes.")
 
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: datetime | None) -> datetime | None:
+        # every time zone's clock must be able to show it (rules read `time` in their zone)
+        if value is not None and not 1970 <= value.year <= 9998:
+            raise ValueError("a time between the years 1970 and 9998")
+        return value
+
 
 class RuleVerdict(BaseModel):
     id: str
