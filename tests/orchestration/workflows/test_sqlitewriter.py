@@ -89,12 +89,14 @@ async def test_a_taken_lock_is_reported_not_waited_for(database: Database) -> No
     other = sqlite3.connect(path_of(database), isolation_level=None)
     writer = SqliteRowWriter(path_of(database))
     run = RunState("wr_busy", "w", {}, ALICE)
+    step = _step_row(run.id, "one", StepState("completed"))
     try:
         other.execute("BEGIN IMMEDIATE")
-        assert writer.write([_run_row(run, "me")], []) is BUSY
-        assert writer.busy == 1
+        assert writer.write([_run_row(run, "me")], []) is BUSY  # one row: autocommit
+        assert writer.write([_run_row(run, "me")], [step]) is BUSY  # BEGIN IMMEDIATE
+        assert writer.busy == 2
         other.execute("COMMIT")
-        assert writer.write([_run_row(run, "me")], [])
+        assert writer.write([_run_row(run, "me")], [step])
     finally:
         other.close()
         writer.close()

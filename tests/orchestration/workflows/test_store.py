@@ -91,7 +91,7 @@ async def test_full_writes_in_a_worker_thread_normal_on_the_loop(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
-    real = SqliteRowWriter._write
+    real = SqliteRowWriter.write
 
     def spy(self: SqliteRowWriter, *args: Any) -> bool:
         threads.append(self.synchronous + (":loop" if on_loop() else ":worker"))
@@ -102,7 +102,7 @@ async def test_full_writes_in_a_worker_thread_normal_on_the_loop(
     def on_loop() -> bool:
         return threading.get_ident() == loop_thread
 
-    monkeypatch.setattr(SqliteRowWriter, "_write", spy)
+    monkeypatch.setattr(SqliteRowWriter, "write", spy)
     for synchronous in ("normal", "full"):
         store = RunStore(sqlite_db, "me", synchronous=synchronous)  # type: ignore[arg-type]
         await store.save_run(RunState(f"wr_{synchronous}", "w", {}, ALICE), durable=True)

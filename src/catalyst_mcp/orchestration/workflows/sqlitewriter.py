@@ -3,7 +3,8 @@ ORM and without a thread hop per write (decision 022, "Measured").
 
 The store's writer calls :meth:`SqliteRowWriter.write` with the rows of one batch: one
 ``BEGIN IMMEDIATE``, one prepared upsert per table (``sqlite3`` caches the statements), one
-``COMMIT``. The statements are compiled once from the models, so they follow the tables; the
+``COMMIT``; a batch of one row (a step's end, most often) is one upsert in autocommit, its own
+transaction. The statements are compiled once from the models, so they follow the tables; the
 values are converted as SQLAlchemy's types store them (``UtcDateTime`` as UTC text, JSON as
 text, booleans as 0/1), so the store reads them back through SQLAlchemy unchanged.
 
@@ -69,6 +70,13 @@ BUSY = False  # what write() answers when another connection holds the write loc
 BUSY_TIMEOUT_SECONDS = 30.0  # how long the full (threaded) connection waits for the lock
 CHECKPOINT_EVERY = 500  # commits between two checkpoints of the normal connection's WAL
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """The lock is taken (or, in WAL, another commit made this snapshot stale): try again."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _BUSY_CODES
+
 
 Rows = Iterable[dict[str, Any]]
 
@@ -180,39 +188,38 @@ class SqliteRowWriter:
         """Commit ``runs`` (first: steps refer to them) and ``steps`` in one transaction; True,
         or :data:`BUSY` (nothing written) if the write lock is taken and this connection does
         not wait for it. StorageError if the database refuses the batch."""
-        with self._writing:
-            return self._write(runs, steps)
-
-    def _write(self, runs: Rows, steps: Rows) -> bool:
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self._connect(waits=not self.inline)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if getattr(error, "sqlite_errorcode", None) in _BUSY_CODES:
-                self.busy += 1
-                return BUSY
-            raise StorageError(f"cannot record workflow progress: {error}") from error
         try:
             run_rows = [_RUNS.parameters(row) for row in runs]
-            if run_rows:
-                conn.executemany(_RUNS.sql, run_rows)
             step_rows = [_STEPS.parameters(row) for row in steps]
-            if step_rows:
-                conn.executemany(_STEPS.sql, step_rows)
-            conn.execute("COMMIT")
-        except BaseException as error:
-            _roll_back(conn)
-            if (
-                isinstance(error, sqlite3.OperationalError)
-                and getattr(error, "sqlite_errorcode", None) in _BUSY_CODES
-            ):
-                self.busy += 1
-                return BUSY
-            if isinstance(error, (sqlite3.Error, ValueError, TypeError)):
-                raise StorageError(f"cannot record workflow progress: {error}") from error
-            raise
+        except (ValueError, TypeError) as error:  # a naive time, a value JSON cannot hold
+            raise StorageError(f"cannot record workflow progress: {error}") from error
+        statements = [
+            (sql, rows) for sql, rows in ((_RUNS.sql, run_rows), (_STEPS.sql, step_rows)) if rows
+        ]
+        if not statements:
+            return True
+        with self._writing:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._connect(waits=not self.inline)
+            try:
+                if len(statements) == 1 and len(statements[0][1]) == 1:
+                    # one row (a step's end, most often): one statement is one transaction
+                    [(sql, [row])] = statements
+                    conn.execute(sql, row)
+                else:
+                    conn.execute("BEGIN IMMEDIATE")
+                    for sql, rows in statements:
+                        conn.executemany(sql, rows)
+                    conn.execute("COMMIT")
+            except BaseException as error:
+                _roll_back(conn)
+                if isinstance(error, sqlite3.OperationalError) and _busy(error):
+                    self.busy += 1
+                    return BUSY
+                if isinstance(error, sqlite3.Error):
+                    raise StorageError(f"cannot record workflow progress: {error}") from error
+                raise
         self.commits += 1
         return True
 
