@@ -55,7 +55,7 @@ __all__ = ["RunRecord", "RunStore", "StepRecord"]
 log = logging.getLogger("catalyst.workflows")
 
 BUSY_FIRST_DELAY = 0.0005  # the first wait for a write lock another connection holds
-BUSY_MAX_DELAY = 0.02
+BUSY_MAX_DELAY = 0.002  # then every 2 ms: the lock is taken soon after it is free
 DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"  # PostgreSQL, synchronous: full
 
 
