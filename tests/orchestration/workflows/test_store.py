@@ -175,3 +175,26 @@ async def test_a_write_cancelled_while_waiting_is_written_later(sqlite_db: Datab
         other.close()
         await store.close()
     assert await store.get(run.id) is not None
+
+
+async def test_close_keeps_a_batch_the_writer_behind_was_writing(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    real = SqliteRowWriter.write
+
+    def slow(self: SqliteRowWriter, *args: Any) -> bool:
+        entered.set()
+        release.wait(5)
+        return real(self, *args)
+
+    monkeypatch.setattr(SqliteRowWriter, "write", slow)
+    store = RunStore(sqlite_db, "me", synchronous="full")  # written in a worker thread
+    store.start()
+    await store.save_run(RunState("wr_behind", "w", {}, ALICE))  # behind
+    assert await asyncio.to_thread(entered.wait, 5)
+    closing = asyncio.create_task(store.close())  # the stop of a gateway
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.wait_for(closing, 5)
+    assert await store.get("wr_behind") is not None

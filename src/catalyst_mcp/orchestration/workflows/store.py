@@ -154,12 +154,13 @@ class RunStore:
             )
 
     async def close(self) -> None:
-        await self.flush()
+        """Stop writing behind, commit what is queued, close the connections."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None:  # a batch it was writing goes back to the queue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.flush()
         if self._checkpointing is not None:
             await self._checkpointing
         if self.sqlite is not None:
@@ -184,9 +185,8 @@ class RunStore:
         await self._queued(durable)
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
-        if self._runs or self._steps:
-            await self._commit()
+        """Wait until everything queued so far is committed (a batch in flight included)."""
+        await self._commit()
 
     async def _queued(self, durable: bool) -> None:
         if durable:
