@@ -197,7 +197,10 @@ async def test_a_steps_end_is_committed_before_the_next_step_runs(
         with contextlib.suppress(asyncio.CancelledError):
             await store._task
         store._task = None
+        before = store.batches
         result = await gateway.dispatcher.direct("tools/call", {"name": "workflows__probed"}, ALICE)
+        # one commit per durable step, the last one's with the run's end; the rest rode along
+        assert store.batches - before == 3
         # answered: the run's end and its last step's are committed
         reader = RunStore(gateway.workflows.store.db, "reader")
         [record] = await reader.runs(workflow="probed")
