@@ -67,7 +67,7 @@ RUN_UPDATED = (
 STEP_UPDATED = ("status", "attempts", "result", "is_error", "error", "started_at", "finished_at")
 
 BUSY = False  # what write() answers when another connection holds the write lock
-BUSY_TIMEOUT_SECONDS = 30.0  # how long the full (threaded) connection waits for the lock
+BUSY_TIMEOUT_SECONDS = 30.0  # how long a write waits for another connection's write lock
 CHECKPOINT_EVERY = 500  # commits between two checkpoints of the normal connection's WAL
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
@@ -238,10 +238,11 @@ class SqliteRowWriter:
 
     def pragma(self, name: str) -> Any:
         """A PRAGMA's value on the writing connection (tests)."""
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self._connect(waits=not self.inline)
-        row = conn.execute(f"PRAGMA {name}").fetchone()
+        with self._writing:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._connect(waits=not self.inline)
+            row = conn.execute(f"PRAGMA {name}").fetchone()
         return row[0] if row else None
 
     def close(self) -> None:
