@@ -34,7 +34,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from catalyst_mcp.cluster.config import RedisSettings
-from catalyst_mcp.errors import CatalystError, SharedStateUnavailable, UpstreamError
+from catalyst_mcp.errors import (
+    CatalystError,
+    Forbidden,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    MissingCapability,
+    SharedStateUnavailable,
+    UpstreamError,
+)
 from catalyst_mcp.security.ratelimit import _checked_pool, _location
 
 __all__ = ["Bus", "Handler", "InstanceGone"]
@@ -44,6 +53,11 @@ log = logging.getLogger("catalyst.cluster")
 Handler = Callable[[dict[str, Any]], None]
 ALIVE_CHECK_SECONDS = 1.0  # while waiting for an answer: how often to check the other listens
 RECONNECT_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0)
+# the error classes another instance's answer is raised as here, by JSON-RPC code
+RELAYED: dict[int, type[CatalystError]] = {
+    cls.code: cls
+    for cls in (InvalidRequest, MethodNotFound, InvalidParams, MissingCapability, Forbidden)
+}
 
 
 class InstanceGone(CatalystError):
@@ -64,11 +78,14 @@ class Bus:
             socket_timeout=settings.timeout_seconds,
             socket_connect_timeout=settings.timeout_seconds,
             retry=Retry(NoBackoff(), 0),  # a script that may have run is never sent twice
+            client_name=f"catalyst-{self.instance}",  # CLIENT LIST names each instance
             **_checked_pool(),
         )
         # the pub/sub connection waits for messages as long as it takes: no read timeout
         self._listener: aioredis.Redis = aioredis.Redis.from_url(
-            settings.url, socket_connect_timeout=settings.timeout_seconds
+            settings.url,
+            socket_connect_timeout=settings.timeout_seconds,
+            client_name=f"catalyst-{self.instance}-pubsub",
         )
         self.own_channel = self.channel(self.instance)
         self.all_channel = self.tag + "all"
@@ -310,9 +327,13 @@ def relayed(error: dict[str, Any]) -> CatalystError:
     """An error another instance answered with, as one raised here (same code and message)."""
     message = str(error.get("message") or "another instance failed")
     server = error.get("server")
-    exc = UpstreamError(server, message) if isinstance(server, str) else CatalystError(message)
-    exc.data = error.get("data")
     code = error.get("code")
+    exc: CatalystError
+    if isinstance(server, str):
+        exc = UpstreamError(server, message)
+    else:
+        exc = RELAYED.get(code if isinstance(code, int) else 0, CatalystError)(message)
+    exc.data = error.get("data")
     if isinstance(code, int):
         exc.code = code
     status = error.get("status")
