@@ -139,7 +139,7 @@ def test_every_announced_change_is_an_api_change_with_an_applier(
 ) -> None:
     api: AdminApi = pair_free_gateway.api
     changes = {route.action for route in api.router.routes if route.changes}
-    assert ANNOUNCED <= changes
+    assert changes >= ANNOUNCED
     assert set(appliers_for(pair_free_gateway)) == ANNOUNCED
 
 
