@@ -275,3 +275,26 @@ async def test_a_used_session_stays_alive(prefix: str, tmp_path: Path) -> None:
         assert (await session.post(1, legacy_request("ping"))).status == 200
     finally:
         await stop_instances(instances)
+
+
+async def test_the_sse_transport_takes_posts_on_any_instance(pair: Instances) -> None:
+    async with pair.clients[0].stream(
+        "GET", "/sse", headers={"accept": "text/event-stream"}
+    ) as stream:
+        await stream.wait_started()
+        endpoint = await stream.next_event()
+        assert endpoint is not None and endpoint.event == "endpoint"
+        path = endpoint.data
+        posted = await pair.clients[1].post(path, initialize_request(), JSON_HEADERS)
+        assert posted.status == 202
+        assert (await stream.next_message())["result"]["serverInfo"]["name"] == "catalyst"
+        call = legacy_request("tools/call", {"name": "fake__echo", "arguments": {"text": "x"}})
+        assert (await pair.clients[1].post(path, call, JSON_HEADERS)).status == 202
+        answer = await stream.next_message()
+        assert answer["id"] == call["id"]
+        assert answer["result"]["content"][0]["text"] == "x"
+        assert pair.providers[0].calls and not pair.providers[1].calls  # served by its stream's
+    session_id = path.rsplit("=", 1)[1]
+    await poll(lambda: pair.gateways[1].sessions.peek(session_id) is None)
+    gone = await pair.clients[1].post(path, legacy_request("ping"), JSON_HEADERS)
+    assert gone.status == 404

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -43,6 +44,7 @@ from catalyst_mcp.protocol.hub import MAX_SUBSCRIPTIONS
 from catalyst_mcp.protocol.jsonrpc import Message, notification
 from catalyst_mcp.protocol.legacy import (
     OUTBOX_LIMIT,
+    LegacySession,
     SessionStore,
     SharedSession,
     negotiate_version,
@@ -85,6 +87,8 @@ class SharedSessions:
         self._unsubscribe = redis.register_script(scripts.UNSUBSCRIBE)
         self._level = redis.register_script(scripts.LEVEL)
         self.followed: set[str] = set()  # resources this instance follows upstream for them
+        # takes a message POSTed for a session whose HTTP+SSE stream is held here
+        self.posted: Callable[[LegacySession, Message, Identity], None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._loading: dict[str, asyncio.Future[SharedSession | None]] = {}
         bus.handlers.update(
@@ -95,6 +99,7 @@ class SharedSessions:
             level=self._on_level,
             follow=self._on_follow,
             unfollow=self._on_unfollow,
+            post=self._on_post,
         )
         bus.on_reconnect.append(self._reclaim_all)
 
@@ -158,15 +163,22 @@ class SharedSessions:
         dispatcher = self.dispatcher
         try:
             version, params = dispatcher.negotiate(message)
-            session = SharedSession(secrets.token_hex(16), version, params, identity, self)
-            await self._store(session)
+            session = await self.create(version, params, identity)
         except CatalystError as exc:
             from catalyst_mcp.observability.observer import outcome_of
 
             dispatcher.observer.count("initialize", "legacy", transport, outcome_of(exc))
             raise
-        self.store.keep(session)
         return session, dispatcher.initialized(message, version, transport)
+
+    async def create(
+        self, version: str, params: dict[str, Any], identity: Identity
+    ) -> SharedSession:
+        """A new session of ``identity``, in Redis and held here (SessionLimit at a cap)."""
+        session = SharedSession(secrets.token_hex(16), version, params, identity, self)
+        await self._store(session)
+        self.store.keep(session)
+        return session
 
     async def _store(self, session: SharedSession) -> None:
         identity = session.identity
@@ -327,6 +339,30 @@ class SharedSessions:
         if unfollowed:
             await self.bus.broadcast({"k": "unfollow", "u": [uri]})
             await self._unfollow(uri)
+
+    async def forward(self, session: SharedSession, message: Message, identity: Identity) -> bool:
+        """Pass a message the client POSTed here (the HTTP+SSE transport) to the instance
+        whose stream answers it; False when none does (the session is over)."""
+        try:
+            holder = await self.bus.redis.hget(self.bus.key("s", session.id), "holder")
+        except RedisError as exc:
+            raise self.bus.unavailable(exc) from exc
+        if not holder:
+            return False
+        who = identity_of(identity)
+        return await self.bus.send(
+            _text(holder), {"k": "post", "s": session.id, "m": message, "who": who}
+        )
+
+    def _on_post(self, message: dict[str, Any]) -> None:
+        session = self.store.peek(message["s"])
+        if session is None or self.posted is None or not isinstance(message.get("m"), dict):
+            return
+        try:
+            identity = identity_from(message["who"])
+        except (KeyError, TypeError, ValueError):
+            return
+        self.posted(session, message["m"], identity)
 
     # ---- what the client sends any instance --------------------------------------------------
 

@@ -36,6 +36,8 @@ class Cluster:
         )
         self.announcements = Announcements(self.bus, appliers_for(gateway))
         gateway.mcp.shared = self.sessions
+        gateway.sse.shared = self.sessions
+        self.sessions.posted = gateway.sse.accept
         gateway.hub.shared_updates = self.sessions.resource_updated
         gateway.api.change_listeners.append(self.announcements.changed)
         self._limiter: Callable[[], Awaitable[None]] | None = getattr(

@@ -267,6 +267,10 @@ class SessionRelay(Protocol):
     async def end(self, session_id: str) -> bool:
         """End the session on every instance (False: there was none)."""
 
+    async def forward(self, session: SharedSession, message: Message, identity: Identity) -> bool:
+        """Pass a message of the HTTP+SSE transport to the instance holding the session's
+        stream (False: none does)."""
+
 
 class SharedSession(LegacySession):
     """A legacy session whose state lives in Redis, so any instance may serve it. This object
