@@ -361,9 +361,9 @@ class SessionStore:
         caller = session.identity.subject
         own = self._by_caller.get(caller)
         if own is not None and len(own) >= self.per_caller:
-            self._evict(own)
+            self._evict(own, counted=False)
         if len(self._sessions) >= self.limit:
-            self._evict(self._sessions)
+            self._evict(self._sessions, counted=False)
         self._sessions[session.id] = session
         if own is None:
             own = self._by_caller[caller] = OrderedDict()
@@ -374,15 +374,16 @@ class SessionStore:
         """The session, if held here, without counting this as its use."""
         return self._sessions.get(session_id)
 
-    def _evict(self, sessions: OrderedDict[str, LegacySession]) -> bool:
-        """Close the least recently used idle session of ``sessions``; False if all are busy."""
+    def _evict(self, sessions: OrderedDict[str, LegacySession], *, counted: bool = True) -> bool:
+        """Close the least recently used idle session of ``sessions``; False if all are busy.
+        (``counted``: in the metrics; a shared session's copy forgotten here is not.)"""
         for session in sessions.values():
             if not session.busy:
                 log.info(
                     "session %s closed to make room (a session cap is reached)", session.id[:8]
                 )
                 self.remove(session.id)
-                self.evicted += 1
+                self.evicted += counted
                 return True
         return False
 
