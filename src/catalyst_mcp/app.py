@@ -218,6 +218,8 @@ class Gateway:
 
                 self.secrets.store = SecretStore.from_environ(self.db, os.environ)
             await self.telemetry.start()
+            if self.cluster is not None:  # Redis first: without it, nothing else starts
+                await self.cluster.connect()
             await self._start_serving()
             if self.cluster is not None:  # once the servers are up: it follows resources
                 await self.cluster.start()
@@ -227,6 +229,8 @@ class Gateway:
             # nothing half-started outlives a failed start: the database and audit writer too
             if self.workflows is not None:
                 await self.workflows.stop()
+            if self.cluster is not None:
+                await self.cluster.stop()
             await self._stop_access()
             await self.telemetry.stop()
             raise

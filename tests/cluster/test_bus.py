@@ -28,7 +28,7 @@ async def test_a_gateway_without_its_redis_does_not_start(prefix: str, tmp_path:
         update={"redis": RedisSettings(url=dead, prefix=prefix, timeout_seconds=0.5)}
     )
     gateway = Gateway(settings, [FakeProvider()])
-    with pytest.raises(SharedStateUnavailable, match="cannot be reached"):
+    with pytest.raises(SharedStateUnavailable, match=r"cannot reach Redis at .*\(redis.url\)"):
         await gateway.start()
     await gateway.stop()
 

@@ -116,7 +116,9 @@ class Bus:
         try:
             await self.redis.ping()
         except RedisError as exc:
-            raise self.unavailable(exc) from exc
+            raise SharedStateUnavailable(
+                f"cannot reach {self.where} (redis.url): {type(exc).__name__}"
+            ) from exc
         self._reader = asyncio.get_running_loop().create_task(self._read(), name="cluster-bus")
         try:
             async with asyncio.timeout(self.timeout * 2):

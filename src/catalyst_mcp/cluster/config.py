@@ -7,7 +7,7 @@ give it from the environment (``CATALYST_REDIS__URL``).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["RedisSettings"]
 
@@ -39,3 +39,11 @@ class RedisSettings(BaseModel):
         description="How long one Redis command may take (and a connection to open) before "
         "the request that needed it fails.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            # the value is not shown: it may carry a password
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return url

@@ -40,23 +40,26 @@ class Cluster:
         self.sessions.posted = gateway.sse.accept
         gateway.hub.shared_updates = self.sessions.resource_updated
         gateway.api.change_listeners.append(self.announcements.changed)
+        self._connected = False
         self._limiter: Callable[[], Awaitable[None]] | None = getattr(
             gateway.access.limiter, "ping", None
         )
 
-    async def start(self) -> None:
-        """Listen to the other instances, then follow what their sessions follow (the
-        gateway's servers are up by now). SharedStateUnavailable when Redis is down."""
+    async def connect(self) -> None:
+        """Listen to the other instances (before anything else starts: SharedStateUnavailable
+        when Redis cannot be reached)."""
         await self.bus.start()
-        try:
-            await self.sessions.start()
-        except BaseException:
-            await self.bus.stop()
-            raise
+        self._connected = True
+
+    async def start(self) -> None:
+        """Follow what the sessions follow, and keep them alive (the servers are up now)."""
+        await self.sessions.start()
 
     async def stop(self) -> None:
-        await self.sessions.stop()
-        await self.bus.stop()
+        if self._connected:
+            self._connected = False
+            await self.sessions.stop()
+            await self.bus.stop()
 
     async def ping(self) -> None:
         """Check that Redis answers (for /ready); raises RedisError if it does not."""
