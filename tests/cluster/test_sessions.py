@@ -304,3 +304,13 @@ async def test_the_sse_transport_takes_posts_on_any_instance(pair: Instances) ->
     await poll(lambda: pair.gateways[1].sessions.peek(session_id) is None)
     gone = await pair.clients[1].post(path, legacy_request("ping"), JSON_HEADERS)
     assert gone.status == 404
+
+
+async def test_concurrent_first_requests_read_the_session_once(pair: Instances) -> None:
+    session = await Session(pair).initialize(on=0)
+    shared = pair.gateways[1].cluster.sessions  # type: ignore[union-attr]
+    first, second = await asyncio.gather(
+        shared.load(session.session_id), shared.load(session.session_id)
+    )
+    assert first is second is not None
+    assert await shared.load("0" * 32) is None

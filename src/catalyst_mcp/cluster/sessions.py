@@ -244,7 +244,10 @@ class SharedSessions:
         self._loading[session_id] = future
         try:
             session = await self._read(session_id)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: nobody else may wait
             raise
