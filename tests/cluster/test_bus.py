@@ -101,3 +101,22 @@ async def test_a_message_for_nobody_is_dropped_quietly(prefix: str) -> None:
             await other.stop()
     finally:
         await bus.stop()
+
+
+async def test_ready_reports_the_shared_redis(pair: Instances) -> None:
+    report = (await pair.clients[0].get("/ready")).json()
+    assert report["redis"] == {"status": "ready"}
+    bus = pair.gateways[0].cluster.bus  # type: ignore[union-attr]
+    working = bus.redis
+    bus.redis = aioredis.Redis.from_url(
+        f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5
+    )
+    try:
+        pair.gateways[0].telemetry.dependencies.results.clear()
+        await asyncio.sleep(1.1)  # the last verdict is kept for a second
+        report = (await pair.clients[0].get("/ready")).json()
+        assert report["redis"]["status"] == "failed"
+        assert report["status"] == "degraded"
+    finally:
+        await bus.redis.aclose()
+        bus.redis = working

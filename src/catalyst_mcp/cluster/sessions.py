@@ -137,6 +137,9 @@ class SharedSessions:
                 await self.touch(since)
             except CatalystError:
                 continue  # logged; the next round tries again (from the same time)
+            except Exception:  # a bug here must not leave the sessions to expire unseen
+                log.exception("keeping the shared sessions alive failed")
+                continue
             since = now
 
     async def touch(self, since: float) -> None:
