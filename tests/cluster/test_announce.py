@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,14 @@ from catalyst_mcp.security import apikeys
 from catalyst_mcp.storage.keys import KeyRepo
 from catalyst_mcp.storage.users import UserRepo
 from tests.asgiclient import AsgiClient
-from tests.cluster.conftest import Instances, shared_settings, start_instances, stop_instances
+from tests.cluster.conftest import (
+    REDIS_URL,
+    Instances,
+    shared_settings,
+    start_instances,
+    stop_instances,
+)
+from tests.conftest import free_port
 from tests.fakes import JSON_HEADERS, modern_headers, modern_request
 from tests.live import poll
 
@@ -159,3 +167,38 @@ def _json(data: Any) -> bytes:
     import orjson
 
     return orjson.dumps(data)
+
+
+async def test_a_role_stored_by_the_cli_applies_on_running_instances(
+    prefix: str, pair: Instances, tmp_path: Path
+) -> None:
+    from tests.cli.helpers import run
+
+    rules = tmp_path / "deny.yaml"
+    rules.write_text('[{effect: deny, match: ["fake__echo"]}]', encoding="utf-8")
+    env = {
+        "CATALYST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/shared.db",
+        "CATALYST_REDIS__URL": REDIS_URL,
+        "CATALYST_REDIS__PREFIX": prefix,
+    }
+    assert "result" in await call_echo(pair.clients[1])
+    done = await asyncio.to_thread(
+        run, "roles", "add", "admin", "--rules", str(rules), "--replace", env=env
+    )
+    assert done.exit_code == 0, done.stderr
+    started = time.monotonic()
+
+    async def refused() -> bool:
+        return all(["error" in await call_echo(client) for client in pair.clients])
+
+    assert await applied_within(refused, started) < WITHIN
+
+
+async def test_without_redis_the_cli_tells_nobody(tmp_path: Path) -> None:
+    from catalyst_mcp.cluster.announce import announce_from_cli
+    from catalyst_mcp.cluster.config import RedisSettings
+
+    assert not await announce_from_cli(RedisSettings(), "admin.roles.create", "x")
+    dead = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", timeout_seconds=0.5)
+    assert not await announce_from_cli(dead, "admin.roles.create", "x")
+    assert not await announce_from_cli(dead, "admin.keys.create", "x")  # nothing to apply

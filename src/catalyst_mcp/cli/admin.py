@@ -92,6 +92,10 @@ class Admin:
             self.record(action, target, "error", {**facts, "reason": exc.message})
             raise
         self.record(action, target, "ok", facts)
+        if self.settings.redis.url is not None:  # running instances apply it at once
+            from catalyst_mcp.cluster.announce import announce_from_cli
+
+            await announce_from_cli(self.settings.redis, action, target)
 
 
 @asynccontextmanager

@@ -17,14 +17,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 from catalyst_mcp.cluster.bus import Bus
+from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import CatalystError
 
 if TYPE_CHECKING:
     from catalyst_mcp.app import Gateway
 
-__all__ = ["ANNOUNCED", "Announcements", "appliers_for"]
+__all__ = ["ANNOUNCED", "Announcements", "announce_from_cli", "appliers_for"]
 
 log = logging.getLogger("catalyst.cluster")
 
@@ -50,6 +55,18 @@ ANNOUNCED = frozenset(
         "admin.servers.restart",
     }
 )
+
+
+# what the CLI changes straight in the database (its audit actions, by prefix), as the API
+# change every instance applies the same way
+FROM_CLI = {
+    "admin.roles.": "admin.roles.put",
+    "admin.users.": "admin.users.update",
+    "admin.keys.revoke": "admin.keys.revoke",
+    "admin.secrets.": "admin.secrets.put",
+    "admin.tools.approve": "admin.tools.approve",
+    "admin.approvals.": "admin.approvals.approve",
+}
 
 
 class Announcements:
@@ -142,3 +159,34 @@ def appliers_for(gateway: Gateway) -> dict[str, Apply]:
         "admin.servers.stop": stop,
         "admin.servers.restart": restart,
     }
+
+
+async def announce_from_cli(settings: RedisSettings, action: str, target: str) -> bool:
+    """Tell the running instances of a change the CLI made in the database (``action`` as
+    its audit record names it, on ``target``); False when there is nobody to tell or Redis
+    cannot be reached (they catch up on their own schedules then)."""
+    if settings.url is None:
+        return False
+    announced = next((a for p, a in FROM_CLI.items() if action.startswith(p)), None)
+    if announced is None:
+        return False
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.timeout_seconds,
+        socket_connect_timeout=settings.timeout_seconds,
+    )
+    message = {
+        "k": "config",
+        "a": announced,
+        "p": {"name": target, "id": target},
+        "by": "cli",
+        "from": "cli",
+    }
+    try:
+        await client.publish("{" + settings.prefix + "}:all", orjson.dumps(message))
+    except RedisError as exc:
+        log.warning("could not tell the running instances of %s: %s", action, type(exc).__name__)
+        return False
+    finally:
+        await client.aclose()
+    return True
