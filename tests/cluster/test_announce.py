@@ -12,6 +12,7 @@ import pytest
 
 from catalyst_mcp.api.server import AdminApi
 from catalyst_mcp.cluster.announce import ANNOUNCED, appliers_for
+from catalyst_mcp.errors import SharedStateUnavailable
 from catalyst_mcp.security import apikeys
 from catalyst_mcp.storage.keys import KeyRepo
 from catalyst_mcp.storage.users import UserRepo
@@ -200,5 +201,22 @@ async def test_without_redis_the_cli_tells_nobody(tmp_path: Path) -> None:
 
     assert not await announce_from_cli(RedisSettings(), "admin.roles.create", "x")
     dead = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", timeout_seconds=0.5)
-    assert not await announce_from_cli(dead, "admin.roles.create", "x")
     assert not await announce_from_cli(dead, "admin.keys.create", "x")  # nothing to apply
+    with pytest.raises(SharedStateUnavailable, match="cannot be reached"):
+        await announce_from_cli(dead, "admin.roles.create", "x")
+
+
+def test_the_cli_warns_when_it_cannot_tell_the_gateways(tmp_path: Path) -> None:
+    from tests.cli.helpers import run
+
+    rules = tmp_path / "deny.yaml"
+    rules.write_text('[{effect: deny, match: ["x"]}]', encoding="utf-8")
+    env = {
+        "CATALYST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "CATALYST_REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
+        "CATALYST_REDIS__TIMEOUT_SECONDS": "0.5",
+    }
+    done = run("roles", "add", "ops", "--rules", str(rules), env=env)
+    assert done.exit_code == 0
+    assert "stored role 'ops'" in done.stdout
+    assert "warning: the change is made, but the running gateways were not told" in done.stderr

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
+
 from catalyst_mcp.cli.common import EXIT_CONNECT, CliError, load_config, run_async
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import CatalystError, StorageError
@@ -95,7 +97,14 @@ class Admin:
         if self.settings.redis.url is not None:  # running instances apply it at once
             from catalyst_mcp.cluster.announce import announce_from_cli
 
-            await announce_from_cli(self.settings.redis, action, target)
+            try:
+                await announce_from_cli(self.settings.redis, action, target)
+            except CatalystError as exc:
+                click.echo(
+                    f"warning: the change is made, but the running gateways were not told "
+                    f"({exc.message}); they pick it up at their next refresh",
+                    err=True,
+                )
 
 
 @asynccontextmanager

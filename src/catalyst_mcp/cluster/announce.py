@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from catalyst_mcp.cluster.bus import Bus
 from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.context import Identity
-from catalyst_mcp.errors import CatalystError
+from catalyst_mcp.errors import CatalystError, SharedStateUnavailable
 
 if TYPE_CHECKING:
     from catalyst_mcp.app import Gateway
@@ -163,8 +163,9 @@ def appliers_for(gateway: Gateway) -> dict[str, Apply]:
 
 async def announce_from_cli(settings: RedisSettings, action: str, target: str) -> bool:
     """Tell the running instances of a change the CLI made in the database (``action`` as
-    its audit record names it, on ``target``); False when there is nobody to tell or Redis
-    cannot be reached (they catch up on their own schedules then)."""
+    its audit record names it, on ``target``); False when there is nothing to tell them.
+    SharedStateUnavailable when Redis cannot be reached (they catch up on their own
+    schedules then)."""
     if settings.url is None:
         return False
     announced = next((a for p, a in FROM_CLI.items() if action.startswith(p)), None)
@@ -185,8 +186,9 @@ async def announce_from_cli(settings: RedisSettings, action: str, target: str) -
     try:
         await client.publish("{" + settings.prefix + "}:all", orjson.dumps(message))
     except RedisError as exc:
-        log.warning("could not tell the running instances of %s: %s", action, type(exc).__name__)
-        return False
+        raise SharedStateUnavailable(
+            f"Redis (redis.url) cannot be reached: {type(exc).__name__}"
+        ) from exc
     finally:
         await client.aclose()
     return True
