@@ -97,6 +97,16 @@ def initialize(port: int) -> tuple[str, float]:
     return session, took
 
 
+def end(port: int, session: str) -> None:
+    """DELETE the session (its own connection)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("DELETE", "/mcp", headers={"Mcp-Session-Id": session})
+        conn.getresponse().read()
+    finally:
+        conn.close()
+
+
 def call_request(port: int, session: str, request_id: int = 1) -> bytes:
     body = json.dumps(
         {
@@ -152,15 +162,19 @@ def client_cold(port_a: int, port_b: int, port_memory: int, sessions: int) -> di
     ``initialize`` on A and on memory."""
     conn = connect(port_b)
     first, second, init_redis, init_memory = [], [], [], []
+    made: list[tuple[int, str]] = []
     for _ in range(sessions):
         session, took = initialize(port_a)
         init_redis.append(took)
         request = call_request(port_b, session)
         first.append(timed(conn, request) / 1e6)
         second.append(timed(conn, request) / 1e6)
-        _, took = initialize(port_memory)
+        other, took = initialize(port_memory)
         init_memory.append(took)
+        made += [(port_a, session), (port_memory, other)]
     conn.sock.close()
+    for port, session in made:  # not measured: the next round starts with none
+        end(port, session)
     return {
         "first_ms": median(first),
         "second_ms": median(second),

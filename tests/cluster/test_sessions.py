@@ -241,7 +241,7 @@ async def test_caps_count_the_sessions_of_every_instance(prefix: str, tmp_path: 
     try:
         first = await Session(instances).initialize(on=0)
         second = await Session(instances).initialize(on=1)
-        # both were just used (busy for 2.5 touch periods of 1 s, from the last touch): no room
+        # both were just used (busy for 1.5 touch periods of 1 s, from the last touch): no room
         refused = await instances.clients[0].post("/mcp", initialize_request(), JSON_HEADERS)
         assert refused.status == 429
         assert refused.message()["error"]["data"] == {"cap": "per_caller", "limit": 2}
@@ -314,3 +314,31 @@ async def test_concurrent_first_requests_read_the_session_once(pair: Instances) 
     )
     assert first is second is not None
     assert await shared.load("0" * 32) is None
+
+
+async def test_a_cap_never_takes_a_session_with_a_request_in_flight(
+    prefix: str, tmp_path: Path
+) -> None:
+    settings = shared_settings(
+        prefix,
+        tmp_path,
+        gateway={"session_idle_seconds": 4, "max_legacy_sessions_per_caller": 1},
+    )
+    instances = await start_instances(settings)
+    try:
+        session = await Session(instances).initialize(on=0)
+        await asyncio.sleep(2.5)  # idle for longer than the busy window
+        message = legacy_request("tools/call", {"name": "fake__wait"})
+        async with session.client(1).stream(
+            "POST", "/mcp", headers=session.headers, body=orjson.dumps(message)
+        ) as stream:
+            await asyncio.wait_for(instances.providers[1].entered.wait(), 5)
+            await asyncio.sleep(0.2)  # instance 1 has told Redis in the background
+            refused = await instances.clients[0].post("/mcp", initialize_request(), JSON_HEADERS)
+            assert refused.status == 429
+            instances.providers[1].release.set()
+            await asyncio.wait_for(stream.finished.wait(), 5)
+        assert orjson.loads(stream.body)["result"]["content"][0]["text"] == "released"
+        assert (await session.post(0, legacy_request("ping"))).status == 200
+    finally:
+        await stop_instances(instances)

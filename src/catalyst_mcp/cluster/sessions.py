@@ -58,8 +58,8 @@ __all__ = ["SharedSessions"]
 
 log = logging.getLogger("catalyst.cluster")
 
-TOUCH_SECONDS = 10.0  # at most this long between telling Redis a session is in use
-BUSY_TOUCHES = 2.5  # used within this many touch periods: busy (never evicted by a cap)
+TOUCH_SECONDS = 5.0  # at most this long between telling Redis a session is in use
+BUSY_TOUCHES = 1.5  # used within this many touch periods: busy (never evicted by a cap)
 
 
 class SharedSessions:
@@ -147,9 +147,11 @@ class SharedSessions:
         flight, a stream open), so they stay; forget here those that ended elsewhere."""
         self.store.sweep()  # copies unused for session_idle_seconds: forgotten here only
         used: list[str] = []
+        now = time.monotonic()
         for session in self.store:
             if isinstance(session, SharedSession) and (session.busy or session.last_seen >= since):
                 used += (session.id, session.identity.subject)
+                session.told = now
         if not used:
             return
         gone = await self._run(self._touch, self.bus.tag, self.idle_ms, *used)
@@ -180,8 +182,24 @@ class SharedSessions:
         """A new session of ``identity``, in Redis and held here (SessionLimit at a cap)."""
         session = SharedSession(secrets.token_hex(16), version, params, identity, self)
         await self._store(session)
+        session.told = time.monotonic()  # made now: Redis knows it is in use
         self.store.keep(session)
         return session
+
+    def used(self, session: SharedSession) -> None:
+        """A request of ``session`` starts here: unless this instance told Redis of the session
+        lately, tell it now (in the background), so that a cap never takes a session in use
+        for idle while the next touch is still to come."""
+        now = time.monotonic()
+        if now - session.told >= self.touch_seconds / 2:
+            session.told = now
+            self.bus.spawn(self._tell(session))
+
+    async def _tell(self, session: SharedSession) -> None:
+        with contextlib.suppress(CatalystError):  # logged; the keeper tries again
+            await self._run(
+                self._touch, self.bus.tag, self.idle_ms, session.id, session.identity.subject
+            )
 
     async def _store(self, session: SharedSession) -> None:
         identity = session.identity

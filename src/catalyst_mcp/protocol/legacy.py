@@ -278,7 +278,7 @@ class SharedSession(LegacySession):
     requests it sends the client are numbered ``catalyst-<instance>-<n>``, so the answer,
     wherever it arrives, finds its way back here."""
 
-    __slots__ = ("relay",)
+    __slots__ = ("relay", "told")
 
     def __init__(
         self,
@@ -290,6 +290,7 @@ class SharedSession(LegacySession):
     ) -> None:
         super().__init__(session_id, version, params, identity)
         self.relay = relay
+        self.told = 0.0  # when this instance last told Redis it used the session (never yet)
 
     def _ask_id(self, number: int) -> str:
         return f"catalyst-{self.relay.instance}-{number}"

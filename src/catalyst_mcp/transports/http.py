@@ -354,6 +354,8 @@ class StreamableHttpEndpoint:
         if session is None:
             await send_json(send, status, error_response(message.get("id"), InvalidRequest(why)))
             return
+        if self.shared is not None and isinstance(session, SharedSession):
+            self.shared.used(session)  # in use: no cap may take it now
         if "id" not in message or "method" not in message:
             await self.dispatcher.legacy(session, message, _no_stream, identity, headers=headers)
             await send_bytes(send, 202, b"", None)
