@@ -63,3 +63,7 @@ bench-workflows: $(STAMP)
 .PHONY: bench-dashboard
 bench-dashboard: $(STAMP)
 	$(BIN)/python bench/dashboard.py
+
+.PHONY: bench-sessions
+bench-sessions: $(STAMP)
+	$(BIN)/python bench/scale_sessions.py

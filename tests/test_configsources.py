@@ -62,6 +62,8 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("telemetry", "sample_ratio"): ("0.25", 0.25),
     ("ui", "path"): ("/probe-ui", "/probe-ui"),
     ("ui", "public_url"): ("https://probe.example", "https://probe.example"),
+    ("redis", "url"): ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
+    ("redis", "prefix"): ("probe", "probe"),
 }
 # Settings that are only valid together with another one.
 COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {

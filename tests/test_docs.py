@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
@@ -50,6 +51,7 @@ MODELS = [
     KubernetesOptions,
     WorkflowsSettings,
     UiSettings,
+    RedisSettings,
 ]
 
 

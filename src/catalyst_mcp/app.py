@@ -49,6 +49,7 @@ from catalyst_mcp.upstreams.serverset import ServerSet
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
+    from catalyst_mcp.cluster.state import Cluster
     from catalyst_mcp.configwatch import ConfigFile
     from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.packs.packset import PackSet
@@ -167,6 +168,12 @@ class Gateway:
         )
         self.started = False
         self.stopping = False
+        # redis.url: sessions, parked calls and config changes shared with other instances
+        self.cluster: Cluster | None = None
+        if settings.redis.url is not None:
+            from catalyst_mcp.cluster.state import Cluster
+
+            self.cluster = Cluster(self)
         # metrics, traces, /metrics and the dependency checks of /ready (docs/observability.md)
         self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
         self.rules.hook.metrics = self.telemetry.metrics
@@ -211,13 +218,19 @@ class Gateway:
 
                 self.secrets.store = SecretStore.from_environ(self.db, os.environ)
             await self.telemetry.start()
+            if self.cluster is not None:  # Redis first: without it, nothing else starts
+                await self.cluster.connect()
             await self._start_serving()
+            if self.cluster is not None:  # once the servers are up: it follows resources
+                await self.cluster.start()
             if self.workflows is not None:  # resumed runs call tools: once servers are up
                 await self.workflows.start()
         except BaseException:
             # nothing half-started outlives a failed start: the database and audit writer too
             if self.workflows is not None:
                 await self.workflows.stop()
+            if self.cluster is not None:
+                await self.cluster.stop()
             await self._stop_access()
             await self.telemetry.stop()
             raise
@@ -271,6 +284,8 @@ class Gateway:
         if self.ui is not None:
             await self.ui.stop()
         await self.api.close()
+        if self.cluster is not None:  # streams held here hand their messages back to Redis
+            await self.cluster.stop()
         self.server.bridge.close()
         self.sessions.close()
         await self.sse.close()

@@ -38,6 +38,8 @@ client; the cause, a stack trace or a secret never is).
     │                                   data.executed says whether the call ran
     ├── RequestCancelled                the caller cancelled the request
     ├── SessionLimit                    no room for another legacy session (HTTP 429 / 503) -32000
+    ├── SharedStateUnavailable          Redis (state shared by instances) cannot be reached
+    │                                   (HTTP 503)                                -32000
     ├── PackError                       a knowledge pack could not serve a call (bad arguments,
     │                                   a database failure); tools/call shows it as isError
     ├── BuiltinError                    a built-in server (servers/) could not serve a call: a
@@ -98,6 +100,7 @@ __all__ = [
     "ResourceNotFound",
     "RuntimeMissing",
     "SessionLimit",
+    "SharedStateUnavailable",
     "StorageError",
     "ToolHeldBack",
     "Unauthenticated",
@@ -316,6 +319,15 @@ class SessionLimit(CatalystError):
     def __init__(self, message: str, *, status: int = 503, data: Any = None) -> None:
         super().__init__(message, data=data)
         self.http_status = status
+
+
+class SharedStateUnavailable(CatalystError):
+    """The state the gateway's instances share (Redis, ``redis.url``) cannot be reached, so
+    a request that needs it (a legacy session another instance made, a new one) is refused
+    with HTTP 503; the client may retry."""
+
+    code = SERVER_BUSY
+    http_status = 503
 
 
 class PackError(CatalystError):

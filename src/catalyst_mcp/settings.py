@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
@@ -509,6 +510,10 @@ class Settings(_Model):
     )
     ui: UiSettings = Field(
         default_factory=lambda: UiSettings(), description="The web dashboard (docs/dashboard.md)."
+    )
+    redis: RedisSettings = Field(
+        default_factory=lambda: RedisSettings(),
+        description="State shared by several instances of one deployment (docs/scale-out.md).",
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -137,6 +137,9 @@ class AdminApi:
         routes = [*admin_routes(self.services), *extra, *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None
+        # told of every change made (its action, path parameters and who made it) before the
+        # answer goes out: other instances apply it too (cluster/announce.py)
+        self.change_listeners: list[Callable[[str, dict[str, str], Identity], Awaitable[None]]] = []
 
     async def close(self) -> None:
         """Stop the package installs in progress (each removes what it built)."""
@@ -238,6 +241,8 @@ class AdminApi:
             await _send_error(send, error)
             return
         if route.changes:
+            for listener in self.change_listeners:  # made: the other instances make it too
+                await listener(route.action, request.params, request.identity)
             target = request.target or route.path
             try:  # strict durability: the answer waits for the record's commit
                 await self.access.record(

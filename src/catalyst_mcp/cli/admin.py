@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
+
 from catalyst_mcp.cli.common import EXIT_CONNECT, CliError, load_config, run_async
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import CatalystError, StorageError
@@ -92,6 +94,17 @@ class Admin:
             self.record(action, target, "error", {**facts, "reason": exc.message})
             raise
         self.record(action, target, "ok", facts)
+        if self.settings.redis.url is not None:  # running instances apply it at once
+            from catalyst_mcp.cluster.announce import announce_from_cli
+
+            try:
+                await announce_from_cli(self.settings.redis, action, target)
+            except CatalystError as exc:
+                click.echo(
+                    f"warning: the change is made, but the running gateways were not told "
+                    f"({exc.message}); they pick it up at their next refresh",
+                    err=True,
+                )
 
 
 @asynccontextmanager

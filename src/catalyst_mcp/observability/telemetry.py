@@ -76,6 +76,9 @@ class Telemetry:
         ping = getattr(limiter, "ping", None)
         if ping is not None:
             probes["redis"] = (ping, getattr(limiter, "where", "Redis"))
+        cluster = getattr(gateway, "cluster", None)
+        if cluster is not None:  # redis.url: the state instances share (first, if both)
+            probes["redis"] = (cluster.ping, cluster.bus.where)
         self.dependencies = DependencyCheck(probes)
 
     def _build_metrics(self, gateway: Gateway) -> None:

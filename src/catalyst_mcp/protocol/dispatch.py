@@ -29,7 +29,12 @@ from catalyst_mcp.errors import (
 from catalyst_mcp.observability.observer import Observer, outcome_of
 from catalyst_mcp.protocol.hub import MAX_SUBSCRIPTIONS, NotificationHub
 from catalyst_mcp.protocol.jsonrpc import Message, error_response, result_response
-from catalyst_mcp.protocol.legacy import LegacySession, SessionStore, negotiate_version
+from catalyst_mcp.protocol.legacy import (
+    LegacySession,
+    SessionStore,
+    SharedSession,
+    negotiate_version,
+)
 from catalyst_mcp.protocol.server import McpServer, rest_context
 from catalyst_mcp.protocol.versions import (
     CLIENT_CAPS_KEY,
@@ -224,16 +229,26 @@ class Dispatcher:
     ) -> tuple[LegacySession, Message]:
         """Create a session of ``identity`` for an ``initialize`` request and answer it."""
         try:
-            params = message.get("params")
-            if not isinstance(params, dict):
-                raise InvalidRequest("Invalid Request: initialize needs params")
-            version = negotiate_version(params.get("protocolVersion"))
+            version, params = self.negotiate(message)
             session = self.sessions.create(version, params, identity)
         except CatalystError as exc:
             self.observer.count("initialize", "legacy", transport, outcome_of(exc))
             raise
+        return session, self.initialized(message, version, transport)
+
+    @staticmethod
+    def negotiate(message: Message) -> tuple[str, dict[str, Any]]:
+        """The version to answer an ``initialize`` with, and its params (InvalidRequest when
+        it has none)."""
+        params = message.get("params")
+        if not isinstance(params, dict):
+            raise InvalidRequest("Invalid Request: initialize needs params")
+        return negotiate_version(params.get("protocolVersion")), params
+
+    def initialized(self, message: Message, version: str, transport: str) -> Message:
+        """The answer to an ``initialize`` whose session was made (counted in the metrics)."""
         self.observer.count("initialize", "legacy", transport, "ok")
-        return session, result_response(message["id"], self.server.initialize_result(version))
+        return result_response(message["id"], self.server.initialize_result(version))
 
     async def legacy(
         self,
@@ -251,13 +266,18 @@ class Dispatcher:
         ``transport`` and ``headers`` as for :meth:`modern`."""
         caller = session.identity if identity is None else identity
         if "method" not in message:
-            session.answer(message)
+            if not session.answer(message) and isinstance(session, SharedSession):
+                await session.relay.answer(session, message)  # asked by another instance
             return None
         method = message["method"]
         params = message.get("params") or {}
         if "id" not in message:
-            if method == "notifications/cancelled":
-                session.cancel(params)
+            if (
+                method == "notifications/cancelled"
+                and not session.cancel(params)
+                and isinstance(session, SharedSession)
+            ):
+                await session.relay.cancel(session, params)  # in flight on another instance
             return None
         request_id = message["id"]
         try:
@@ -266,6 +286,8 @@ class Dispatcher:
                 return result_response(request_id, {})
             if method == "logging/setLevel":
                 answer = result_response(request_id, session.set_level(params))
+                if isinstance(session, SharedSession):
+                    await session.relay.set_level(session, params["level"])
                 self.observer.count(method, "legacy", transport, "ok")
                 return answer
             if method in ("resources/subscribe", "resources/unsubscribe"):
@@ -311,6 +333,13 @@ class Dispatcher:
         uri = params.get("uri")
         if not isinstance(uri, str):
             raise InvalidParams(f'{method} needs a string "uri"')
+        if isinstance(session, SharedSession):  # held in Redis, for every instance
+            if method == "resources/subscribe":
+                self.server.check_subscribe(caller, uri)
+                await session.relay.subscribe(session, uri)
+            else:
+                await session.relay.unsubscribe(session, uri)
+            return {}
         if method == "resources/subscribe":
             self.server.check_subscribe(caller, uri)
             if len(session.subscriptions) >= MAX_SUBSCRIPTIONS and uri not in session.subscriptions:

@@ -8,7 +8,7 @@ the listen request's id.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,8 @@ class NotificationHub:
         self.registry = registry
         self.sessions = sessions
         self.listeners: set[Listener] = set()
+        # with redis.url: tells the shared sessions subscribed to a URI, on any instance
+        self.shared_updates: Callable[[str], Awaitable[None]] | None = None
         registry.change_listeners.append(self.lists_changed)
         registry.update_listeners.append(self.resource_updated)
 
@@ -88,9 +90,11 @@ class NotificationHub:
                     listener.offer(listener.tagged(method))
 
     async def resource_updated(self, uri: str) -> None:
-        for session in self.sessions:
+        for session in self.sessions:  # (a shared session's subscriptions are in Redis)
             if uri in session.subscriptions:
                 session.post(notification("notifications/resources/updated", {"uri": uri}))
+        if self.shared_updates is not None:
+            await self.shared_updates(uri)
         for listener in self.listeners:
             if uri in listener.filter.get("resourceSubscriptions", ()):
                 listener.offer(listener.tagged("notifications/resources/updated", {"uri": uri}))

@@ -9,6 +9,11 @@ Anyone who can reach the endpoint can ``initialize``, so what a session costs is
 (what most sessions never use is made on first use) and the store is capped, in all and per
 caller: a full store makes room by closing its least recently used idle session, and refuses
 a new one only when every session under the cap is busy. Decision 012 has the numbers.
+
+With ``redis.url`` set, streamable-HTTP sessions are :class:`SharedSession`: their state lives in
+Redis and the store here is a cache of the ones this instance has seen; what needs another
+instance (an answer to a request it sent, a cancellation, a subscription) goes through the
+session's :class:`SessionRelay` (:mod:`catalyst_mcp.cluster`, decision 024).
 """
 
 from __future__ import annotations
@@ -19,14 +24,14 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from catalyst_mcp.context import ANONYMOUS, Emitter, Identity
 from catalyst_mcp.errors import CatalystError, InvalidParams, SessionLimit
 from catalyst_mcp.protocol.jsonrpc import Message, RequestId
 from catalyst_mcp.protocol.versions import LATEST_LEGACY, LEGACY_VERSIONS, LOG_LEVELS
 
-__all__ = ["LegacySession", "SessionStore", "negotiate_version"]
+__all__ = ["LegacySession", "SessionRelay", "SessionStore", "SharedSession", "negotiate_version"]
 
 log = logging.getLogger("catalyst.protocol")
 
@@ -161,7 +166,7 @@ class LegacySession:
     async def ask(self, emit: Emitter, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send the client a request on ``emit`` and wait for its answer."""
         self._asked += 1
-        request_id = f"catalyst-{self._asked}"
+        request_id = self._ask_id(self._asked)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         answers = self._answers
         if answers is None:
@@ -175,6 +180,9 @@ class LegacySession:
             raise CatalystError(f"the client did not answer {method} in time") from exc
         finally:
             answers.pop(request_id, None)
+
+    def _ask_id(self, number: int) -> str:
+        return f"catalyst-{number}"
 
     def answer(self, message: Message) -> bool:
         """Deliver the client's response to a request we sent; False if none is waiting."""
@@ -199,14 +207,17 @@ class LegacySession:
         self.log_level = level
         return {}
 
-    def cancel(self, params: dict[str, Any]) -> None:
+    def cancel(self, params: dict[str, Any]) -> bool:
+        """Cancel the request ``params`` name, if it is in flight here (False: it is not)."""
         request_id = params.get("requestId")
         task = self.inflight.get(request_id)  # type: ignore[arg-type]
-        if task is not None:
-            if self._cancelled is None:
-                self._cancelled = set()
-            self._cancelled.add(request_id)  # type: ignore[arg-type]
-            task.cancel()
+        if task is None:
+            return False
+        if self._cancelled is None:
+            self._cancelled = set()
+        self._cancelled.add(request_id)  # type: ignore[arg-type]
+        task.cancel()
+        return True
 
     def cancelled(self, request_id: RequestId) -> bool:
         """Whether the client cancelled this request (and forget that it did)."""
@@ -224,6 +235,65 @@ class LegacySession:
                 future.set_exception(CatalystError("the session was closed"))
         if self._outbox_ready is not None:
             self._outbox_ready.set()
+
+
+class SessionRelay(Protocol):
+    """What a :class:`SharedSession` asks of the instances sharing it (implemented by
+    :class:`catalyst_mcp.cluster.sessions.SharedSessions`)."""
+
+    instance: str  # this instance's id
+
+    async def answer(self, session: SharedSession, message: Message) -> None:
+        """Take the client's answer to a request another instance sent it."""
+
+    async def cancel(self, session: SharedSession, params: dict[str, Any]) -> None:
+        """Cancel a request of the session in flight on another instance."""
+
+    async def set_level(self, session: SharedSession, level: str) -> None:
+        """Record the session's new log level for every instance."""
+
+    async def subscribe(self, session: SharedSession, uri: str) -> None:
+        """Subscribe the session to ``uri`` (InvalidParams past MAX_SUBSCRIPTIONS)."""
+
+    async def unsubscribe(self, session: SharedSession, uri: str) -> None:
+        """Drop the session's subscription to ``uri``."""
+
+    async def claim(self, session: SharedSession) -> bool:
+        """Relay the session's messages to this instance's stream (False: it has ended)."""
+
+    async def release(self, session: SharedSession) -> None:
+        """This instance's stream of the session closed."""
+
+    async def end(self, session_id: str) -> bool:
+        """End the session on every instance (False: there was none)."""
+
+    async def forward(self, session: SharedSession, message: Message, identity: Identity) -> bool:
+        """Pass a message of the HTTP+SSE transport to the instance holding the session's
+        stream (False: none does)."""
+
+
+class SharedSession(LegacySession):
+    """A legacy session whose state lives in Redis, so any instance may serve it. This object
+    is one instance's copy: its subscriptions are in Redis (the copy's stay empty); the
+    requests it sends the client are numbered ``catalyst-<instance>-<n>``, so the answer,
+    wherever it arrives, finds its way back here."""
+
+    __slots__ = ("relay", "told")
+
+    def __init__(
+        self,
+        session_id: str,
+        version: str,
+        params: dict[str, Any],
+        identity: Identity,
+        relay: SessionRelay,
+    ) -> None:
+        super().__init__(session_id, version, params, identity)
+        self.relay = relay
+        self.told = 0.0  # when this instance last told Redis it used the session (never yet)
+
+    def _ask_id(self, number: int) -> str:
+        return f"catalyst-{self.relay.instance}-{number}"
 
 
 class SessionStore:
@@ -284,15 +354,37 @@ class SessionStore:
         own[session.id] = session
         return session
 
-    def _evict(self, sessions: OrderedDict[str, LegacySession]) -> bool:
-        """Close the least recently used idle session of ``sessions``; False if all are busy."""
+    def keep(self, session: LegacySession) -> LegacySession:
+        """Keep ``session`` (made elsewhere: a shared session another instance created, or
+        this one created in Redis). Never refused: the caps only bound how many such copies
+        are kept, by closing idle ones (which forgets the copy, not the shared session)."""
+        self.sweep()
+        caller = session.identity.subject
+        own = self._by_caller.get(caller)
+        if own is not None and len(own) >= self.per_caller:
+            self._evict(own, counted=False)
+        if len(self._sessions) >= self.limit:
+            self._evict(self._sessions, counted=False)
+        self._sessions[session.id] = session
+        if own is None:
+            own = self._by_caller[caller] = OrderedDict()
+        own[session.id] = session
+        return session
+
+    def peek(self, session_id: str) -> LegacySession | None:
+        """The session, if held here, without counting this as its use."""
+        return self._sessions.get(session_id)
+
+    def _evict(self, sessions: OrderedDict[str, LegacySession], *, counted: bool = True) -> bool:
+        """Close the least recently used idle session of ``sessions``; False if all are busy.
+        (``counted``: in the metrics; a shared session's copy forgotten here is not.)"""
         for session in sessions.values():
             if not session.busy:
                 log.info(
                     "session %s closed to make room (a session cap is reached)", session.id[:8]
                 )
                 self.remove(session.id)
-                self.evicted += 1
+                self.evicted += counted
                 return True
         return False
 

@@ -60,11 +60,20 @@ class _Parked:
         return await future
 
 
+Resume = Callable[[str, CallContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
 class InputBridge:
-    """Upstream calls parked while a modern client answers their input requests."""
+    """Upstream calls parked while a modern client answers their input requests.
+
+    With several instances (``redis.url``), a token names the instance that parked its call
+    (``catalyst-input:<instance>.<random>``), and a retry that reaches another instance is
+    passed to that one by ``remote`` (:mod:`catalyst_mcp.cluster.parked`)."""
 
     def __init__(self) -> None:
         self._parked: dict[str, _Parked] = {}
+        self.instance: str | None = None  # this instance's id, when there are several
+        self.remote: Resume | None = None  # resumes a call parked on another instance
 
     @staticmethod
     def owns(params: dict[str, Any]) -> bool:
@@ -81,6 +90,10 @@ class InputBridge:
         self._sweep()
         if self.owns(params):
             parked = self._parked.get(params["requestState"])
+            if parked is None and self.remote is not None:
+                owner = _owner(params["requestState"])
+                if owner is not None and owner != self.instance:
+                    return await self.remote(owner, ctx, params)
             if parked is None or not _same_call(parked, ctx, params):
                 # a token of another caller, method or tool is as good as an unknown one
                 raise InvalidParams("requestState is unknown or expired; send the request again")
@@ -119,6 +132,8 @@ class InputBridge:
                 return parked.task.result()
         await asyncio.sleep(0)  # let concurrent asks of the same call join this round
         token = STATE_PREFIX + secrets.token_urlsafe(24)
+        if self.instance is not None:
+            token = f"{STATE_PREFIX}{self.instance}.{token[len(STATE_PREFIX) :]}"
         parked.expires = time.monotonic() + PARK_SECONDS
         self._parked[token] = parked
         return {
@@ -177,6 +192,12 @@ async def satisfy_for_legacy(
             params.pop("requestState", None)
         result = await retry(params)
     raise CatalystError("the upstream kept asking for input; giving up after 16 rounds")
+
+
+def _owner(token: str) -> str | None:
+    """The instance that parked the call a token names (None: a token of one instance)."""
+    owner, dot, _ = token[len(STATE_PREFIX) :].partition(".")
+    return owner if dot and owner else None
 
 
 def _target(params: dict[str, Any]) -> str | None:

@@ -9,8 +9,9 @@ legacy session named by ``Mcp-Session-Id``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalyst_mcp.context import ANONYMOUS, Identity, same_caller
 from catalyst_mcp.deadlines import deadlines
@@ -25,7 +26,7 @@ from catalyst_mcp.protocol.dispatch import Dispatcher, check_modern_meta, modern
 from catalyst_mcp.protocol.headers import decode_header_value, header_text
 from catalyst_mcp.protocol.hub import Listener, accepted_filter
 from catalyst_mcp.protocol.jsonrpc import Message, decode, error_response, validate
-from catalyst_mcp.protocol.legacy import LegacySession
+from catalyst_mcp.protocol.legacy import LegacySession, SharedSession
 from catalyst_mcp.protocol.versions import (
     LEGACY_VERSIONS,
     MODERN_VERSIONS,
@@ -45,6 +46,9 @@ from catalyst_mcp.transports.asgi import (
     send_json,
     watch_disconnect,
 )
+
+if TYPE_CHECKING:
+    from catalyst_mcp.cluster.sessions import SharedSessions
 
 __all__ = ["StreamableHttpEndpoint"]
 
@@ -66,6 +70,8 @@ class StreamableHttpEndpoint:
         self.dispatcher = dispatcher
         self.settings = settings
         self._tasks: set[asyncio.Task[Any]] = set()
+        # with redis.url: sessions in Redis, for every instance (None: in this process)
+        self.shared: SharedSessions | None = None
 
     async def __call__(
         self,
@@ -146,7 +152,10 @@ class StreamableHttpEndpoint:
 
     async def _initialize(self, message: Message, send: Send, identity: Identity) -> None:
         try:
-            session, response = self.dispatcher.initialize(message, identity)
+            if self.shared is None:
+                session, response = self.dispatcher.initialize(message, identity)
+            else:
+                session, response = await self.shared.initialize(message, identity)
         except CatalystError as exc:
             # 400 for a bad request; a full session store says 429 or 503 (SessionLimit)
             status = exc.http_status if exc.http_status >= 400 else 400
@@ -323,13 +332,30 @@ class StreamableHttpEndpoint:
             return None, 400, "Bad Request: unsupported MCP-Protocol-Version"
         return session, 200, ""
 
+    async def _shared_session(
+        self, headers: dict[bytes, bytes], identity: Identity
+    ) -> tuple[LegacySession | None, int, str]:
+        """:meth:`_session` for a session this instance has not seen yet: from Redis."""
+        assert self.shared is not None
+        raw = headers[b"mcp-session-id"]
+        try:
+            if await self.shared.load(raw.decode("latin-1")) is None:
+                return None, 404, "Session not found: initialize a new session"
+        except CatalystError as exc:  # Redis is down: SharedStateUnavailable
+            return None, exc.http_status, exc.message
+        return self._session(headers, identity)  # now held here: checked as any other
+
     async def _legacy(
         self, message: Message, headers: dict[bytes, bytes], send: Send, identity: Identity
     ) -> None:
         session, status, why = self._session(headers, identity)
+        if session is None and status == 404 and self.shared is not None:
+            session, status, why = await self._shared_session(headers, identity)
         if session is None:
             await send_json(send, status, error_response(message.get("id"), InvalidRequest(why)))
             return
+        if self.shared is not None and isinstance(session, SharedSession):
+            self.shared.used(session)  # in use: no cap may take it now
         if "id" not in message or "method" not in message:
             await self.dispatcher.legacy(session, message, _no_stream, identity, headers=headers)
             await send_bytes(send, 202, b"", None)
@@ -351,9 +377,23 @@ class StreamableHttpEndpoint:
             await send_json(send, 406, error_response(None, exc))
             return
         session, status, why = self._session(headers, identity)
+        if session is None and status == 404 and self.shared is not None:
+            session, status, why = await self._shared_session(headers, identity)
         if session is None:
             await send_json(send, status, error_response(None, InvalidRequest(why)))
             return
+        if isinstance(session, SharedSession):  # its messages come to this instance now
+            session.listening = True
+            try:
+                claimed = await session.relay.claim(session)
+            except CatalystError as exc:
+                session.listening = False
+                await send_json(send, exc.http_status, error_response(None, exc))
+                return
+            if not claimed:  # it ended meanwhile
+                gone = InvalidRequest("Session not found: initialize a new session")
+                await send_json(send, 404, error_response(None, gone))
+                return
         await drain_outbox(
             session, receive, EventStream(send, [(b"mcp-session-id", session.id.encode())])
         )
@@ -363,10 +403,19 @@ class StreamableHttpEndpoint:
         if raw is None:
             await send_bytes(send, 405, b"", None, [(b"allow", b"POST")])
             return
-        session = self.dispatcher.sessions.get(raw.decode("latin-1"))
-        found = session is not None and same_caller(session.identity, identity)
+        session_id = raw.decode("latin-1")
+        session = self.dispatcher.sessions.get(session_id)
+        try:
+            if session is None and self.shared is not None:
+                session = await self.shared.load(session_id)
+            found = session is not None and same_caller(session.identity, identity)
+            if found and isinstance(session, SharedSession):
+                await session.relay.end(session_id)  # on every instance
+        except CatalystError as exc:  # Redis is down: SharedStateUnavailable
+            await send_json(send, exc.http_status, error_response(None, exc))
+            return
         if found:
-            self.dispatcher.close_session(raw.decode("latin-1"))
+            self.dispatcher.close_session(session_id)
         await send_bytes(send, 200 if found else 404, b"", None)
 
 
@@ -375,6 +424,7 @@ async def drain_outbox(session: LegacySession, receive: Receive, stream: EventSt
     gone = asyncio.Event()
     watcher = watch_disconnect(receive, gone.set)
     session.listening = True
+    shared = session if isinstance(session, SharedSession) else None
     try:
         await stream.start()
         while not gone.is_set() and not session.closed:
@@ -387,12 +437,18 @@ async def drain_outbox(session: LegacySession, receive: Receive, stream: EventSt
                 break
             message = getter.result()
             if message is None:
+                if shared is not None:  # anything that went to Redis meanwhile comes here
+                    with contextlib.suppress(CatalystError):
+                        await shared.relay.claim(shared)
                 await stream.raw(b": keep-alive\n\n")
             else:
                 await stream.event(message)
     finally:
         session.listening = False
         watcher.cancel()
+        if shared is not None:
+            with contextlib.suppress(CatalystError):
+                await shared.relay.release(shared)
         if not gone.is_set():
             await stream.finish(None)
 

@@ -246,6 +246,10 @@ class Approvals:
         finally:
             self._wakers.pop(record.id, None)
 
+    def wake(self, approval_id: str) -> None:
+        """Look at ``approval_id`` again now (decided elsewhere: another instance said so)."""
+        self._wake(approval_id)
+
     def _wake(self, approval_id: str) -> None:
         waker = self._wakers.get(approval_id)
         if waker is not None:
