@@ -86,7 +86,7 @@ def _storable(result: Any) -> bool:
 
 def _answer(result: dict[str, Any], seconds: float, scope: Scope) -> dict[str, Any]:
     """``result`` as a client gets it from the cache: a copy with the freshness left."""
-    ms = max(int(seconds * 1000), 0)
+    ms = max(round(seconds * 1000), 0)
     return {**result, "ttlMs": ms, "cacheScope": EMITTED_SCOPE[scope]}
 
 
@@ -105,8 +105,8 @@ class ResultCache:
         self.settings = settings
         self.enabled = settings.enabled
         self.rules_of = rules_of
-        self.clock = clock
         self.memory = MemoryLayer(settings.max_entries, settings.max_bytes, clock)
+        self._clock = clock
         self.redis: RedisLayer | None = None
         if settings.enabled and settings.redis_url is not None:
             from catalyst_mcp.orchestration.cache.redislayer import RedisLayer
@@ -127,6 +127,15 @@ class ResultCache:
         self.counts = dict.fromkeys(
             ("hits_memory", "hits_redis", "misses", "stored", "not_stored"), 0
         )
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """What freshness is judged by (seconds); tests set their own."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._clock = self.memory.clock = clock
 
     # ---- configuration -----------------------------------------------------------------------
 
