@@ -63,3 +63,7 @@ bench-workflows: $(STAMP)
 .PHONY: bench-dashboard
 bench-dashboard: $(STAMP)
 	$(BIN)/python bench/dashboard.py
+
+.PHONY: bench-cache
+bench-cache: $(STAMP)
+	$(BIN)/python bench/result_cache.py

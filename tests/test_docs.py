@@ -7,6 +7,7 @@ import re
 import pytest
 
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.cache.config import CacheSettings, CacheSpec, ToolSettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
@@ -50,6 +51,9 @@ MODELS = [
     KubernetesOptions,
     WorkflowsSettings,
     UiSettings,
+    CacheSettings,
+    CacheSpec,
+    ToolSettings,
 ]
 
 

@@ -23,6 +23,10 @@ def cache() -> None:
     """The result cache of a running gateway: what it holds, and clearing it."""
 
 
+def _results(count: int) -> str:
+    return f"{count} result{'' if count == 1 else 's'}"
+
+
 def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
 
@@ -52,7 +56,7 @@ def stats(api: GatewayApi, json_output: bool) -> None:
         ("enabled", "yes" if answer["enabled"] else "no (cache.enabled: false)"),
         (
             "memory",
-            f"{memory['entries']}/{memory['max_entries']} results, "
+            f"{memory['entries']} of {_results(memory['max_entries'])}, "
             f"{_mib(memory['bytes'])} of {_mib(memory['max_bytes'])}, "
             f"{memory['evictions']} evicted",
         ),
@@ -93,5 +97,5 @@ def clear(api: GatewayApi, server: str | None, tool: str | None, json_output: bo
         else "every server"
     )
     click.echo(
-        f"cleared {what}: {answer['memory']} results from memory, {answer['redis']} from Redis"
+        f"cleared {what}: {_results(answer['memory'])} from memory, {answer['redis']} from Redis"
     )

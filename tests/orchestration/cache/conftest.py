@@ -198,10 +198,10 @@ def cache_settings(tmp_path: Path, **sections: Any) -> Settings:
     return Settings.model_validate(data)
 
 
-async def start_cache_gateway(settings: Settings, tmp_path: Path) -> CacheGateway:
+async def start_cache_gateway(settings: Settings, tmp_path: Path, **options: Any) -> CacheGateway:
     (tmp_path / "rules").mkdir(exist_ok=True)
     db = db_server()
-    gateway = Gateway(settings, [db])
+    gateway = Gateway(settings, [db], **options)
     await gateway.start()
     return CacheGateway(gateway, db, tmp_path / "rules")
 

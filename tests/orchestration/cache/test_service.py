@@ -291,3 +291,26 @@ async def test_reconfiguring_a_provider_makes_older_results_unreachable(
     cached.gateway.cache.configure("db", CacheSpec(ttl=60, scope="shared"))
     await cached.result("alice", "catalog", {"id": 1})
     assert cached.reached("catalog") == 2
+
+
+async def test_the_span_says_hit_or_miss(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from catalyst_mcp.observability import tracing
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    served = await start_cache_gateway(cache_settings(tmp_path), tmp_path, tracer_provider=provider)
+    try:
+        for _ in range(2):
+            await served.result("alice", "lookup", {"id": 1})
+        await served.result("alice", "write", {"id": 1})
+        spans = [s for s in memory.get_finished_spans() if s.name.startswith("tools/call")]
+        found = [(s.attributes or {}).get("catalyst.cache") for s in spans]
+        assert found == ["miss", "hit:memory", None]
+    finally:
+        await served.gateway.stop()
+        tracing.deactivate()

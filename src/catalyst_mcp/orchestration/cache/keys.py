@@ -62,10 +62,24 @@ def _normal(value: Any) -> Any:
     return value
 
 
+def _has_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return False
+    if kind is dict:
+        return any(map(_has_float, value.values()))
+    if kind is list or kind is tuple:
+        return any(map(_has_float, value))
+    return True  # a float, or something else: normalized (or refused) the slow way
+
+
 def canonical(arguments: Mapping[str, Any] | None) -> bytes:
     """The canonical JSON of a call's arguments (none is ``{}``); TypeError if they are not
     JSON (an in-process caller's own objects: such a call is not cached)."""
-    return orjson.dumps(_normal(dict(arguments or {})), option=orjson.OPT_SORT_KEYS)
+    value = arguments if isinstance(arguments, dict) else dict(arguments or {})
+    if _has_float(value):  # (rare: most arguments are copied only to be hashed otherwise)
+        value = _normal(value)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def argument_digest(arguments: Mapping[str, Any] | None) -> str:
