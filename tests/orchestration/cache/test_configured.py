@@ -106,6 +106,12 @@ async def test_a_packs_cache_and_its_tools(tmp_path: Path) -> None:
         assert await call(gateway, "people__count") == count  # cached
         found = await call(gateway, "people__find", name="Barbara")
         assert found["structuredContent"]["rows"] == [{"id": 4, "name": "Barbara"}]
+        # an edited pack file (here: the pack's ttl) is a new epoch
+        assert gateway.packs is not None
+        pack["cache"] = {"ttl": "2m"}
+        write_pack(folder, "people.yaml", pack)
+        await gateway.packs.reload([folder / "people.yaml"])
+        assert (await call(gateway, "people__count"))["structuredContent"]["rows"] == [{"n": 4}]
         stats = await gateway.cache.stats()
         assert stats["servers"] == [
             {"server": "pack:people", "entries": 1, "bytes": stats["memory"]["bytes"]}

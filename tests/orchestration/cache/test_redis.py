@@ -122,3 +122,31 @@ async def test_without_a_memory_layer_every_lookup_asks_redis(tmp_path: Path, pr
         assert len(served.gateway.cache.memory) == 0
     finally:
         await served.gateway.stop()
+
+
+async def test_a_listener_that_lost_redis_empties_its_memory_when_back(
+    pair: tuple[CacheGateway, CacheGateway], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalyst_mcp.orchestration.cache import redislayer
+
+    monkeypatch.setattr(redislayer, "LISTEN_BACKOFF", (0.05, 0.05))
+    one, _ = pair
+    layer = one.gateway.cache.redis
+    assert layer is not None
+    for _ in range(100):
+        if layer.listening:
+            break
+        await asyncio.sleep(0.02)
+    await one.result("alice", "catalog", {"id": 1})
+    assert len(one.gateway.cache.memory) == 1
+    with redis.Redis.from_url(REDIS_URL) as client:
+        (listener,) = [
+            c for c in client.client_list() if c["name"] == f"catalyst-cache-{layer.instance}"
+        ]
+        client.client_kill_filter(_id=listener["id"])
+    for _ in range(300):
+        if len(one.gateway.cache.memory) == 0 and layer.listening:
+            break
+        await asyncio.sleep(0.01)
+    assert len(one.gateway.cache.memory) == 0  # a clear may have been missed meanwhile
+    assert layer.listening

@@ -179,7 +179,9 @@ class RedisLayer:
         lost = False
         while True:
             client: aioredis.Redis = aioredis.Redis.from_url(
-                self._url, socket_connect_timeout=self._timeout
+                self._url,
+                socket_connect_timeout=self._timeout,
+                client_name=f"catalyst-cache-{self.instance}",  # (CLIENT LIST shows whose)
             )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
