@@ -314,3 +314,30 @@ async def test_the_span_says_hit_or_miss(tmp_path: Path) -> None:
     finally:
         await served.gateway.stop()
         tracing.deactivate()
+
+
+async def test_a_result_the_server_asked_the_client_for_is_not_stored() -> None:
+    from catalyst_mcp.context import CallContext, Identity
+    from catalyst_mcp.orchestration.cache.config import CacheSettings
+    from catalyst_mcp.orchestration.cache.service import ResultCache
+    from tests.fakes import FakeProvider
+
+    cache = ResultCache(CacheSettings())
+    cache.configure("db", CacheSpec(ttl=60))
+    provider = FakeProvider("db", tools=[tool("greet")])
+    answers = iter(["Ann", "Bo"])
+
+    async def client(method: str, params: dict) -> dict:
+        return {"action": "accept", "content": {"name": next(answers)}}
+
+    async def relay(provider: object, name: str, params: dict, ctx: CallContext) -> dict:
+        assert ctx.ask is not None
+        answer = await ctx.ask("elicitation/create", {"message": "name?"})
+        return {"content": [{"type": "text", "text": f"hello {answer['content']['name']}"}]}
+
+    ctx = CallContext("legacy", "2025-11-25", identity=Identity("alice", "user"), ask=client)
+    first = await cache.call(provider, "greet", {"name": "greet"}, ctx, relay)
+    second = await cache.call(provider, "greet", {"name": "greet"}, ctx, relay)
+    assert [first["content"][0]["text"], second["content"][0]["text"]] == ["hello Ann", "hello Bo"]
+    assert ctx.ask is client  # given back
+    assert cache.counts["not_stored"] == 2 and len(cache.memory) == 0

@@ -17,7 +17,8 @@ limits and let through by the rules, and every hit is audited like any call (``d
 *after* the rules: arguments a rule set or redacted, and a route's target, are part of it.
 
 What is stored: results with ``content``, not ``isError``, ``resultType`` complete (never a
-task, an input-required result, a failure), at most ``cache.max_entry_bytes`` of JSON, for the
+task, an input-required result, a failure, nor a result the server asked the client something
+for: its answers are not part of the key), at most ``cache.max_entry_bytes`` of JSON, for the
 tool's ``ttl`` and ``scope`` (:mod:`.policy`) as an upstream's hints narrow them: ``ttlMs`` on
 its result shortens the time (0: not stored), ``cacheScope: "private"`` keeps it for its caller
 alone. Results the cache serves or stores carry ``ttlMs`` (freshness left) and ``cacheScope``
@@ -212,8 +213,38 @@ class ResultCache:
             self._counted(provider.name, layer, ctx)
             return _answer(found.result, found.expires - self.clock(), found.scope)
         self._counted(provider.name, None, ctx)
-        result = await relay(provider, tool, params, ctx)
+        asked, result = await self._relay_watched(provider, tool, params, ctx, relay)
+        if asked:  # the result depends on what the client answered: not the key's alone
+            self.counts["not_stored"] += 1
+            return result
         return await self._store(provider.name, cached, keys, mine, result)
+
+    async def _relay_watched(
+        self,
+        provider: Provider,
+        tool: str,
+        params: dict[str, Any],
+        ctx: CallContext,
+        relay: Relay,
+    ) -> tuple[bool, dict[str, Any]]:
+        """Relay the call; whether the server asked the client something meanwhile
+        (elicitation, sampling, roots: a legacy client answers within the call)."""
+        client = ctx.ask
+        if client is None:
+            return False, await relay(provider, tool, params, ctx)
+        asked = False
+
+        async def ask(method: str, request: dict[str, Any]) -> dict[str, Any]:
+            nonlocal asked
+            asked = True
+            return await client(method, request)
+
+        ctx.ask = ask
+        try:
+            result = await relay(provider, tool, params, ctx)
+        finally:
+            ctx.ask = client
+        return asked, result
 
     def _in_memory(self, keys: Sequence[str]) -> Entry | None:
         for key in keys:
