@@ -91,7 +91,7 @@ class ToolCache:
 class Resolved:
     """The caching of one provider object, as of its current tool list."""
 
-    __slots__ = ("_tools", "config_digest", "epoch", "listed", "provider", "rules")
+    __slots__ = ("_listings", "_tools", "config_digest", "epoch", "listed", "provider", "rules")
 
     def __init__(self, provider: Provider, rules: CacheRules) -> None:
         self.provider = provider
@@ -100,6 +100,7 @@ class Resolved:
         self.listed: list[dict[str, Any]] | None = None  # the tool list the epoch is of
         self.epoch = ""
         self._tools: dict[str, ToolCache | None] = {}
+        self._listings: dict[str, dict[str, Any]] | None = None  # the list by name, when asked
 
     def current(self) -> bool:
         """Bring the epoch up to the provider's tool list; whether it was (True) or changed."""
@@ -115,6 +116,7 @@ class Resolved:
         unchanged = epoch == self.epoch
         self.epoch = epoch
         self._tools = {}
+        self._listings = None
         return unchanged
 
     def tool(self, name: str) -> ToolCache | None:
@@ -123,12 +125,11 @@ class Resolved:
             return self._tools[name]
         except KeyError:
             pass
-        listing = None
-        for item in self.listed or ():
-            if isinstance(item, dict) and item.get("name") == name:
-                listing = item
-                break
-        spec = self.rules.spec_for(name, listing)
+        if self._listings is None:
+            self._listings = {
+                str(item.get("name")): item for item in self.listed or () if isinstance(item, dict)
+            }
+        spec = self.rules.spec_for(name, self._listings.get(name))
         found = None
         if spec is not None:
             found = ToolCache(spec, f"{tool_prefix(self.provider.name, name)}{self.epoch}/")
