@@ -67,3 +67,6 @@ bench-dashboard: $(STAMP)
 .PHONY: bench-sessions
 bench-sessions: $(STAMP)
 	$(BIN)/python bench/scale_sessions.py
+.PHONY: bench-cache
+bench-cache: $(STAMP)
+	$(BIN)/python bench/result_cache.py

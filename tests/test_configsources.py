@@ -48,6 +48,7 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("rbac", "roles", "probe", "name"): ("probe", "probe"),
     ("storage", "url"): ("sqlite+aiosqlite:///probe.db", "sqlite+aiosqlite:///probe.db"),
     ("rate_limits", "redis_url"): ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
+    ("cache", "redis_url"): ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
     ("packages", "registry_url"): ("http://127.0.0.1:1", "http://127.0.0.1:1"),
     ("packages", "npm_registry_url"): ("http://127.0.0.1:2/", "http://127.0.0.1:2/"),
     ("packages", "pypi_index_url"): ("http://127.0.0.1:3/simple", "http://127.0.0.1:3/simple"),
@@ -82,6 +83,10 @@ COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {
     },
     ("servers", "probe", "s3", "secret_access_key"): {
         "CATALYST_SERVERS__PROBE__S3__ACCESS_KEY_ID": "probe-key"
+    },
+    ("servers", "probe", "cache", "scope"): {"CATALYST_SERVERS__PROBE__CACHE__TTL": "60"},
+    ("servers", "probe", "tools", "probe", "cache", "scope"): {
+        "CATALYST_SERVERS__PROBE__TOOLS__PROBE__CACHE__TTL": "60"
     },
     ("servers", "probe", "s3", "session_token"): {
         "CATALYST_SERVERS__PROBE__S3__ACCESS_KEY_ID": "probe-key",

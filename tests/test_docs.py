@@ -8,6 +8,7 @@ import pytest
 
 from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.cache.config import CacheSettings, CacheSpec, ToolSettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
@@ -52,6 +53,9 @@ MODELS = [
     WorkflowsSettings,
     UiSettings,
     RedisSettings,
+    CacheSettings,
+    CacheSpec,
+    ToolSettings,
 ]
 
 

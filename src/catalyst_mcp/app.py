@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from catalyst_mcp.api import AdminApi
 from catalyst_mcp.errors import CatalystError, ConfigProblem, InvalidRequest
 from catalyst_mcp.observability.telemetry import Telemetry
+from catalyst_mcp.orchestration.cache.policy import rules_of
+from catalyst_mcp.orchestration.cache.service import ResultCache
 from catalyst_mcp.orchestration.rules.service import Rules
 from catalyst_mcp.protocol.dispatch import Dispatcher
 from catalyst_mcp.protocol.hub import NotificationHub
@@ -133,6 +135,13 @@ class Gateway:
         # policy rules around every tools/call (docs/rules.md)
         self.rules = Rules(settings.rules, self.registry, self.access, self.db)
         self.server.rules = self.rules.hook
+        # tools/call results served again, after authorization, rules and rate limits
+        cache_settings = settings.cache
+        if cache_settings.redis_url is None and settings.redis.url is not None:
+            # One Redis for the deployment: the cache shares `redis.url` unless given its own.
+            cache_settings = cache_settings.model_copy(update={"redis_url": settings.redis.url})
+        self.cache = ResultCache(cache_settings, lambda p: rules_of(p, self.servers))
+        self.server.cache = self.cache if settings.cache.enabled else None
         self.sessions = SessionStore(
             settings.gateway.session_idle_seconds,
             settings.gateway.max_legacy_sessions,
@@ -157,6 +166,7 @@ class Gateway:
             workflows=self.workflows,
             packs=self.packs,
             config_file=config_file,
+            cache=self.cache,
         )
         # a session or connection that ends stops the per-session processes it had
         self.dispatcher.session_listeners.append(self.servers.session_ended)
@@ -177,6 +187,7 @@ class Gateway:
         # metrics, traces, /metrics and the dependency checks of /ready (docs/observability.md)
         self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
         self.rules.hook.metrics = self.telemetry.metrics
+        self.cache.metrics = self.telemetry.metrics
         self.ui: Dashboard | None = None
         if settings.ui.enabled:  # the web dashboard (docs/dashboard.md)
             from catalyst_mcp.web.dashboard import Dashboard
@@ -251,6 +262,7 @@ class Gateway:
         )
         await self.registry.start(settle + SETTLE_MARGIN_SECONDS if settle else 0.0)
         await self.rules.start()
+        self.cache.start()
         if self.packs is not None and self.settings.packs.watch and self.pack_watcher is None:
             from catalyst_mcp.packs.watcher import PackWatcher
 
@@ -281,6 +293,7 @@ class Gateway:
         if self.pack_watcher is not None:
             await self.pack_watcher.stop()
         await self.rules.stop()
+        await self.cache.stop()
         if self.ui is not None:
             await self.ui.stop()
         await self.api.close()

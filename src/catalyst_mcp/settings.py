@@ -32,6 +32,13 @@ from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.cache.config import (
+    CacheField,
+    CacheSettings,
+    ToolSettings,
+    refuse_shared,
+    shared_places,
+)
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
@@ -41,7 +48,7 @@ from catalyst_mcp.security.config import (
     RateLimitSettings,
     RbacSettings,
 )
-from catalyst_mcp.security.references import names_in
+from catalyst_mcp.security.references import SECRET_REFERENCE, names_in
 from catalyst_mcp.servers.config import (
     BUILTIN_KINDS,
     DatabaseOptions,
@@ -296,6 +303,17 @@ class ServerConfig(_Model):
         "is served, and the change is logged and audited; 'off': nothing is recorded.",
     )
 
+    cache: CacheField = Field(
+        None,
+        description="Serve this server's successful tool results again for a while: "
+        "{ttl, scope} (docs/cache.md). Off unless given.",
+    )
+    tools: dict[str, ToolSettings] = Field(
+        default_factory=dict,
+        description="Settings of single tools, by the server's own tool name (without the "
+        "namespace): {cache: {ttl, scope}} instead of the server's cache (false: never cached).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _prepare(cls, data: Any, info: ValidationInfo) -> Any:
@@ -353,6 +371,23 @@ class ServerConfig(_Model):
             )
         if self.url and self.sandbox.enabled:
             raise ValueError("sandbox: only stdio servers (with 'command') can be sandboxed")
+        return self
+
+    @model_validator(mode="after")
+    def _check_cache(self) -> ServerConfig:
+        places = shared_places(self.cache, {n: t.cache for n, t in self.tools.items()})
+        if not places:
+            return self
+        why = None
+        options = getattr(self, self.builtin) if self.builtin is not None else None
+        if self.secret_names:
+            why = "env or headers reference ${secret:...}"
+        elif self.mode != "shared":
+            why = f"the server runs {self.mode}"
+        elif options is not None and SECRET_REFERENCE.search(options.model_dump_json()):
+            why = f"its {self.builtin} options use ${{secret:...}}"
+        if why is not None:
+            raise ValueError(f"{', '.join(places)}: {refuse_shared(why)}")
         return self
 
     @property
@@ -514,6 +549,10 @@ class Settings(_Model):
     redis: RedisSettings = Field(
         default_factory=lambda: RedisSettings(),
         description="State shared by several instances of one deployment (docs/scale-out.md).",
+    )
+    cache: CacheSettings = Field(
+        default_factory=lambda: CacheSettings(),
+        description="The result cache of tools/call (docs/cache.md).",
     )
 
     def namespace_clashes(self) -> list[tuple[str, str]]:

@@ -55,6 +55,7 @@ from catalyst_mcp.transports.asgi import ClientGone, Receive, Scope, Send, send_
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from catalyst_mcp.orchestration.cache.service import ResultCache
     from catalyst_mcp.orchestration.rules.service import Rules
     from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.packs.packset import PackSet
@@ -99,9 +100,11 @@ class AdminApi:
         workflows: Workflows | None = None,
         packs: PackSet | None = None,
         config_file: Path | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         """``packs``: the knowledge packs ``/packs`` reports; ``config_file``: the file
-        ``/packages/installs`` adds servers to (None: installs are refused)."""
+        ``/packages/installs`` adds servers to (None: installs are refused); ``cache``: the
+        result cache ``/cache`` reports and clears."""
         self.access = access
         self.auth = auth
         self.db = db
@@ -134,6 +137,11 @@ class AdminApi:
             from catalyst_mcp.api.workflows import WorkflowHandlers
 
             tools = [*WorkflowHandlers(workflows).routes(), *tools]
+        if cache is not None:  # the result cache (docs/cache.md)
+            from catalyst_mcp.api.cache import CacheHandlers
+
+            registry = dispatcher.server.registry if dispatcher is not None else None
+            extra = [*extra, *CacheHandlers(cache, registry).routes()]
         routes = [*admin_routes(self.services), *extra, *tools, openapi]
         self.router = Router(PREFIX, routes, max_body=max_body)
         self._document: dict[str, Any] | None = None

@@ -6,6 +6,7 @@ import click
 
 from catalyst_mcp import __version__
 from catalyst_mcp.cli.audit import audit
+from catalyst_mcp.cli.cache import cache
 from catalyst_mcp.cli.clients import clients
 from catalyst_mcp.cli.config import config
 from catalyst_mcp.cli.connect import connect
@@ -60,6 +61,7 @@ cli.add_command(connect)
 cli.add_command(clients)
 cli.add_command(run_server)
 cli.add_command(workflows)
+cli.add_command(cache)
 
 
 def main() -> None:

@@ -153,6 +153,13 @@ class Metrics:
             ["rule", "action"],
             registry=into,
         )
+        self.cache_lookups = Counter(
+            "catalyst_cache_lookups",
+            "Result cache lookups of tools/call (tools whose results are cached), by server "
+            "and result: hit (with the layer that had it: memory, redis) or miss (layer none).",
+            ["server", "result", "layer"],
+            registry=into,
+        )
         if self.multiprocess:
             from prometheus_client import multiprocess
 
@@ -163,6 +170,7 @@ class Metrics:
         self._calls: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._reasons: dict[tuple[int, str], Counter] = {}
         self._rules: dict[tuple[str, str], Counter] = {}
+        self._cache: dict[tuple[str, str | None], Counter] = {}
 
     # ---- the request path --------------------------------------------------------------------
 
@@ -244,6 +252,17 @@ class Metrics:
             child = self.rule_matches.labels(label, action)
             if label == rule:
                 self._rules[(rule, action)] = child
+        child.inc()
+
+    def cache_lookup(self, server: str, layer: str | None) -> None:
+        """A result cache lookup for a call to ``server``: a hit in ``layer`` (``memory``,
+        ``redis``) or a miss (None)."""
+        child = self._cache.get((server, layer))
+        if child is None:
+            result = "miss" if layer is None else "hit"
+            child = self._cache[(server, layer)] = self.cache_lookups.labels(
+                server, result, layer or "none"
+            )
         child.inc()
 
     # ---- the audit writer --------------------------------------------------------------------

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem
+from catalyst_mcp.orchestration.cache.config import refuse_shared, shared_places
 from catalyst_mcp.packs.arguments import check_value
 from catalyst_mcp.packs.connectors.restauth import MIN_SECRET_LENGTH
 from catalyst_mcp.packs.connectors.restbuild import RESERVED_HEADERS, BuildError, plan_request
@@ -43,7 +44,7 @@ from catalyst_mcp.packs.schema import (
     SqlAction,
     SqlConnection,
 )
-from catalyst_mcp.security.references import SECRET_NAME
+from catalyst_mcp.security.references import SECRET_NAME, SECRET_REFERENCE
 from catalyst_mcp.yamlsource import LocatedYaml, read_yaml
 
 __all__ = ["PACK_SUFFIXES", "LoadResult", "LoadedPack", "load_pack", "load_packs", "pack_files"]
@@ -248,6 +249,18 @@ def _check(pack: Pack, source: LocatedYaml, folder: Path) -> list[ConfigProblem]
                 problem(("connections", name, "url"), str(error))
         else:
             _check_rest_connection(("connections", name), conn, problem)
+    secrets = [
+        name
+        for name, conn in pack.connections.items()
+        if SECRET_REFERENCE.search(conn.model_dump_json())
+    ]
+    if secrets:  # results of per-caller credentials are never shared between callers
+        why = refuse_shared(f"connection {secrets[0]!r} uses ${{secret:...}}")
+        if shared_places(pack.cache, {}):
+            problem(("cache", "scope"), why)
+        for i, tool in enumerate(pack.tools):
+            if shared_places(tool.cache, {}):
+                problem(("tools", i, "cache", "scope"), why)
     for kind, names in (
         ("tools", [t.name for t in pack.tools]),
         ("resources", [r.name for r in pack.resources]),

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from catalyst_mcp.orchestration.cache.config import CacheField
 from catalyst_mcp.settings import SERVER_NAME
 
 __all__ = [
@@ -335,6 +336,11 @@ class ToolSpec(_Model):
         description="JSON Schema (type: object) of the structured result; results are checked "
         "against it. Default for SQL tools: {rows, truncated}.",
     )
+    cache: CacheField = Field(
+        None,
+        description="Serve this tool's successful results again for a while: {ttl, scope} "
+        "(docs/cache.md), instead of the pack's cache; false: never cached.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ToolSpec:
@@ -479,6 +485,12 @@ class Pack(_Model):
     prompts: list[PromptSpec] = Field(default_factory=list, description="Its prompts.")
     limits: PackLimits = Field(
         default_factory=lambda: PackLimits(), description="Limits on the pack's calls."
+    )
+    cache: CacheField = Field(
+        None,
+        description="Serve the successful results of the pack's tools again for a while: "
+        "{ttl, scope} (docs/cache.md); tools that declare readOnlyHint: false or "
+        "destructiveHint: true are left out. Off unless given.",
     )
     tests: list[PackTest] = Field(
         default_factory=list,

@@ -42,6 +42,7 @@ from catalyst_mcp.registry import Registry
 
 if TYPE_CHECKING:
     from catalyst_mcp.observability.metrics import Metrics
+    from catalyst_mcp.orchestration.cache.service import ResultCache
     from catalyst_mcp.orchestration.rules.pipeline import RulesHook
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.security.rbac import Kind
@@ -95,6 +96,7 @@ class McpServer:
         self.bridge = InputBridge()
         self.arguments = ArgumentCheck(registry)  # for REST callers (ctx.channel "rest")
         self.rules: RulesHook | None = None  # policy rules around tools/call (None: none)
+        self.cache: ResultCache | None = None  # tools/call results served again (None: none)
         self.tasks = TaskRouter()  # MCP tasks: which provider made each task, for whom
         self._handlers: dict[str, Handler] = {
             "tools/list": McpServer._list,
@@ -328,9 +330,17 @@ class McpServer:
         await self._admit(ctx, provider, name)
         if ctx.channel == "rest":
             self.arguments.check(name, params.get("arguments") or {})
+        # the result cache sits last, in front of the provider (docs/cache.md)
+        relay = self._relay_tool if self.cache is None else self._relay_cached
         if self.rules is not None:  # after RBAC and rate limits (docs/rules.md, "Order")
-            return await self.rules.call(ctx, provider, name, original, params, self._relay_tool)
-        return await self._relay_tool(provider, original, params, ctx)
+            return await self.rules.call(ctx, provider, name, original, params, relay)
+        return await relay(provider, original, params, ctx)
+
+    async def _relay_cached(
+        self, provider: Provider, original: str, params: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
+        assert self.cache is not None
+        return await self.cache.call(provider, original, params, ctx, self._relay_tool)
 
     async def _relay_tool(
         self, provider: Provider, original: str, params: dict[str, Any], ctx: CallContext

@@ -163,6 +163,11 @@ class ServerSet:
         """The provider serving each server, by server name."""
         return {name: served.provider for name, served in sorted(self._served.items())}
 
+    def config_of(self, name: str) -> ServerConfig | None:
+        """The entry server ``name`` is served with now (None: no such server)."""
+        served = self._served.get(name)
+        return served.key[0] if served is not None else None
+
     @staticmethod
     def wanted(settings: Settings) -> dict[str, Key]:
         """The servers ``settings`` ask for (active entries), each with what identifies it."""
