@@ -22,6 +22,7 @@ elsewhere (an embedding application's, ``OTEL_TRACES_SAMPLER``) are asked for ev
 from __future__ import annotations
 
 import threading
+from random import getrandbits
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -74,13 +75,19 @@ class FastPath:
         self.bound = bound
         self.ids = ids
 
-    def root(self) -> tuple[int, bool]:
-        """A new trace id and whether the ratio keeps it; a kept one is primed for the SDK."""
-        trace_id = self.ids.fresh_trace_id()
+    def root(self) -> tuple[int, int] | None:
+        """A new trace: its (trace id, span id) if the ratio leaves it out, else None (its trace
+        id primed: the SDK makes the span with it). Ids as the SDK's ``RandomIdGenerator``
+        draws them (``random.getrandbits``, never 0)."""
+        trace_id = getrandbits(128) or self.ids.fresh_trace_id()
         if trace_id & LOW_BITS < self.bound:
             self.ids.prime(trace_id)
-            return trace_id, True
-        return trace_id, False
+            return None
+        return trace_id, getrandbits(64) or self.ids.generate_span_id()
+
+    def follow(self, trace_id: int) -> tuple[int, int]:
+        """The (trace id, span id) of a request whose caller's context is not sampled."""
+        return trace_id, getrandbits(64) or self.ids.generate_span_id()
 
 
 def new_provider(ratio: float, resource: Resource | None = None) -> TracerProvider:

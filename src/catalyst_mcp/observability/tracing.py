@@ -230,11 +230,11 @@ def start_server_span(
     fast = _fast
     if fast is not None:
         if caller is None:
-            trace_id, kept = fast.root()  # kept: primed, the SDK makes its span with this id
-            if not kept:
-                return None, None, (trace_id, fast.ids.generate_span_id())
+            left_out = fast.root()  # None: kept, and the SDK makes its span with the id drawn
+            if left_out is not None:
+                return None, None, left_out
         elif not caller.trace_flags.sampled:  # ParentBased follows the caller: not recorded
-            return None, None, (caller.trace_id, fast.ids.generate_span_id())
+            return None, None, fast.follow(caller.trace_id)
     method = ctx.method
     target = params.get("name") if method in NAMED else None
     name = f"{method} {target}" if isinstance(target, str) else method
