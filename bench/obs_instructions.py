@@ -266,11 +266,13 @@ def instructions_table(
     rate, rate_all = rate_of(instr, cpu)
     rounds = len(instr["off"])
     calls = int(instr["off"][0]["calls"])
+    fewer = int(instr.get("tracing 100%", instr["off"])[0]["calls"])
     ok = True
     lines = [
         "#### In process, instructions (valgrind callgrind): load-independent",
         "",
-        f"{rounds} rounds of {calls} calls per variant under callgrind ({seconds:.0f} s). "
+        f"{rounds} rounds of {calls} calls per variant ({fewer} for tracing 100%) under callgrind "
+        f"({seconds:.0f} s). "
         f"µs = instructions ÷ {rate:,.0f} instructions/µs, the off variant's instructions per "
         f"call over its native *user* CPU time per call in this run (by user + system time: "
         f"{rate_all:,.0f}/µs, which makes each µs figure {rate / rate_all:.2f} times as large).",
@@ -292,6 +294,7 @@ def instructions_table(
             verdict = f"≤ {target:.0f} µs: **{'PASS' if micros <= target else 'MISSED'}**"
         export = statistics.median(v["export"] for v in values)
         sampled = statistics.median(v["sampled"] for v in values)
+        calls = int(values[0]["calls"])
         is_off = name == "off"
         lines.append(
             f"| {name} | {median:,.0f} | {'-' if is_off else f'{extra:+,.0f}'} | "
