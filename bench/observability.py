@@ -146,7 +146,6 @@ async def measure(
 def table(
     runs: dict[str, list[dict[str, float]]],
     requests: int,
-    started: float,
     load: tuple[float, ...],
 ) -> tuple[str, bool]:
     def med(name: str, key: str) -> float:
@@ -168,7 +167,7 @@ def table(
         f"{load[0]:.2f} at start; other processes used at most {foreign:.2f} cores during a "
         f"batch. Gateway code: {code_version()}.",
         f"- {rounds} rounds of {requests} sequential calls per gateway (lean HTTP upstream), "
-        f"order rotated every round. Run time {time.monotonic() - started:.0f}s.",
+        "order rotated every round.",
         "",
         "| Gateway | gateway CPU / call | added CPU / call (vs off) | median latency | target |",
         "|---|--:|--:|--:|---|",
@@ -249,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         finally:
             procs.stop_all()
-    report, _ = table(runs, args.requests, started, load)
+    report, _ = table(runs, args.requests, load)
     in_process, cpu_ok = cpu_table(cpu)
     print(report)
     calls = (args.warmup + args.rounds * args.requests) * sum(
