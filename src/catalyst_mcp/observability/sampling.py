@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
-__all__ = ["FastPath", "PrimedIds", "RatioSampler", "fast_path", "new_provider"]
+__all__ = ["LOW_BITS", "FastPath", "PrimedIds", "RatioSampler", "fast_path", "new_provider"]
 
 LOW_BITS = (1 << 64) - 1  # what TraceIdRatioBased tests of a trace id
 
