@@ -273,8 +273,8 @@ def instructions_table(
     lines = [
         "#### In process, instructions (valgrind callgrind): load-independent",
         "",
-        f"{rounds} rounds of {calls} calls per variant ({fewer} for tracing 100%) under callgrind "
-        f"({seconds:.0f} s). "
+        f"{rounds} round{'s' if rounds != 1 else ''} of {calls} calls per variant ({fewer} for "
+        f"tracing 100%) under callgrind ({seconds:.0f} s). "
         f"µs = instructions ÷ {rate:,.0f} instructions/µs: the off variant's instructions per "
         f"call over its native CPU time (user + system) per call in this run; by user time "
         f"alone {rate_user:,.0f}/µs, which would make each µs figure "
