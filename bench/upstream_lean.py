@@ -125,6 +125,9 @@ def main(argv: list[str]) -> None:
         access_log=False,
         server_header=False,
         date_header=False,
+        # a gateway's pooled connection may idle for minutes between a benchmark's batches (under
+        # valgrind above all): closing it after uvicorn's default 5 s would fail the next call
+        timeout_keep_alive=600,
     )
 
 

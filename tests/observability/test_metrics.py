@@ -10,13 +10,14 @@ from typing import Any
 import jwt
 import pytest
 import pytest_asyncio
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
 from catalyst_mcp.app import Gateway
-from catalyst_mcp.observability.metrics import Metrics
+from catalyst_mcp.observability.metrics import LATENCY_BUCKETS, Metrics
 from catalyst_mcp.settings import Settings
 from tests.asgiclient import AsgiClient
 from tests.fakes import (
@@ -146,6 +147,65 @@ def test_tool_labels_are_capped() -> None:
         value(samples, requests, method="other", era="modern", transport="stdio", outcome="error")
         == 1
     )
+
+
+def test_what_is_tallied_reads_as_prometheus_clients_own_counting() -> None:
+    """The request path counts in plain tallies, written into prometheus-client's values when
+    the registry is read: a scrape shows what ``inc``/``observe`` one by one would have."""
+    metrics = Metrics()
+    reference = CollectorRegistry(auto_describe=False)
+    requests = Counter(
+        "catalyst_requests", "-", ["method", "era", "transport", "outcome"], registry=reference
+    )
+    timed = Histogram(
+        "catalyst_request_duration_seconds",
+        "-",
+        ["method", "transport"],
+        buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )
+    calls = Counter("catalyst_tool_calls", "-", ["server", "tool", "outcome"], registry=reference)
+    call_seconds = Histogram(
+        "catalyst_tool_call_duration_seconds",
+        "-",
+        ["server", "tool"],
+        buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )
+
+    def counted() -> tuple[dict[Any, float], dict[Any, float]]:
+        ours = parse(generate_latest(metrics.registry).decode())
+        theirs = parse(generate_latest(reference).decode())
+        keep = ("catalyst_requests", "catalyst_request_", "catalyst_tool_call")
+        ours = {k: v for k, v in ours.items() if k[0].startswith(keep)}
+        return (
+            {k: v for k, v in ours.items() if not k[0].endswith("_created")},
+            {k: v for k, v in theirs.items() if not k[0].endswith("_created")},
+        )
+
+    # bucket bounds exactly, just under and over them, 0, and beyond the last (+Inf)
+    durations = [0.0, 0.0005, 0.00049, 0.00051, 0.001, 0.0031, 0.7, 60.0, 61.0, 1e6]
+    for i, seconds in enumerate(durations):
+        outcome = ("ok", "error", "tool_error")[i % 3]
+        metrics.request("tools/call", "modern", "stdio", outcome, seconds)
+        requests.labels("tools/call", "modern", "stdio", outcome).inc()
+        timed.labels("tools/call", "stdio").observe(seconds)
+        metrics.count("ping", "legacy", "stdio", "ok")
+        requests.labels("ping", "legacy", "stdio", "ok").inc()
+        timed.labels("ping", "stdio")  # bound (empty) as the gateway binds it
+    for seconds in (0.0002, 0.003, 0.2, 3.0, 100.0):  # mid-bucket: the clock adds microseconds
+        metrics.tool_call("srv", "t", "ok", time.perf_counter() - seconds)
+        calls.labels("srv", "t", "ok").inc()
+        call_seconds.labels("srv", "t").observe(seconds)
+    ours, theirs = counted()
+    assert ours.keys() == theirs.keys() and len(ours) > 40
+    for key, expected in theirs.items():
+        assert ours[key] == pytest.approx(expected, rel=1e-3), key
+    metrics.request("tools/call", "modern", "stdio", "ok", 0.002)  # read again after more
+    requests.labels("tools/call", "modern", "stdio", "ok").inc()
+    timed.labels("tools/call", "stdio").observe(0.002)
+    ours, theirs = counted()
+    assert ours == pytest.approx(theirs, rel=1e-3)
 
 
 async def test_metrics_off_is_404_and_counts_nothing() -> None:

@@ -34,8 +34,10 @@ __all__ = ["QUIET_LOGGERS", "REQUEST", "RequestLog", "add_request_context", "set
 # never below INFO, whatever the gateway's own level.
 QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
 
-# (the request's context, its tool/prompt/resource, the transport) while a request is served
-RequestLog = tuple["CallContext", str | None, str]
+# (the request's context, its tool/prompt/resource, the transport, and the trace and span ids
+# of a request the trace sampler left out, which has no span: observability/sampling.py)
+# while a request is served
+RequestLog = tuple["CallContext", str | None, str, tuple[int, int] | None]
 REQUEST: ContextVar[RequestLog | None] = ContextVar("catalyst_request", default=None)
 
 _HANDLER_NAME = "catalyst"
@@ -44,8 +46,9 @@ _HANDLER_NAME = "catalyst"
 def add_request_context(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
     """A structlog processor: the fields of the request being served, if any."""
     served = REQUEST.get()
+    unsampled = None
     if served is not None:
-        ctx, target, transport = served
+        ctx, target, transport, unsampled = served
         if ctx.request_id is not None:
             event.setdefault("request_id", ctx.request_id)
         event.setdefault("user", ctx.identity.subject)
@@ -55,10 +58,15 @@ def add_request_context(logger: Any, name: str, event: dict[str, Any]) -> dict[s
         if ctx.session_id is not None:
             event.setdefault("session", ctx.session_id)
         event.setdefault("transport", transport)
-    span = trace.get_current_span().get_span_context()
-    if span.is_valid:
-        event.setdefault("trace_id", format(span.trace_id, "032x"))
-        event.setdefault("span_id", format(span.span_id, "016x"))
+    if unsampled is not None:
+        trace_id, span_id = unsampled
+    else:
+        span = trace.get_current_span().get_span_context()
+        if not span.is_valid:
+            return event
+        trace_id, span_id = span.trace_id, span.span_id
+    event.setdefault("trace_id", format(trace_id, "032x"))
+    event.setdefault("span_id", format(span_id, "016x"))
     return event
 
 

@@ -94,17 +94,23 @@ class Watch:
         self.outcome = "ok"
         self.error: BaseException | None = None
         self.started = time.perf_counter() if observer.metrics is not None else 0.0
-        field = TARGETS.get(ctx.method)
-        target = params.get(field) if field is not None else None
-        served: RequestLog = (ctx, target if isinstance(target, str) else None, transport)
-        self.log_token: Token[RequestLog | None] = REQUEST.set(served)
         tracer = tracing.active()
         self.span: Span | None = None
         self.span_token: object = None
+        unsampled: tuple[int, int] | None = None
         if tracer is not None:
-            self.span, self.span_token = tracing.start_server_span(
+            self.span, self.span_token, unsampled = tracing.start_server_span(
                 tracer, ctx, params, transport, headers
             )
+        field = TARGETS.get(ctx.method)
+        target = params.get(field) if field is not None else None
+        served: RequestLog = (
+            ctx,
+            target if isinstance(target, str) else None,
+            transport,
+            unsampled,
+        )
+        self.log_token: Token[RequestLog | None] = REQUEST.set(served)
 
     def failed(self, error: BaseException) -> None:
         self.outcome = outcome_of(error)

@@ -21,6 +21,13 @@ parent when ``_meta`` has none, else a link), out to every upstream in ``params.
 eras, stdio too) and, over HTTP, in the ``traceparent`` header as well, for every sampled
 request (an unsampled one passes nothing on, so it costs the call path nothing). Background work
 (list fetches, liveness probes) outside any request is not traced.
+
+With the gateway's own provider the ratio is tested before the SDK is asked
+(:mod:`~catalyst_mcp.observability.sampling`): a request left out gets no span object at all,
+only the trace and span ids its log lines carry (in
+:data:`~catalyst_mcp.observability.logs.REQUEST`); it is not made the current OpenTelemetry
+context either, so :func:`recording_span` is how the gateway asks whether the request it serves
+is recorded.
 """
 
 from __future__ import annotations
@@ -37,12 +44,14 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from catalyst_mcp import __version__
+from catalyst_mcp.observability.logs import REQUEST
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
     from catalyst_mcp.context import CallContext
     from catalyst_mcp.observability.config import TelemetrySettings
+    from catalyst_mcp.observability.sampling import FastPath
     from catalyst_mcp.upstreams.session import UpstreamSession
 
 __all__ = [
@@ -55,6 +64,7 @@ __all__ = [
     "deactivate",
     "end_server_span",
     "error_type",
+    "recording_span",
     "shutdown",
     "start_server_span",
     "upstream_call",
@@ -76,6 +86,7 @@ INBOUND = {
 }
 
 _tracer: trace.Tracer | None = None
+_fast: FastPath | None = None  # the ratio tested before the SDK is asked (sampling.py)
 
 
 def active() -> trace.Tracer | None:
@@ -85,13 +96,26 @@ def active() -> trace.Tracer | None:
 
 def activate(provider: TracerProvider) -> None:
     """Trace the request path with ``provider`` (one per process, like OpenTelemetry's own)."""
-    global _tracer
+    from catalyst_mcp.observability.sampling import fast_path
+
+    global _tracer, _fast
     _tracer = provider.get_tracer("catalyst_mcp", __version__)
+    _fast = fast_path(provider)
 
 
 def deactivate() -> None:
-    global _tracer
+    global _tracer, _fast
     _tracer = None
+    _fast = None
+
+
+def recording_span() -> trace.Span | None:
+    """The current span if it is recorded (not that of a request the sampler left out)."""
+    served = REQUEST.get()
+    if served is not None and served[3] is not None:
+        return None  # a request left out: the current context is not its own
+    span = trace.get_current_span()
+    return span if span.is_recording() else None
 
 
 def build_provider(
@@ -113,15 +137,16 @@ def build_provider(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from catalyst_mcp.observability.sampling import new_provider
 
     resource = Resource.create({"service.version": __version__})
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
-    sampler = None  # the SDK reads OTEL_TRACES_SAMPLER(_ARG); parentbased_always_on by default
-    if settings.sample_ratio is not None:
-        sampler = ParentBased(TraceIdRatioBased(settings.sample_ratio))
-    provider = TracerProvider(sampler=sampler, resource=resource)
+    if settings.sample_ratio is not None:  # parent-based, the ratio tested before the SDK
+        provider = new_provider(settings.sample_ratio, resource)
+    else:  # the SDK reads OTEL_TRACES_SAMPLER(_ARG); parentbased_always_on by default
+        provider = TracerProvider(resource=resource)
     exporter = OTLPSpanExporter(
         endpoint=endpoint,  # None: from the OTEL_EXPORTER_OTLP_* variables
         headers=dict(settings.headers) or None,
@@ -180,25 +205,36 @@ def start_server_span(
     params: Mapping[str, Any],
     transport: str,
     headers: Mapping[bytes, bytes] | None,
-) -> tuple[trace.Span, object]:
-    """Start the span of one client request as the current one; returns it and the token that
-    :func:`end_server_span` detaches."""
+) -> tuple[trace.Span | None, object, tuple[int, int] | None]:
+    """Start the span of one client request as the current one: returns it, the token that
+    :func:`end_server_span` detaches, and None; or, for a request the sampler leaves out before
+    any span is made (sampling.py), None, None and its (trace id, span id)."""
     parent: otel_context.Context | None = None
+    caller: trace.SpanContext | None = None
     links: list[Link] = []
     meta = params.get("_meta")
     if isinstance(meta, dict) and "traceparent" in meta:
         carrier = {k: meta[k] for k in TRACE_KEYS if isinstance(meta.get(k), str)}
         parent = PROPAGATOR.extract(carrier)
-        if _remote(parent) is None:
+        caller = _remote(parent)
+        if caller is None:
             parent = None
     if headers is not None and b"traceparent" in headers:
         from_header = PROPAGATOR.extract(headers, getter=_HEADERS)  # type: ignore[arg-type]
         remote = _remote(from_header)
         if remote is not None:
             if parent is None:
-                parent = from_header
+                parent, caller = from_header, remote
             else:  # _meta is the parent (one HTTP request is not one MCP request)
                 links.append(Link(remote))
+    fast = _fast
+    if fast is not None:
+        if caller is None:
+            left_out = fast.root()  # None: kept, and the SDK makes its span with the id drawn
+            if left_out is not None:
+                return None, None, left_out
+        elif not caller.trace_flags.sampled:  # ParentBased follows the caller: not recorded
+            return None, None, fast.follow(caller.trace_id)
     method = ctx.method
     target = params.get("name") if method in NAMED else None
     name = f"{method} {target}" if isinstance(target, str) else method
@@ -227,7 +263,7 @@ def start_server_span(
         _target_attributes(attributes, method, params)
         span.set_attributes(attributes)
     token = otel_context.attach(trace.set_span_in_context(span))
-    return span, token
+    return span, token, None
 
 
 def end_server_span(
@@ -314,8 +350,7 @@ def upstream_call(
     tracer = _tracer
     if tracer is None:
         return None
-    current = trace.get_current_span()
-    if not current.is_recording():
+    if recording_span() is None:
         # background work, or a request not sampled: nothing recorded here, nothing passed on
         # (the hot path at low sampling ratios; decision 017)
         return None

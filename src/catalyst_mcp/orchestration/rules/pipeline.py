@@ -43,7 +43,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from opentelemetry import trace
 
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import (
@@ -54,6 +53,7 @@ from catalyst_mcp.errors import (
     Missing,
     NotFound,
 )
+from catalyst_mcp.observability import tracing
 from catalyst_mcp.orchestration.rules.approvals import Approvals, arguments_digest
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.rules.engine import CompiledRule, Facts, Plan
@@ -456,8 +456,8 @@ def _refusal(record: ApprovalRecord, rule: CompiledRule) -> str:
 
 
 def _span(plan: Plan) -> None:
-    span = trace.get_current_span()
-    if span.is_recording():
+    span = tracing.recording_span()
+    if span is not None:
         span.set_attribute("catalyst.rules", [r.id for r in plan.matched])
         if plan.final is not None:
             span.set_attribute("catalyst.rule.decision", f"{plan.final.action}:{plan.final.id}")
