@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
     from catalyst_mcp.configwatch import ConfigFile
+    from catalyst_mcp.orchestration.events.room import Events
     from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
@@ -145,6 +146,12 @@ class Gateway:
 
             self.workflows = Workflows(settings.workflows, self.db, self.dispatcher)
             self.registry.add(self.workflows.provider)
+        self.events: Events | None = None
+        if settings.events.enabled:  # the event bus and its consumers (docs/events.md)
+            from catalyst_mcp.orchestration.events.room import Events
+
+            self.events = Events(settings)
+            self.events.attach(self)
         self.api = AdminApi(
             self.access,
             self.auth,
@@ -156,6 +163,7 @@ class Gateway:
             workflows=self.workflows,
             packs=self.packs,
             config_file=config_file,
+            events=self.events.bus if self.events is not None else None,
         )
         # a session or connection that ends stops the per-session processes it had
         self.dispatcher.session_listeners.append(self.servers.session_ended)
@@ -170,6 +178,8 @@ class Gateway:
         # metrics, traces, /metrics and the dependency checks of /ready (docs/observability.md)
         self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
         self.rules.hook.metrics = self.telemetry.metrics
+        if self.events is not None:
+            self.events.stats.bind(self.telemetry.metrics)
         self.ui: Dashboard | None = None
         if settings.ui.enabled:  # the web dashboard (docs/dashboard.md)
             from catalyst_mcp.web.dashboard import Dashboard
@@ -211,6 +221,8 @@ class Gateway:
 
                 self.secrets.store = SecretStore.from_environ(self.db, os.environ)
             await self.telemetry.start()
+            if self.events is not None:  # before the servers: their first states are events
+                await self.events.start()
             await self._start_serving()
             if self.workflows is not None:  # resumed runs call tools: once servers are up
                 await self.workflows.start()
@@ -218,6 +230,8 @@ class Gateway:
             # nothing half-started outlives a failed start: the database and audit writer too
             if self.workflows is not None:
                 await self.workflows.stop()
+            if self.events is not None:
+                await self.events.stop()
             await self._stop_access()
             await self.telemetry.stop()
             raise
@@ -280,6 +294,8 @@ class Gateway:
         if self.workflows is not None:
             await self.workflows.stop()
         await self.registry.stop()
+        if self.events is not None:  # after the last runs ended, before the audit trail closes
+            await self.events.stop()
         await self._stop_access()
         await self.telemetry.stop()
 

@@ -31,6 +31,7 @@ from pydantic import (
 from catalyst_mcp.configsources import ENV_PREFIX, read_environment
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.events.config import EventsSettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
@@ -57,6 +58,7 @@ __all__ = [
     "NAMESPACE_SEPARATOR",
     "GatewaySettings",
     "PacksSettings",
+    "RedisSettings",
     "ServerConfig",
     "Settings",
     "StorageSettings",
@@ -445,6 +447,17 @@ class StorageSettings(_Model):
         return self.url or env.get(DATABASE_URL_ENV) or default_database_url(env)
 
 
+class RedisSettings(_Model):
+    """The Redis every instance shares (docs/events.md)."""
+
+    url: str | None = Field(
+        None,
+        repr=False,
+        description="Redis URL, e.g. 'redis://redis:6379/0' (a password in it is masked). Set: "
+        "events travel through a Redis stream every instance reads (events.backend auto).",
+    )
+
+
 def _check_server_name(name: str) -> str:
     if not SERVER_NAME.match(name):
         raise ValueError(
@@ -510,6 +523,19 @@ class Settings(_Model):
     ui: UiSettings = Field(
         default_factory=lambda: UiSettings(), description="The web dashboard (docs/dashboard.md)."
     )
+    redis: RedisSettings = Field(
+        default_factory=lambda: RedisSettings(), description="The Redis instances share."
+    )
+    events: EventsSettings = Field(
+        default_factory=lambda: EventsSettings(),
+        description="The event bus, its consumers and webhooks (docs/events.md).",
+    )
+
+    @model_validator(mode="after")
+    def _redis_for_events(self) -> Settings:
+        if self.events.enabled and self.events.backend == "redis" and not self.redis.url:
+            raise ValueError("events.backend is 'redis' but redis.url is not set")
+        return self
 
     def namespace_clashes(self) -> list[tuple[str, str]]:
         """(server, namespace) pairs whose namespace an earlier active server already uses."""

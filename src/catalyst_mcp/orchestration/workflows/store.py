@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,6 +136,10 @@ class RunStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches (tests and bench)
+        # told of every step that ended and every run that ended, as they are saved (the
+        # event bus: workflow.step_finished, workflow.run_finished)
+        self.on_step_end: Callable[[RunState, str, StepState], None] | None = None
+        self.on_run_end: Callable[[RunState], None] | None = None
 
     # ---- the writer --------------------------------------------------------------------------
 
@@ -157,10 +162,14 @@ class RunStore:
     async def save_run(self, run: RunState, *, durable: bool = False) -> None:
         """Queue the run's row (as it is now); with ``durable``, wait for its commit."""
         self._runs[run.id] = _run_row(run, self.instance)
+        if run.done and self.on_run_end is not None:
+            self.on_run_end(run)
         await self._queued(durable)
 
     async def step(self, run: RunState, key: str, state: StepState, *, durable: bool) -> None:
         self._steps[(run.id, key)] = _step_row(run.id, key, state)
+        if state.status != "running" and self.on_step_end is not None:
+            self.on_step_end(run, key, state)
         if run.id not in self._runs:
             self._runs[run.id] = _run_row(run, self.instance)
         await self._queued(durable)
