@@ -195,23 +195,26 @@ class EventBus:
     async def _hand_on(self, batch: list[Envelope]) -> None:
         """Publish ``batch``, trying again with backoff while the transport fails (events
         emitted meanwhile wait in the queue, and are dropped once it is full)."""
-        while True:
-            try:
-                await self.transport.publish(batch)
-            except asyncio.CancelledError:
-                for envelope in batch:
-                    self.stats.drop(envelope.type, "stopped")
-                raise
-            except Exception as exc:
-                if self._retry_wait == 0.0:
-                    log.warning("events cannot be handed on (%s); trying again", _why(exc))
-                self._retry_wait = min(max(self._retry_wait * 2, 0.05), RETRY_MAX_SECONDS)
-                await asyncio.sleep(self._retry_wait)
-                continue
-            if self._retry_wait:
-                log.info("events are handed on again")
-                self._retry_wait = 0.0
-            return
+        try:
+            while True:
+                try:
+                    await self.transport.publish(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if self._retry_wait == 0.0:
+                        log.warning("events cannot be handed on (%s); trying again", _why(exc))
+                    self._retry_wait = min(max(self._retry_wait * 2, 0.05), RETRY_MAX_SECONDS)
+                    await asyncio.sleep(self._retry_wait)
+                    continue
+                if self._retry_wait:
+                    log.info("events are handed on again")
+                    self._retry_wait = 0.0
+                return
+        except asyncio.CancelledError:  # stopped while the batch was not handed on
+            for envelope in batch:
+                self.stats.drop(envelope.type, "stopped")
+            raise
 
 
 class Inbox:

@@ -77,7 +77,7 @@ class RedisTransport:
         self.readers: list[GroupReader] = []
         self._client: Redis | None = None
         self._groups: list[str] = []
-        self._ready = asyncio.Event()
+        self.ready = False  # every group exists
 
     @property
     def client(self) -> Redis:
@@ -93,11 +93,11 @@ class RedisTransport:
         self._groups = [c.name for c in consumers]
         self.readers = [GroupReader(self, c) for c in consumers]
         with contextlib.suppress(Exception):  # Redis away: the first publish tries again
-            await asyncio.wait_for(self._create_groups(), 2.0)
+            await asyncio.wait_for(self.ensure_groups(), 2.0)
         for reader in self.readers:
             reader.start()
 
-    async def _create_groups(self) -> None:
+    async def ensure_groups(self) -> None:
         from redis.exceptions import ResponseError
 
         client = self.client
@@ -107,11 +107,11 @@ class RedisTransport:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-        self._ready.set()
+        self.ready = True
 
     async def publish(self, batch: list[Envelope]) -> None:
-        if not self._ready.is_set():
-            await self._create_groups()  # before the first event: no group misses it
+        if not self.ready:
+            await self.ensure_groups()  # before the first event: no group misses it
         pipe = self.client.pipeline(transaction=False)
         stream, max_len = self.stream, self.settings.max_len
         for envelope in batch:
@@ -164,6 +164,7 @@ class GroupReader:
         self.claim_every = settings.claim_idle_seconds / 2
         self.max_deliveries = settings.max_deliveries
         self._task: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Future[Any]] = set()
         self.handled = 0  # entries handled and acknowledged here (tests)
 
     def start(self) -> None:
@@ -178,6 +179,8 @@ class GroupReader:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._acks:
+            await asyncio.wait(set(self._acks), timeout=2.0)
 
     async def _loop(self) -> None:
         transport = self.transport
@@ -185,7 +188,8 @@ class GroupReader:
         next_claim = 0.0  # a first look at once: what a dead instance left
         while True:
             try:
-                await transport._ready.wait()
+                if not transport.ready:
+                    await transport.ensure_groups()  # Redis was away at start
                 if time.monotonic() >= next_claim:
                     await self.claim()
                     next_claim = time.monotonic() + self.claim_every
@@ -203,9 +207,9 @@ class GroupReader:
                 raise
             except Exception as exc:
                 if _missing_group(exc):
-                    transport._ready.clear()  # the stream or group was deleted: make it again
+                    transport.ready = False  # the stream or group was deleted: make it again
                     with contextlib.suppress(Exception):
-                        await transport._create_groups()
+                        await transport.ensure_groups()
                     continue
                 if wait == 0.0:
                     log.warning("events: reading group %s failed (%s)", self.group, exc)
@@ -229,8 +233,16 @@ class GroupReader:
                     done.append(entry_id)
                     self.handled += 1
         finally:
-            if done:
-                await asyncio.shield(client.xack(stream, group, *done))
+            if done:  # acknowledged even when the reader is being stopped (stop waits for it)
+                ack = asyncio.ensure_future(client.xack(stream, group, *done))
+                self._acks.add(ack)
+                ack.add_done_callback(self._acked)
+                await asyncio.shield(ack)
+
+    def _acked(self, ack: asyncio.Future[Any]) -> None:
+        self._acks.discard(ack)
+        if not ack.cancelled() and ack.exception() is not None:  # left pending: redelivered
+            log.warning("events: acknowledging in group %s failed: %s", self.group, ack.exception())
 
     async def _handle(self, entry_id: bytes, envelope: Envelope) -> bool:
         stats = self.transport.stats
