@@ -187,6 +187,7 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("GET", "/packages/installs"),
         ("POST", "/packages/installs"),
         ("GET", "/packages/installs/{id}"),
+        ("GET", "/events"),
     }
     # the document describes the tools API too: every caller may read it
     assert [r.admin for r in routes(admin.gateway) if r.path == "/openapi.json"] == [False]
