@@ -68,7 +68,7 @@ async def test_a_consumers_own_queue_is_bounded_too() -> None:
     try:
         for i in range(10):
             bus.emit(finished(f"t{i}"))
-            await asyncio.sleep(0)  # the pump hands each on as it comes
+            await asyncio.sleep(0.01)  # the pump hands each on before the next comes
         await wait_until(lambda: len(fast.got) == 10)  # the slow one holds nobody back
         assert slow.got == []
         assert bus.stats.dropped[("call.finished", "queue_full")] >= 5

@@ -90,17 +90,17 @@ class EventStats:
             child = self._children[(family, labels)] = self._prom[family].labels(*labels)
         child.inc(count)
 
-    def event(self, event_type: str) -> None:
-        self.events[event_type] += 1
-        self._inc(0, (event_type,))
+    def event(self, event_type: str, count: int = 1) -> None:
+        self.events[event_type] += count
+        self._inc(0, (event_type,), count)
 
     def drop(self, event_type: str, reason: str, count: int = 1) -> None:
         self.dropped[(event_type, reason)] += count
         self._inc(1, (event_type, reason), count)
 
-    def delivery(self, consumer: str, outcome: str) -> None:
-        self.deliveries[(consumer, outcome)] += 1
-        self._inc(2, (consumer, outcome))
+    def delivery(self, consumer: str, outcome: str, count: int = 1) -> None:
+        self.deliveries[(consumer, outcome)] += count
+        self._inc(2, (consumer, outcome), count)
 
     def webhook(self, name: str, outcome: str) -> None:
         self.webhooks[(name, outcome)] += 1
@@ -120,3 +120,10 @@ class MetricsConsumer:
 
     async def handle(self, envelope: Envelope) -> None:
         self.stats.event(envelope.type)
+
+    async def handle_many(self, envelopes: list[Envelope]) -> None:
+        counts: dict[str, int] = {}
+        for envelope in envelopes:
+            counts[envelope.type] = counts.get(envelope.type, 0) + 1
+        for event_type, count in counts.items():
+            self.stats.event(event_type, count)

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
+import orjson
+
 __all__ = [
     "EVENT_TYPES",
     "ApprovalDecided",
@@ -237,21 +239,68 @@ def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True, slots=True)
 class Envelope:
     """One event as consumers see it: its ``id`` (unique, the same on every redelivery: a
     receiver drops the ids it has seen), ``type``, ``time`` (Unix seconds, emitted at),
-    ``source`` (the instance that emitted it) and ``data`` (the payload)."""
+    ``source`` (the instance that emitted it) and ``data`` (the payload; made from the event
+    only when a consumer first reads it: most consumers look at the type alone)."""
 
-    id: str
-    type: str
-    time: float
-    source: str
-    data: dict[str, Any]
+    __slots__ = ("_data", "_event", "_raw", "id", "source", "time", "type")
+
+    def __init__(
+        self,
+        id: str,
+        type: str,
+        time: float,
+        source: str,
+        data: dict[str, Any] | None = None,
+        event: Event | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """``data``, or the ``event`` it is made from, or ``raw``: its JSON (a Redis entry's),
+        parsed when first read (ValueError if it is not a JSON object)."""
+        self.id = id
+        self.type = type
+        self.time = time
+        self.source = source
+        self._data = data
+        self._event = event
+        self._raw = raw
 
     @classmethod
     def wrap(cls, event: Event, event_id: str, at: float, source: str) -> Envelope:
-        return cls(event_id, event.TYPE, at, source, payload(event))
+        return cls(event_id, event.TYPE, at, source, None, event)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            if self._event is not None:
+                data = payload(self._event)
+            elif self._raw is not None:
+                data = orjson.loads(self._raw)
+                if not isinstance(data, dict):
+                    raise ValueError(f"event {self.id}: data is not an object")
+            else:
+                data = {}
+            self._data = data
+        return data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return (self.id, self.type, self.time, self.source, self.data) == (
+            other.id,
+            other.type,
+            other.time,
+            other.source,
+            other.data,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Envelope({self.id!r}, {self.type!r}, {self.time!r}, {self.source!r})"
 
     def to_json(self) -> dict[str, Any]:
         return {
