@@ -7,6 +7,7 @@ import re
 import pytest
 
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
+from catalyst_mcp.orchestration.events.config import EventsSettings, WebhookSettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
@@ -23,7 +24,13 @@ from catalyst_mcp.servers.config import (
     RootConfig,
     S3Options,
 )
-from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
+from catalyst_mcp.settings import (
+    GatewaySettings,
+    PacksSettings,
+    RedisSettings,
+    ServerConfig,
+    StorageSettings,
+)
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from catalyst_mcp.web.config import UiSettings
 from tests.conftest import ROOT
@@ -50,6 +57,9 @@ MODELS = [
     KubernetesOptions,
     WorkflowsSettings,
     UiSettings,
+    EventsSettings,
+    WebhookSettings,
+    RedisSettings,
 ]
 
 

@@ -61,3 +61,10 @@ def test_events_need_no_storage() -> None:
     )
     route = next(r for r in gateway.api.router.routes if r.path == "/events")
     assert route.admin and not route.needs_storage
+
+
+def test_the_docs_list_the_route() -> None:
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    assert "| `GET /events?limit=&type=` |" in text

@@ -55,3 +55,14 @@ def test_envelope_round_trip() -> None:
     assert again == envelope
     with pytest.raises(TypeError):
         Envelope.from_json({**data, "data": [1]})
+
+
+def test_the_docs_list_every_type_and_its_fields() -> None:
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "events.md").read_text()
+    for name, cls in EVENT_TYPES.items():
+        rows = [line for line in text.splitlines() if line.startswith(f"| `{name}` |")]
+        assert len(rows) == 1, f"docs/events.md has no row for {name}"
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+            assert f"`{field.name}`" in rows[0], f"{name}: {field.name} is not documented"
