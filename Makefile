@@ -63,3 +63,7 @@ bench-workflows: $(STAMP)
 .PHONY: bench-dashboard
 bench-dashboard: $(STAMP)
 	$(BIN)/python bench/dashboard.py
+
+.PHONY: bench-events
+bench-events: $(STAMP)
+	$(BIN)/python bench/events.py

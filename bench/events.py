@@ -4,7 +4,8 @@ in-process (memory), and on through Redis Streams, in one run.
     .venv/bin/python bench/events.py [--rounds 15] [--calls 5000] [--redis-url URL] [--check]
 
 Each case is a started :class:`~catalyst_mcp.app.Gateway` (audit off, metrics on, no packs, the
-local user) over an in-process echo tool; a round calls ``McpServer.handle("tools/call")``
+local user; the garbage collector settled as ``catalyst serve`` settles it) over an in-process
+echo tool; a round calls ``McpServer.handle("tools/call")``
 ``--calls`` times, yielding to the event loop after each call (a real call waits for its
 socket: the bus's pump and consumers get their turn there too). A round ends only once every
 event of the round has been handed on *and* counted by the metrics consumer (with Redis: written
@@ -127,6 +128,7 @@ async def measure(rounds: int, calls: int, redis_url: str, tmp: Path) -> list[Ro
     try:
         for gw in cases.values():
             await gw.start()
+        Gateway.settle_memory()  # as `catalyst serve` does once started (decision 001)
         for gw in cases.values():  # warm up: caches, first allocations, connections
             await per_call_us(gw, calls)
         cpu: dict[str, list[float]] = {name: [] for name in cases}
