@@ -306,3 +306,38 @@ async def test_a_killed_instance_s_entry_is_redelivered(
             child.wait(10)
         if child.stdout is not None:
             child.stdout.close()
+
+
+class Slow(Recorder):
+    """A consumer whose handling takes longer than claim_idle (a webhook retrying)."""
+
+    slow = True
+
+    async def handle(self, envelope: Envelope) -> None:
+        await asyncio.sleep(0.8)
+        await super().handle(envelope)
+
+
+async def test_a_slow_consumer_keeps_its_batch_claimed(stream: str, client: aioredis.Redis) -> None:
+    a_slow, b_slow = Slow("slow", {"call.finished"}), Slow("slow", {"call.finished"})
+    a = redis_bus(stream, "instance-a", a_slow, claim_idle_seconds=0.3)
+    await a.start()
+    try:
+        a.emit(PackReloaded("crm.yaml", "crm", "added", 0, 2))  # not wanted: acknowledged
+        a.emit(finished(1))
+        a.emit(finished(2))
+        await wait_until(lambda: a_slow.got == [] and a.queued == 0)
+        await asyncio.sleep(0.1)  # A has read all three
+        b = redis_bus(stream, "instance-b", b_slow, claim_idle_seconds=0.3)
+        await b.start()
+        try:
+            await wait_until(lambda: len(a_slow.got) + len(b_slow.got) >= 2, timeout=10)
+            await asyncio.sleep(0.5)
+            handled = [e.data["tool"] for e in a_slow.got + b_slow.got]
+            assert sorted(handled) == ["crm__t1", "crm__t2"]  # none twice: kept claimed
+            assert b.stats.deliveries[("slow", "redelivered")] == 0
+            assert await pending(client, stream, "slow") == 0
+        finally:
+            await b.stop()
+    finally:
+        await a.stop()

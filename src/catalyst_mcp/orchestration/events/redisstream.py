@@ -18,9 +18,10 @@
 So every event is handled by one instance per consumer kind, at least once. Groups are created
 at ``$`` (``MKSTREAM``) before this instance writes its first event: a consumer kind that
 appears later (a new webhook) sees the events from then on, not the stream's past. A consumer
-that may take long (a webhook retrying, a workflow run being recorded) reads one entry at a
-time and keeps it claimed while it works (``XCLAIM ... JUSTID`` every claim_idle/3 s), so no
-other instance takes it over meanwhile. Consumers of dead instances that hold nothing are
+that may take long (a webhook retrying, a workflow run being recorded) acknowledges at once
+the entries it does not want, then handles and acknowledges the others one by one, keeping the
+rest of its batch claimed while it works (``XCLAIM ... JUSTID`` every claim_idle/3 s), so no
+other instance takes them over meanwhile. Consumers of dead instances that hold nothing are
 removed from their groups after an hour.
 """
 
@@ -183,7 +184,7 @@ class GroupReader:
         self.many: Callable[[list[Envelope]], Awaitable[None]] | None = (
             None if self.slow else getattr(consumer, "handle_many", None)
         )
-        self.count = 1 if self.slow else READ_COUNT
+        self.count = READ_COUNT
         settings = transport.settings
         self.claim_idle_ms = int(settings.claim_idle_seconds * 1000)
         self.claim_every = settings.claim_idle_seconds / 2
@@ -242,46 +243,63 @@ class GroupReader:
                 await asyncio.sleep(wait)
 
     async def _deliver(self, entries: list[Any], *, redelivered: bool) -> None:
-        """Handle ``entries`` in order; acknowledge the handled ones (and ones not ours)."""
-        client, stream, group = self.transport.client, self.transport.stream, self.group
-        done: list[bytes] = []
+        """Handle ``entries`` in order and acknowledge them: those the consumer does not want
+        at once, the handled ones after their handling (one by one for a slow consumer, whose
+        handling takes a while: the rest of the batch stays claimed meanwhile)."""
         stats = self.transport.stats
+        skipped: list[bytes] = []
+        wanted: list[tuple[bytes, Envelope]] = []
+        for entry_id, fields in entries:
+            envelope = decode(fields)
+            if envelope is None or not self.consumer.accepts(envelope.type):
+                skipped.append(entry_id)
+            else:
+                wanted.append((entry_id, envelope))
+        if redelivered and wanted:
+            stats.delivery(self.group, "redelivered", len(wanted))
+        if self.slow or not wanted:
+            await self._ack(skipped)
+            skipped = []
+        if self.many is not None and wanted:  # the whole batch at once
+            handled = await self._handle_many([envelope for _, envelope in wanted])
+            await self._ack(skipped + ([i for i, _ in wanted] if handled else []))
+            if handled:
+                self.handled += len(wanted)
+            return
+        done = skipped
         try:
-            wanted: list[tuple[bytes, Envelope]] = []
-            for entry_id, fields in entries:
-                envelope = decode(fields)
-                if envelope is None or not self.consumer.accepts(envelope.type):
-                    done.append(entry_id)
-                else:
-                    wanted.append((entry_id, envelope))
-            if redelivered and wanted:
-                stats.delivery(self.group, "redelivered", len(wanted))
-            if self.many is not None and wanted:  # the whole batch at once
-                if await self._handle_many([envelope for _, envelope in wanted]):
-                    done.extend(entry_id for entry_id, _ in wanted)
-                    self.handled += len(wanted)
-                wanted = []
-            for entry_id, envelope in wanted:
-                if await self._handle(entry_id, envelope):
-                    done.append(entry_id)
+            for index, (entry_id, envelope) in enumerate(wanted):
+                held = [i for i, _ in wanted[index:]]
+                if await self._handle(entry_id, envelope, held):
                     self.handled += 1
+                    if self.slow:
+                        await self._ack([entry_id])
+                    else:
+                        done.append(entry_id)
         finally:
-            if done:  # acknowledged even when the reader is being stopped (stop waits for it)
-                ack = asyncio.ensure_future(client.xack(stream, group, *done))
-                self._acks.add(ack)
-                ack.add_done_callback(self._acked)
-                await asyncio.shield(ack)
+            await self._ack(done)
+
+    async def _ack(self, ids: list[bytes]) -> None:
+        """Acknowledge ``ids``, even while the reader is being stopped (stop waits for it)."""
+        if not ids:
+            return
+        transport = self.transport
+        ack = asyncio.ensure_future(transport.client.xack(transport.stream, self.group, *ids))
+        self._acks.add(ack)
+        ack.add_done_callback(self._acked)
+        await asyncio.shield(ack)
 
     def _acked(self, ack: asyncio.Future[Any]) -> None:
         self._acks.discard(ack)
         if not ack.cancelled() and ack.exception() is not None:  # left pending: redelivered
             log.warning("events: acknowledging in group %s failed: %s", self.group, ack.exception())
 
-    async def _handle(self, entry_id: bytes, envelope: Envelope) -> bool:
+    async def _handle(self, entry_id: bytes, envelope: Envelope, held: list[bytes]) -> bool:
+        """Handle one entry (``held``: the entries of its batch not yet acknowledged)."""
         stats = self.transport.stats
         try:
             if self.slow:
-                await self._keeping_claimed(entry_id, envelope)
+                await self._keeping_claimed(held, envelope)
             else:
                 await self.consumer.handle(envelope)
         except asyncio.CancelledError:
@@ -314,9 +332,11 @@ class GroupReader:
         stats.delivery(self.group, "ok", len(envelopes))
         return True
 
-    async def _keeping_claimed(self, entry_id: bytes, envelope: Envelope) -> None:
-        """Handle ``envelope``, resetting its entry's idle time while that takes long."""
+    async def _keeping_claimed(self, held: list[bytes], envelope: Envelope) -> None:
+        """Handle ``envelope``, resetting the idle time of the ``held`` entries (its own and
+        the rest of its batch) while that takes long."""
         transport = self.transport
+        ids: list[Any] = list(held)
         task = asyncio.ensure_future(self.consumer.handle(envelope))
         try:
             while True:
@@ -330,7 +350,7 @@ class GroupReader:
                         self.group,
                         transport.consumer,
                         0,
-                        [entry_id],
+                        ids,
                         justid=True,
                     )
         finally:
