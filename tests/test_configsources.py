@@ -62,6 +62,17 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("telemetry", "sample_ratio"): ("0.25", 0.25),
     ("ui", "path"): ("/probe-ui", "/probe-ui"),
     ("ui", "public_url"): ("https://probe.example", "https://probe.example"),
+    ("events", "types"): ("[call.*, pack.reloaded]", ["call.*", "pack.reloaded"]),
+    ("events", "webhooks", "probe", "url"): (
+        "https://probe.example/in",
+        "https://probe.example/in",
+    ),
+    ("events", "webhooks", "probe", "events"): ("[upstream.*]", ["upstream.*"]),
+    ("events", "webhooks", "probe", "secret"): (
+        "probe-secret-0123456789",
+        "probe-secret-0123456789",
+    ),
+    ("redis", "url"): ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
 }
 # Settings that are only valid together with another one.
 COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {
@@ -84,6 +95,24 @@ COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {
     ("servers", "probe", "s3", "session_token"): {
         "CATALYST_SERVERS__PROBE__S3__ACCESS_KEY_ID": "probe-key",
         "CATALYST_SERVERS__PROBE__S3__SECRET_ACCESS_KEY": "probe-secret",
+    },
+    **{
+        ("events", "webhooks", "probe", name): {
+            f"CATALYST_EVENTS__WEBHOOKS__PROBE__{other.upper()}": value
+            for other, value in (("url", "https://x.example/"), ("secret", "0123456789abcdef"))
+            if other != name
+        }
+        for name in (
+            "url",
+            "events",
+            "secret",
+            "headers",
+            "timeout_seconds",
+            "retries",
+            "backoff_seconds",
+            "max_backoff_seconds",
+            "allow_private_network",
+        )
     },
 }
 
