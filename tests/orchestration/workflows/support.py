@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import textwrap
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,8 +17,9 @@ from catalyst_mcp.context import CallContext, Identity
 from catalyst_mcp.errors import UpstreamUnavailable
 from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.settings import Settings
+from tests.conftest import PG_HOST, PG_PORT, pg_reachable, require_or_skip
 
-__all__ = ["ToolBox", "running_gateway", "write"]
+__all__ = ["ToolBox", "database_url", "pg_database_url", "running_gateway", "write"]
 
 TOOLS = ("echo", "add", "flaky", "slow", "broken", "down", "items", "undo", "gate")
 
@@ -111,9 +113,10 @@ async def running_gateway(
     settings: dict[str, Any] | None = None,
     database: str | None = None,
     folder: Path | None = None,
+    providers: list[Provider] | None = None,
 ) -> AsyncIterator[Gateway]:
-    """A started gateway over ``box`` with the workflows folder ``folder`` (default
-    ``tmp_path/workflows``)."""
+    """A started gateway over ``box`` (and ``providers``) with the workflows folder ``folder``
+    (default ``tmp_path/workflows``)."""
     folder = folder or tmp_path / "workflows"
     folder.mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {
@@ -123,9 +126,36 @@ async def running_gateway(
     }
     for section, values in (settings or {}).items():
         data[section] = {**data.get(section, {}), **values}
-    gateway = Gateway(Settings.model_validate(data), [box] if box is not None else [])
+    served = [box] if box is not None else []
+    gateway = Gateway(Settings.model_validate(data), [*served, *(providers or [])])
     await gateway.start()
     try:
         yield gateway
     finally:
         await gateway.stop()
+
+
+@contextlib.asynccontextmanager
+async def pg_database_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
+    require_or_skip(pg_reachable(), f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    import asyncpg
+
+    name = f"catalyst_wf_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test")
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a new database: ``sqlite`` (a file under ``tmp_path``) or ``postgresql``."""
+    if backend == "postgresql":
+        async with pg_database_url() as url:
+            yield url
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'state' / 'c.db'}"

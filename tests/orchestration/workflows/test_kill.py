@@ -52,7 +52,10 @@ def mcp(base: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def test_a_run_resumes_after_kill_9_without_repeating_finished_steps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+def test_a_run_resumes_after_kill_9_without_repeating_finished_steps(
+    tmp_path: Path, synchronous: str
+) -> None:
     port = free_port()
     count_file = tmp_path / "counts"
     write(tmp_path / "workflows", "long", WORKFLOW)
@@ -61,7 +64,11 @@ def test_a_run_resumes_after_kill_9_without_repeating_finished_steps(tmp_path: P
         "gateway": {"port": port},
         "storage": {"url": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"},
         "packs": {"path": None},
-        "workflows": {"path": str(tmp_path / "workflows"), "heartbeat_seconds": 0.3},
+        "workflows": {
+            "path": str(tmp_path / "workflows"),
+            "heartbeat_seconds": 0.3,
+            "synchronous": synchronous,
+        },
         "servers": {
             "count": {
                 "command": PYTHON,

@@ -5,12 +5,18 @@ that stops hands its runs on at once; cancellation reaches a run through the sto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
+from typing import Any
 
-from catalyst_mcp.context import Identity
+import pytest
+
+from catalyst_mcp.context import CallContext, Identity
 from catalyst_mcp.orchestration.workflows.runstate import RunState, StepState
+from catalyst_mcp.orchestration.workflows.store import RunStore
+from catalyst_mcp.providers import ListKind, Provider
 from catalyst_mcp.storage.models import utcnow
-from tests.orchestration.workflows.support import ToolBox, running_gateway, write
+from tests.orchestration.workflows.support import ToolBox, database_url, running_gateway, write
 
 ALICE = Identity(subject="alice", kind="user", roles=("admin",), via="api_key")
 THREE = """
@@ -127,3 +133,83 @@ async def test_a_trigger_starts_a_run_as_its_identity(tmp_path: Path) -> None:
         record = await gateway.workflows.store.get(run_id)
     assert record is not None and (record.status, record.trigger) == ("completed", "event")
     assert box.callers == [ALICE, ALICE, ALICE]
+
+
+class Probe(Provider):
+    """``probe__look``: answers which steps of the running runs another connection sees
+    committed, read from ``store`` (set once the gateway is up)."""
+
+    def __init__(self) -> None:
+        super().__init__("probe", "probe")
+        self.store: RunStore | None = None
+        self.seen: list[dict[str, str]] = []
+
+    def items(self, kind: ListKind) -> list[dict[str, Any]]:
+        return [{"name": "look", "inputSchema": {"type": "object"}}] if kind == "tools" else []
+
+    def health(self) -> dict[str, Any]:
+        return {"name": self.name, "status": "ready"}
+
+    async def call(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        assert self.store is not None
+        reader = RunStore(self.store.db, "reader")
+        [running] = await reader.runs(status="running")
+        self.seen.append({s.key: s.status for s in await reader.steps(running.id)})
+        return {"content": [{"type": "text", "text": "looked"}]}
+
+
+PROBED = """
+name: probed
+steps:
+  - {id: one, tool: box__echo, arguments: {text: one}}
+  - {id: quick, tool: box__echo, arguments: {text: quick}, retry_safe: true}
+  - {id: look, tool: probe__look}
+  - {id: last, tool: box__echo, arguments: {text: last}}
+"""
+
+
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+async def test_a_steps_end_is_committed_before_the_next_step_runs(
+    tmp_path: Path, backend: str, synchronous: str
+) -> None:
+    write(tmp_path / "workflows", "probed", PROBED)
+    probe = Probe()
+    async with (
+        database_url(backend, tmp_path) as url,
+        running_gateway(
+            tmp_path,
+            ToolBox(),
+            database=url,
+            settings={"workflows": {"synchronous": synchronous}},
+            providers=[probe],
+        ) as gateway,
+    ):
+        assert gateway.workflows is not None
+        store = gateway.workflows.store
+        assert store.synchronous == synchronous
+        probe.store = store
+        # no writer behind: a reader sees only what durable writes committed
+        assert store._task is not None
+        store._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await store._task
+        store._task = None
+        before = store.batches
+        result = await gateway.dispatcher.direct("tools/call", {"name": "workflows__probed"}, ALICE)
+        # one commit per durable step, the last one's with the run's end; the rest rode along
+        assert store.batches - before == 3
+        # answered: the run's end and its last step's are committed
+        reader = RunStore(gateway.workflows.store.db, "reader")
+        [record] = await reader.runs(workflow="probed")
+        steps = {s.key: s.status for s in await reader.steps(record.id)}
+    assert result["structuredContent"] == {"text": "last"}
+    # "one" (durable) was committed before "look" ran; "quick" (retry_safe) may be behind,
+    # and "look" itself was at most started
+    [seen] = probe.seen
+    assert seen["one"] == "completed"
+    assert seen.get("look", "running") == "running"
+    assert record.status == "completed"
+    assert steps == dict.fromkeys(["one", "quick", "look", "last"], "completed")

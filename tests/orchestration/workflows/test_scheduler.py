@@ -5,10 +5,7 @@ every second, for a few seconds)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,8 +15,12 @@ from sqlalchemy import select
 from catalyst_mcp.orchestration.workflows.scheduler import due_times
 from catalyst_mcp.orchestration.workflows.schema import Schedule
 from catalyst_mcp.storage.workflow_model import WorkflowFire, WorkflowRun
-from tests.conftest import PG_HOST, PG_PORT, pg_reachable, require_or_skip
-from tests.orchestration.workflows.support import ToolBox, running_gateway, write
+from tests.orchestration.workflows.support import (
+    ToolBox,
+    pg_database_url,
+    running_gateway,
+    write,
+)
 
 
 def test_due_times_follow_the_time_zone_across_daylight_saving() -> None:
@@ -34,22 +35,6 @@ def test_due_times_follow_the_time_zone_across_daylight_saving() -> None:
     every = Schedule(cron="* * * * * */2")  # croniter: a sixth field is seconds
     start = datetime(2026, 1, 1, tzinfo=UTC)
     assert len(due_times(every, start, start.replace(second=10))) == 5
-
-
-@contextlib.asynccontextmanager
-async def pg_database_url() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
-    require_or_skip(pg_reachable(), f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
-    import asyncpg
-
-    name = f"catalyst_wf_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 TICK = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +52,17 @@ class WorkflowsSettings(BaseModel):
         True,
         description="Resume interrupted runs (of a gateway that stopped or was killed) from "
         "their last completed step.",
+    )
+    synchronous: Literal["normal", "full"] = Field(
+        "normal",
+        description="How a committed step is kept. normal: it survives the gateway being "
+        "killed (kill -9 included); a power loss or an operating-system crash may take the "
+        "last commits back, and a step that finished in them runs again on resume (SQLite: "
+        "WAL with synchronous=NORMAL, written on the event loop's thread; PostgreSQL: the "
+        "server's synchronous_commit). full: every commit is synced to the disk and survives "
+        "a power loss too, at the cost of an fsync per durable step (SQLite: "
+        "synchronous=FULL, written in a worker thread; PostgreSQL: synchronous_commit on for "
+        "these transactions).",
     )
     schedules: bool = Field(
         True,

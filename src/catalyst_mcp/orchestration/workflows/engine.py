@@ -16,7 +16,9 @@ caller calling that tool. A step
 
 Progress goes to a :class:`Journal` (the store): every step's start and end. A step that is not
 ``retry_safe`` has its end committed before the run goes on (so a resumed run never calls it
-again); a ``retry_safe`` step's end is written behind, in the next batch (decision 022).
+again; the last step's, with the run's end); a ``retry_safe`` step's end is written behind, in
+the next batch (decision 022). A step's start is only queued: written behind, or committed with
+its own end if that comes first.
 """
 
 from __future__ import annotations
@@ -138,14 +140,19 @@ class Engine:
 
     async def execute(self, plan: WorkflowPlan, run: RunState) -> None:
         """Run (or resume) ``run`` to its end: ``run.status`` becomes completed or failed, with
-        ``output`` or ``error``. Cancellation propagates (the caller records it)."""
+        ``output`` or ``error``. Cancellation propagates (the caller records it).
+
+        The caller commits the run's end (durably, unless every step is ``retry_safe``) as
+        the next thing it does: the end of a last step that completed is only queued, to be
+        committed with it."""
         data = self._data(run)
         stack = CALL_STACK.get()
         token = CALL_STACK.set((*stack, plan.name))
         plan_token = _PLAN.set(plan)
         try:
+            last = plan.steps[-1]
             for step in plan.steps:
-                await self._step(step, run, data)
+                await self._step(step, run, data, last=step is last)
             run.output = self._output(plan, run, data)
             run.status = "completed"
         except RunFailed as failure:
@@ -176,7 +183,9 @@ class Engine:
 
     # ---- one step ----------------------------------------------------------------------------
 
-    async def _step(self, step: StepPlan, run: RunState, data: dict[str, Any]) -> None:
+    async def _step(
+        self, step: StepPlan, run: RunState, data: dict[str, Any], *, last: bool = False
+    ) -> None:
         done = run.steps.get(step.id)
         if done is not None and done.status != "running":
             data["steps"][step.id] = done.view()  # resumed: finished before
@@ -204,7 +213,9 @@ class Engine:
             await self._failed(step, run, data, error.message)
             return
         state.started_at = started
-        await self._record(run, step, state, data, durable=not step.retry_safe)
+        # the last step's end is committed with the run's end, which the caller commits next
+        # with nothing run in between: one commit fewer per run
+        await self._record(run, step, state, data, durable=not (step.retry_safe or last))
 
     async def _record(
         self,

@@ -49,7 +49,7 @@ class Workflows:
         assert settings.path is not None
         self.settings = settings
         self.dispatcher = dispatcher
-        self.store = RunStore(db, instance_id())
+        self.store = RunStore(db, instance_id(), synchronous=settings.synchronous)
         self.engine = Engine(self._call, self.store)
         self.runner = WorkflowRunner(settings, self.store, self.engine, self._plan)
         self.provider = WorkflowProvider(settings, self.runner)

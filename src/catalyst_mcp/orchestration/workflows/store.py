@@ -1,13 +1,19 @@
 """Workflow runs in the database: a write-behind writer for the engine, and the reads and
 claims the CLI, the API, resume and schedules need.
 
-Writes go through one background writer per gateway. Each batch is one transaction; within a
-batch the latest state of each run and each step wins (a step that started and finished
-between two batches is written once). A caller that passes ``durable`` waits until the batch
-holding its write is committed (group commit); others go on at once. On a SQLite file the
-store has its own connections with ``synchronous=NORMAL`` in WAL mode: a commit survives the
-gateway being killed (it is in the WAL the OS holds), only a power loss may take the last
-ones back (decision 022 has the measurements).
+Writes are queued: the latest state of each run and each step wins, and one transaction
+writes everything queued (a step that started and finished between two batches is written
+once). A caller that passes ``durable`` commits the queue at once and returns when it is
+committed (if a batch is in flight, the next takes all that queued meanwhile: group commit);
+the others are written behind, by a background task, on the next turn of the event loop.
+
+On a SQLite file the batches go through :class:`~.sqlitewriter.SqliteRowWriter`: plain
+``sqlite3``, prepared upserts, and with ``workflows.synchronous: normal`` (the default) WAL
+with ``synchronous=NORMAL`` written on the event loop's thread: no ORM and no thread hop in
+a durable step (a commit survives the gateway being killed; a power loss may take the last
+ones back). ``full`` syncs every commit, in a worker thread. PostgreSQL goes through the
+gateway's async engine (``full``: ``synchronous_commit`` on for these transactions, whatever
+the role's default). Decision 022 has the measurements.
 
 Instances: every running run names the instance executing it and that instance refreshes
 ``heartbeat_at``; :meth:`RunStore.claim_stale` lets another instance take over the runs of one
@@ -24,9 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import Engine, and_, create_engine, delete, event, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from catalyst_mcp.errors import CatalystError, StorageError
@@ -36,6 +40,13 @@ from catalyst_mcp.orchestration.workflows.runstate import (
     identity_from_json,
     identity_to_json,
 )
+from catalyst_mcp.orchestration.workflows.sqlitewriter import (
+    BUSY_TIMEOUT_SECONDS,
+    RUN_UPDATED,
+    STEP_UPDATED,
+    SqliteRowWriter,
+    Synchronous,
+)
 from catalyst_mcp.storage.db import Database, sqlite_file
 from catalyst_mcp.storage.models import utcnow
 from catalyst_mcp.storage.workflow_model import WorkflowFire, WorkflowRun, WorkflowStep
@@ -44,16 +55,9 @@ __all__ = ["RunRecord", "RunStore", "StepRecord"]
 
 log = logging.getLogger("catalyst.workflows")
 
-_RUN_UPDATED = (
-    "status",
-    "output",
-    "error",
-    "updated_at",
-    "finished_at",
-    "instance",
-    "heartbeat_at",
-)
-_STEP_UPDATED = ("status", "attempts", "result", "is_error", "error", "started_at", "finished_at")
+BUSY_FIRST_DELAY = 0.0005  # the first wait for a write lock another connection holds
+BUSY_MAX_DELAY = 0.002  # then every 2 ms: the lock is taken soon after it is free
+DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"  # PostgreSQL, synchronous: full
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +128,22 @@ def _iso(at: datetime) -> str:
 class RunStore:
     """Runs of one database, written by ``instance`` (this gateway process)."""
 
-    def __init__(self, db: Database, instance: str) -> None:
+    def __init__(self, db: Database, instance: str, *, synchronous: Synchronous = "normal") -> None:
         self.instance = instance
         self.db = db
-        # SQLite file: batches are written by a plain sqlite3 connection in a worker thread
-        # (one thread hop per batch instead of one per statement), synchronous=NORMAL
-        self._sync: Engine | None = _thread_engine(db)
+        self.synchronous = synchronous
+        path = sqlite_file(db.url) if db.dialect == "sqlite" else None
+        # a SQLite file: plain sqlite3 (sqlitewriter); PostgreSQL and in-memory SQLite: the
+        # gateway's async engine
+        self.sqlite = SqliteRowWriter(path, synchronous) if path is not None else None
         self._runs: dict[str, dict[str, Any]] = {}
         self._steps: dict[tuple[str, str], dict[str, Any]] = {}
+        self._stored: set[str] = set()  # running runs whose row is queued or committed
         self._waiters: list[asyncio.Future[None]] = []
+        self._lock = asyncio.Lock()  # one batch at a time, in the order they were queued
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches (tests and bench)
         # told of every step that ended and every run that ended, as they are saved (the
         # event bus: workflow.step_finished, workflow.run_finished)
@@ -150,72 +159,95 @@ class RunStore:
             )
 
     async def close(self) -> None:
-        await self.flush()
+        """Stop writing behind, commit what is queued, close the connections."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None:  # a batch it was writing goes back to the queue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._sync is not None:
-            self._sync.dispose()
+        await self.flush()
+        if self._checkpointing is not None:
+            await self._checkpointing
+        if self.sqlite is not None:
+            await asyncio.to_thread(self.sqlite.close)
 
     async def save_run(self, run: RunState, *, durable: bool = False) -> None:
         """Queue the run's row (as it is now); with ``durable``, wait for its commit."""
         self._runs[run.id] = _run_row(run, self.instance)
-        if run.done and self.on_run_end is not None:
-            self.on_run_end(run)
+        if run.done:
+            self._stored.discard(run.id)
+            if self.on_run_end is not None:
+                self.on_run_end(run)
+        else:
+            self._stored.add(run.id)
         await self._queued(durable)
 
     async def step(self, run: RunState, key: str, state: StepState, *, durable: bool) -> None:
+        """Queue the row of step ``key`` (one small write: the run's row only if this store
+        never wrote it); with ``durable``, wait for its commit."""
         self._steps[(run.id, key)] = _step_row(run.id, key, state)
         if state.status != "running" and self.on_step_end is not None:
             self.on_step_end(run, key, state)
-        if run.id not in self._runs:
+        if run.id not in self._stored:
             self._runs[run.id] = _run_row(run, self.instance)
+            self._stored.add(run.id)
         await self._queued(durable)
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
-        if self._runs or self._steps:
-            await self._queued(True)
+        """Wait until everything queued so far is committed (a batch in flight included)."""
+        await self._commit()
 
     async def _queued(self, durable: bool) -> None:
-        self._wake.set()
-        if not durable:
-            return
-        if self._task is None:  # not started (tests, the CLI): write now
-            await self._write_batch()
-            return
+        if durable:
+            await self._commit()
+        elif self._task is not None:
+            self._wake.set()
+
+    async def _commit(self) -> None:
+        """Commit everything queued, ours included, and return once it is (group commit: a
+        batch in flight is waited for, then the next one takes all that queued meanwhile)."""
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        await waiter
+        try:
+            async with self._lock:
+                if not waiter.done():
+                    await self._write_batch()
+        except asyncio.CancelledError:
+            waiter.cancel()
+            raise
+        waiter.result()
 
     async def _write_loop(self) -> None:
+        """The rows nobody waits for, written behind."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(0)  # let the writes of this turn of the loop join the batch
             try:
-                await self._write_batch()
+                async with self._lock:
+                    await self._write_batch()
             except Exception:  # logged; the waiters are told
                 log.exception("writing workflow runs failed")
 
     async def _write_batch(self) -> None:
+        """Write what is queued (with :attr:`_lock` held) and tell its waiters."""
         runs, self._runs = self._runs, {}
         steps, self._steps = self._steps, {}
         waiters, self._waiters = self._waiters, []
         error: BaseException | None = None
         if runs or steps:
             try:
-                if self._sync is not None:
-                    await asyncio.to_thread(self._write_in_thread, runs, steps)
-                else:
-                    async with self.db.begin(write=True) as conn:
-                        for statement, rows in _statements(self.db.insert, runs, steps):
-                            await conn.execute(statement, rows)
+                await self._write(runs, steps)
                 self.batches += 1
             except (CatalystError, OSError, SQLAlchemyError) as exc:
                 error = exc
+                self._stored.difference_update(runs)  # the next step writes its run again
+            except BaseException:  # cancelled while waiting: queued again, behind newer rows
+                self._runs = {**runs, **self._runs}
+                self._steps = {**steps, **self._steps}
+                self._waiters = [*waiters, *self._waiters]
+                self._wake.set()
+                raise
         for waiter in waiters:
             if waiter.done():
                 continue
@@ -224,14 +256,38 @@ class RunStore:
             else:
                 waiter.set_exception(StorageError(f"cannot record workflow progress: {error}"))
 
-    def _write_in_thread(
+    async def _write(
         self, runs: dict[str, dict[str, Any]], steps: dict[tuple[str, str], dict[str, Any]]
     ) -> None:
-        assert self._sync is not None
-        with self._sync.begin() as conn:
-            conn.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE happens on the first statement
-            for statement, rows in _statements(lambda m: sqlite.insert(m), runs, steps):
-                conn.execute(statement, rows)
+        writer = self.sqlite
+        if writer is None:
+            async with self.db.begin(write=True) as conn:
+                if self.synchronous == "full" and self.db.dialect == "postgresql":
+                    await conn.exec_driver_sql(DURABLE_COMMIT)
+                for statement, rows in _statements(self.db.insert, runs, steps):
+                    await conn.execute(statement, rows)
+            return
+        if not writer.inline:  # synchronous=full: the fsync happens in a worker thread
+            if not await asyncio.to_thread(writer.write, runs.values(), steps.values()):
+                raise StorageError(f"{self.db.location} stayed locked by another writer")
+            return
+        # synchronous=normal: on this thread, never waiting for the lock while holding it
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_SECONDS
+        delay = BUSY_FIRST_DELAY
+        while not writer.write(runs.values(), steps.values()):
+            if loop.time() > deadline:
+                raise StorageError(f"{self.db.location} stayed locked by another writer")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BUSY_MAX_DELAY)
+        if writer.checkpoint_due and (self._checkpointing is None or self._checkpointing.done()):
+            self._checkpointing = loop.create_task(self._checkpoint(writer))
+
+    async def _checkpoint(self, writer: SqliteRowWriter) -> None:
+        try:
+            await asyncio.to_thread(writer.checkpoint)
+        except Exception:  # the next one tries again; SQLite's other writers checkpoint too
+            log.warning("checkpointing the workflow runs' WAL failed", exc_info=True)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -285,6 +341,8 @@ class RunStore:
             updated_at=record.updated_at,
             finished_at=record.finished_at,
         )
+        if not run.done:
+            self._stored.add(run.id)
         for step in await self.steps(run_id):
             run.steps[step.key] = StepState(
                 status=step.status,  # type: ignore[arg-type]
@@ -428,7 +486,7 @@ def _statements(
             (
                 statement.on_conflict_do_update(
                     index_elements=["id"],
-                    set_={name: statement.excluded[name] for name in _RUN_UPDATED},
+                    set_={name: statement.excluded[name] for name in RUN_UPDATED},
                 ),
                 list(runs.values()),
             )
@@ -439,41 +497,12 @@ def _statements(
             (
                 statement.on_conflict_do_update(
                     index_elements=["run_id", "key"],
-                    set_={name: statement.excluded[name] for name in _STEP_UPDATED},
+                    set_={name: statement.excluded[name] for name in STEP_UPDATED},
                 ),
                 list(steps.values()),
             )
         )
     return out
-
-
-def _thread_engine(db: Database) -> Engine | None:
-    """A synchronous engine on the same SQLite file, for the writer's thread; None for other
-    databases and for SQLite databases that are no plain file."""
-    if db.dialect != "sqlite" or sqlite_file(db.url) is None:
-        return None
-    engine = create_engine(
-        db.url.set(drivername="sqlite"),
-        hide_parameters=True,
-        json_serializer=lambda value: orjson.dumps(value).decode(),
-        json_deserializer=orjson.loads,
-        connect_args={"timeout": 30.0, "check_same_thread": False},
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
-    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-    """WAL with ``synchronous=NORMAL``: a commit survives the process being killed (it is in
-    the WAL the OS holds); only a power loss may take the last batches back."""
-    dbapi_connection.isolation_level = None  # BEGIN IMMEDIATE is ours (see _thread_engine)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 def _wrap(value: Any) -> dict[str, Any] | None:
