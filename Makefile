@@ -70,3 +70,6 @@ bench-sessions: $(STAMP)
 .PHONY: bench-cache
 bench-cache: $(STAMP)
 	$(BIN)/python bench/result_cache.py
+.PHONY: bench-events
+bench-events: $(STAMP)
+	$(BIN)/python bench/events.py

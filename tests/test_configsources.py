@@ -65,6 +65,16 @@ SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("ui", "public_url"): ("https://probe.example", "https://probe.example"),
     ("redis", "url"): ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
     ("redis", "prefix"): ("probe", "probe"),
+    ("events", "types"): ("[call.*, pack.reloaded]", ["call.*", "pack.reloaded"]),
+    ("events", "webhooks", "probe", "url"): (
+        "https://probe.example/in",
+        "https://probe.example/in",
+    ),
+    ("events", "webhooks", "probe", "events"): ("[upstream.*]", ["upstream.*"]),
+    ("events", "webhooks", "probe", "secret"): (
+        "probe-secret-0123456789",
+        "probe-secret-0123456789",
+    ),
 }
 # Settings that are only valid together with another one.
 COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {
@@ -91,6 +101,24 @@ COMPANIONS: dict[tuple[str, ...], dict[str, str]] = {
     ("servers", "probe", "s3", "session_token"): {
         "CATALYST_SERVERS__PROBE__S3__ACCESS_KEY_ID": "probe-key",
         "CATALYST_SERVERS__PROBE__S3__SECRET_ACCESS_KEY": "probe-secret",
+    },
+    **{
+        ("events", "webhooks", "probe", name): {
+            f"CATALYST_EVENTS__WEBHOOKS__PROBE__{other.upper()}": value
+            for other, value in (("url", "https://x.example/"), ("secret", "0123456789abcdef"))
+            if other != name
+        }
+        for name in (
+            "url",
+            "events",
+            "secret",
+            "headers",
+            "timeout_seconds",
+            "retries",
+            "backoff_seconds",
+            "max_backoff_seconds",
+            "allow_private_network",
+        )
     },
 }
 

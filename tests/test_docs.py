@@ -9,6 +9,7 @@ import pytest
 from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.observability.config import LogSettings, MetricsSettings, TelemetrySettings
 from catalyst_mcp.orchestration.cache.config import CacheSettings, CacheSpec, ToolSettings
+from catalyst_mcp.orchestration.events.config import EventsSettings, WebhookSettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
@@ -25,7 +26,12 @@ from catalyst_mcp.servers.config import (
     RootConfig,
     S3Options,
 )
-from catalyst_mcp.settings import GatewaySettings, PacksSettings, ServerConfig, StorageSettings
+from catalyst_mcp.settings import (
+    GatewaySettings,
+    PacksSettings,
+    ServerConfig,
+    StorageSettings,
+)
 from catalyst_mcp.upstreams.sandboxconfig import SandboxSettings
 from catalyst_mcp.web.config import UiSettings
 from tests.conftest import ROOT
@@ -56,6 +62,8 @@ MODELS = [
     CacheSettings,
     CacheSpec,
     ToolSettings,
+    EventsSettings,
+    WebhookSettings,
 ]
 
 

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from catalyst_mcp.cluster.state import Cluster
     from catalyst_mcp.configwatch import ConfigFile
+    from catalyst_mcp.orchestration.events.room import Events
     from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.packs.packset import PackSet
     from catalyst_mcp.packs.watcher import PackWatcher
@@ -155,6 +156,12 @@ class Gateway:
 
             self.workflows = Workflows(settings.workflows, self.db, self.dispatcher)
             self.registry.add(self.workflows.provider)
+        self.events: Events | None = None
+        if settings.events.enabled:  # the event bus and its consumers (docs/events.md)
+            from catalyst_mcp.orchestration.events.room import Events
+
+            self.events = Events(settings)
+            self.events.attach(self)
         self.api = AdminApi(
             self.access,
             self.auth,
@@ -167,6 +174,7 @@ class Gateway:
             packs=self.packs,
             config_file=config_file,
             cache=self.cache,
+            events=self.events.bus if self.events is not None else None,
         )
         # a session or connection that ends stops the per-session processes it had
         self.dispatcher.session_listeners.append(self.servers.session_ended)
@@ -188,6 +196,8 @@ class Gateway:
         self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
         self.rules.hook.metrics = self.telemetry.metrics
         self.cache.metrics = self.telemetry.metrics
+        if self.events is not None:
+            self.events.stats.bind(self.telemetry.metrics)
         self.ui: Dashboard | None = None
         if settings.ui.enabled:  # the web dashboard (docs/dashboard.md)
             from catalyst_mcp.web.dashboard import Dashboard
@@ -231,6 +241,8 @@ class Gateway:
             await self.telemetry.start()
             if self.cluster is not None:  # Redis first: without it, nothing else starts
                 await self.cluster.connect()
+            if self.events is not None:  # before the servers: their first states are events
+                await self.events.start()
             await self._start_serving()
             if self.cluster is not None:  # once the servers are up: it follows resources
                 await self.cluster.start()
@@ -242,6 +254,8 @@ class Gateway:
                 await self.workflows.stop()
             if self.cluster is not None:
                 await self.cluster.stop()
+            if self.events is not None:
+                await self.events.stop()
             await self._stop_access()
             await self.telemetry.stop()
             raise
@@ -308,6 +322,8 @@ class Gateway:
         if self.workflows is not None:
             await self.workflows.stop()
         await self.registry.stop()
+        if self.events is not None:  # after the last runs ended, before the audit trail closes
+            await self.events.stop()
         await self._stop_access()
         await self.telemetry.stop()
 

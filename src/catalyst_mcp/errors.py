@@ -45,6 +45,8 @@ client; the cause, a stack trace or a secret never is).
     ├── BuiltinError                    a built-in server (servers/) could not serve a call: a
     │                                   refused path, a file too large, a database error;
     │                                   tools/call shows it as isError
+    ├── EventDeliveryError              a webhook could not be delivered (orchestration/events;
+    │                                   logged and counted, never a client's answer)
     ├── PackageError                    an MCP server package could not be found, installed or
     │   │                               verified (packages/; the CLI's `catalyst packages`)
     │   ├── PackageNotFound             no such server, package or version
@@ -75,6 +77,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "Conflict",
+    "EventDeliveryError",
     "Forbidden",
     "HeaderMismatch",
     "InstallFailed",
@@ -340,6 +343,11 @@ class BuiltinError(CatalystError):
     client and says what to do (a path outside the roots, a file over a size limit, a read-only
     database); it never carries a stack trace, a driver message, a statement's values or a
     connection URL. ``tools/call`` turns it into a tool result with ``isError: true``."""
+
+
+class EventDeliveryError(CatalystError):
+    """An event could not be delivered to a webhook after its retries (with Redis, the entry is
+    delivered again later). Logged and counted; no client ever sees it."""
 
 
 class PackageError(CatalystError):

@@ -39,6 +39,7 @@ from catalyst_mcp.orchestration.cache.config import (
     refuse_shared,
     shared_places,
 )
+from catalyst_mcp.orchestration.events.config import EventsSettings
 from catalyst_mcp.orchestration.rules.config import RulesSettings
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.packages.config import PackagesSettings
@@ -65,6 +66,7 @@ __all__ = [
     "NAMESPACE_SEPARATOR",
     "GatewaySettings",
     "PacksSettings",
+    "RedisSettings",
     "ServerConfig",
     "Settings",
     "StorageSettings",
@@ -554,6 +556,16 @@ class Settings(_Model):
         default_factory=lambda: CacheSettings(),
         description="The result cache of tools/call (docs/cache.md).",
     )
+    events: EventsSettings = Field(
+        default_factory=lambda: EventsSettings(),
+        description="The event bus, its consumers and webhooks (docs/events.md).",
+    )
+
+    @model_validator(mode="after")
+    def _redis_for_events(self) -> Settings:
+        if self.events.enabled and self.events.backend == "redis" and not self.redis.url:
+            raise ValueError("events.backend is 'redis' but redis.url is not set")
+        return self
 
     def namespace_clashes(self) -> list[tuple[str, str]]:
         """(server, namespace) pairs whose namespace an earlier active server already uses."""

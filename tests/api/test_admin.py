@@ -191,6 +191,7 @@ async def test_the_route_table_covers_the_api(admin: Admin) -> None:
         ("GET", "/packages/installs/{id}"),
         ("GET", "/cache"),
         ("DELETE", "/cache"),
+        ("GET", "/events"),
     }
     # the document describes the tools API too: every caller may read it
     assert [r.admin for r in routes(admin.gateway) if r.path == "/openapi.json"] == [False]

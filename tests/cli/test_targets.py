@@ -163,3 +163,13 @@ def test_variables_in_values_read_the_environment(monkeypatch: pytest.MonkeyPatc
     )
     assert result.exit_code == EXIT_USAGE
     assert "environment variable CATALYST_TEST_UNSET is not set" in result.stderr
+
+
+async def test_a_commands_gateway_publishes_no_events() -> None:
+    from catalyst_mcp.cli.targets import open_gateway
+
+    settings = Settings.model_validate(
+        {"packs": {"path": None}, "audit": {"enabled": False}, "redis": {"url": "redis://x:1/0"}}
+    )
+    async with open_gateway(settings) as gateway:
+        assert gateway.events is None and gateway.server.events is None

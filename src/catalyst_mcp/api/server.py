@@ -33,6 +33,7 @@ import catalyst_mcp
 from catalyst_mcp.api.admin import admin_routes
 from catalyst_mcp.api.calls import CallHandlers
 from catalyst_mcp.api.catalog import CatalogHandlers
+from catalyst_mcp.api.events import EventHandlers
 from catalyst_mcp.api.models import ADMIN_SCOPE
 from catalyst_mcp.api.openapi import openapi_document
 from catalyst_mcp.api.packages import PackageHandlers
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from catalyst_mcp.orchestration.cache.service import ResultCache
+    from catalyst_mcp.orchestration.events.bus import EventBus
     from catalyst_mcp.orchestration.rules.service import Rules
     from catalyst_mcp.orchestration.workflows.manager import Workflows
     from catalyst_mcp.packs.packset import PackSet
@@ -101,10 +103,12 @@ class AdminApi:
         packs: PackSet | None = None,
         config_file: Path | None = None,
         cache: ResultCache | None = None,
+        events: EventBus | None = None,
     ) -> None:
         """``packs``: the knowledge packs ``/packs`` reports; ``config_file``: the file
         ``/packages/installs`` adds servers to (None: installs are refused); ``cache``: the
-        result cache ``/cache`` reports and clears."""
+        result cache ``/cache`` reports and clears; ``events``: the bus whose latest events
+        ``/events`` shows (None: 404)."""
         self.access = access
         self.auth = auth
         self.db = db
@@ -128,7 +132,11 @@ class AdminApi:
             ]
         self.packages = PackageHandlers(access.settings.packages, config_file, access)
         watching = bool(packs is not None and access.settings.packs.watch)
-        extra = [*PackHandlers(packs, watching).routes(), *self.packages.routes()]
+        extra = [
+            *PackHandlers(packs, watching).routes(),
+            *self.packages.routes(),
+            *EventHandlers(events).routes(),
+        ]
         if rules is not None:  # the policy rules and approvals (docs/rules.md)
             from catalyst_mcp.api.rules import RuleHandlers
 

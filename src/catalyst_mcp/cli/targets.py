@@ -361,9 +361,14 @@ def server_error(report: dict[str, Any]) -> str:
 
 @contextlib.asynccontextmanager
 async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    """A started gateway over ``settings`` (without a listener), stopped on the way out."""
+    """A started gateway over ``settings`` (without a listener), stopped on the way out. It
+    publishes no events: a command's short-lived gateway is not an instance of the fleet (it
+    would join the Redis consumer groups and report its own servers' states)."""
+    quiet = settings.model_copy(
+        update={"events": settings.events.model_copy(update={"enabled": False})}
+    )
     try:
-        gateway = Gateway(settings)
+        gateway = Gateway(quiet)
     except ValueError as exc:  # e.g. two servers with the same namespace
         raise CliError(f"invalid configuration: {exc}", EXIT_CONFIG) from exc
     try:

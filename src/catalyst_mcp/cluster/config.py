@@ -23,7 +23,8 @@ class RedisSettings(BaseModel):
         description="Redis for the state every instance shares (e.g. 'redis://redis:6379/0'): "
         "legacy-era sessions (a client's next request, its GET stream and its DELETE may then "
         "reach any instance), messages for a session's stream, parked cross-era calls, and "
-        "announcements of configuration changes made through the API. Unset: each instance "
+        "announcements of configuration changes made through the API, the event bus's stream "
+        "(events.backend auto) and the result cache (unless cache.redis_url). Unset: each instance "
         "keeps this state in its own memory (one instance, or a load balancer with sticky "
         "sessions).",
     )

@@ -99,6 +99,9 @@ class PackSet:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.reloads: Counter[str] = Counter()  # files reloaded, by outcome (ok, failed)
+        # told of each reload that changed something: (file, pack, outcome, problems, tools),
+        # outcome added, reloaded, removed or failed (the event bus: pack.reloaded)
+        self.on_reload: Callable[[Path, str | None, str, int, int], None] | None = None
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -195,8 +198,25 @@ class PackSet:
             files = {key for path in changed if (key := self._key(Path(path))) is not None}
             retry = self._blocked - files
             for file in [*sorted(files), *sorted(retry)]:
+                before, had = self._served.get(file), self._problems.get(file)
                 await self._reload_one(file)
                 self.reloads["failed" if file in self._problems else "ok"] += 1
+                if self.on_reload is not None:
+                    self._tell(file, before, had)
+
+    def _tell(self, file: Path, before: _Served | None, had: list[ConfigProblem] | None) -> None:
+        """Tell ``on_reload`` what a reload of ``file`` changed (nothing: nothing is told)."""
+        assert self.on_reload is not None
+        after, problems = self._served.get(file), self._problems.get(file)
+        if problems and problems != had:
+            pack = before.loaded.pack.pack if before is not None else None
+            self.on_reload(file, pack, "failed", len(problems), 0)
+        elif after is not None and after is not before:
+            tools = len(after.provider.items("tools"))
+            outcome = "added" if before is None else "reloaded"
+            self.on_reload(file, after.loaded.pack.pack, outcome, 0, tools)
+        elif after is None and before is not None:
+            self.on_reload(file, before.loaded.pack.pack, "removed", 0, 0)
 
     async def _reload_one(self, file: Path) -> None:
         served = self._served.get(file)

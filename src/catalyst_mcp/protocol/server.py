@@ -43,6 +43,7 @@ from catalyst_mcp.registry import Registry
 if TYPE_CHECKING:
     from catalyst_mcp.observability.metrics import Metrics
     from catalyst_mcp.orchestration.cache.service import ResultCache
+    from catalyst_mcp.orchestration.events.sources import CallEvents
     from catalyst_mcp.orchestration.rules.pipeline import RulesHook
     from catalyst_mcp.security.access import Access
     from catalyst_mcp.security.rbac import Kind
@@ -92,6 +93,7 @@ class McpServer:
         # authorization, rate limits and audit (None: everyone may do everything, unrecorded)
         self.access = access
         self.metrics: Metrics | None = None  # tool calls and calls in flight (None: not counted)
+        self.events: CallEvents | None = None  # call.finished / call.refused (None: no bus)
         self.in_flight: dict[str, int] = {}  # calls waiting for each provider (when counted)
         self.bridge = InputBridge()
         self.arguments = ArgumentCheck(registry)  # for REST callers (ctx.channel "rest")
@@ -303,21 +305,25 @@ class McpServer:
         if ctx.channel == "rest" and not self.registry.is_listed("tool", name):
             raise NotFound(f"Unknown tool: {name}")  # only listed tools: schemas to check
         provider, original = self.registry.resolve("tools", name)
-        metrics = self.metrics
-        if metrics is None:
+        metrics, events = self.metrics, self.events
+        if metrics is None and events is None:
             return await self._call_tool(provider, name, original, params, ctx)
         started = time.perf_counter()
         outcome = "error"
+        refusal: AccessError | None = None
         try:
             result = await self._call_tool(provider, name, original, params, ctx)
             outcome = "tool_error" if result.get("isError") is True else "ok"
             return result
-        except AccessError:
-            outcome = "refused"
+        except AccessError as exc:
+            outcome, refusal = "refused", exc
             raise
-        finally:  # a name the registry does not list is made up: no label of its own
-            tool = name if self.registry.is_listed("tool", name) else "other"
-            metrics.tool_call(provider.name, tool, outcome, started)
+        finally:
+            if metrics is not None:  # a name the registry does not list: no label of its own
+                tool = name if self.registry.is_listed("tool", name) else "other"
+                metrics.tool_call(provider.name, tool, outcome, started)
+            if events is not None:
+                events.ended(provider.name, name, outcome, ctx, started, refusal)
 
     async def _call_tool(
         self,

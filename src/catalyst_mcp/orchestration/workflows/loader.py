@@ -3,7 +3,10 @@ reported as ``file:line:col: where: what`` (a :class:`ConfigError` lists them al
 
 Checked at load, so that a run never fails on what a file says: the format (pydantic), every
 template expression (JMESPath), ``steps.<id>`` references to steps that exist, step ids used
-once, the input and output schemas (JSON Schema), cron expressions and time zones.
+once, the input and output schemas (JSON Schema), cron expressions and time zones, and the
+event patterns of ``on:`` triggers (each must name a known event type).
+
+YAML 1.1 reads a bare ``on`` key as the boolean true; it is taken as ``on``.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from catalyst_mcp.errors import ConfigError, ConfigProblem
-from catalyst_mcp.orchestration.workflows.plan import StepPlan, WorkflowPlan
-from catalyst_mcp.orchestration.workflows.schema import Step, Workflow
+from catalyst_mcp.orchestration.events.types import expand_patterns
+from catalyst_mcp.orchestration.workflows.plan import StepPlan, TriggerPlan, WorkflowPlan
+from catalyst_mcp.orchestration.workflows.schema import Step, Trigger, Workflow
 from catalyst_mcp.orchestration.workflows.templating import (
     Template,
     TemplateError,
@@ -45,6 +49,7 @@ def load_workflow(file: Path) -> WorkflowPlan:
     source = read_yaml(file)
     if not isinstance(source.data, dict):
         raise ConfigError([source.problem_at((), "a workflow must be a mapping (name: ...)")])
+    _bare_on(source)
     try:
         workflow = Workflow.model_validate(source.data)
     except ValidationError as error:
@@ -69,6 +74,7 @@ def load_workflow(file: Path) -> WorkflowPlan:
             problems.append(
                 _problem(source, (*loc, "timezone"), f"unknown time zone {schedule.timezone!r}")
             )
+    triggers = tuple(compiler.trigger(trigger, ("on", i)) for i, trigger in enumerate(workflow.on))
     if problems:
         raise ConfigError(problems)
     tools = frozenset(
@@ -78,7 +84,18 @@ def load_workflow(file: Path) -> WorkflowPlan:
         for name in (s.tool, s.compensate[0] if s.compensate else None)
         if name is not None
     )
-    return WorkflowPlan(workflow, steps, output, file, tools)
+    return WorkflowPlan(workflow, steps, output, file, tools, triggers)
+
+
+def _bare_on(source: LocatedYaml) -> None:
+    """``on:`` as YAML 1.1 reads it (the key ``True``) becomes ``on``, lines and all."""
+    data = source.data
+    if True not in data or "on" in data:
+        return
+    source.data = {("on" if key is True else key): value for key, value in data.items()}
+    for table in (source.lines, source.columns):
+        for path in [p for p in table if p[:1] == (True,)]:
+            table[("on", *path[1:])] = table.pop(path)
 
 
 class _Compiler:
@@ -109,6 +126,27 @@ class _Compiler:
                     self.problems.append(
                         _problem(self.source, loc, f"steps.{name} names no earlier step")
                     )
+
+    def trigger(self, trigger: Trigger, loc: Loc) -> TriggerPlan:
+        try:
+            types = expand_patterns([trigger.event])
+        except ValueError as error:
+            self.problems.append(_problem(self.source, (*loc, "event"), str(error)))
+            types = frozenset()
+        when = self.expression(trigger.when, (*loc, "when")) if trigger.when is not None else None
+        inputs = self.template(trigger.inputs, (*loc, "inputs"))
+        for template, part in ((when, "when"), (inputs, "inputs")):
+            for name in _refs(template):
+                message = f"steps.{name}: a trigger sees only the event (${{event...}})"
+                self.problems.append(_problem(self.source, (*loc, part), message))
+        return TriggerPlan(
+            index=loc[-1] if isinstance(loc[-1], int) else 0,
+            types=types,
+            when=when,
+            inputs=inputs,
+            as_user=trigger.as_user,
+            roles=tuple(trigger.roles),
+        )
 
     def step(self, step: Step, loc: Loc) -> StepPlan:
         if step.id in self.ids:

@@ -9,7 +9,7 @@ from typing import Any
 from catalyst_mcp.orchestration.workflows.schema import Retry, Schedule, Workflow
 from catalyst_mcp.orchestration.workflows.templating import Template
 
-__all__ = ["StepPlan", "WorkflowPlan"]
+__all__ = ["StepPlan", "TriggerPlan", "WorkflowPlan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,18 @@ class StepPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerPlan:
+    """One ``on:`` entry as the event bus's trigger consumer runs it."""
+
+    index: int
+    types: frozenset[str]  # the event types its pattern names
+    when: Template | None
+    inputs: Template
+    as_user: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class WorkflowPlan:
     """A workflow file as served: the model, its compiled steps and where it came from."""
 
@@ -43,6 +55,7 @@ class WorkflowPlan:
     output: Template | None
     file: Path
     tools: frozenset[str]  # every tool a step or compensation names (recursion checks)
+    triggers: tuple[TriggerPlan, ...] = ()  # its on: entries
 
     @property
     def name(self) -> str:

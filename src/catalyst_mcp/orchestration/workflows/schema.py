@@ -26,6 +26,11 @@
         when: "${inputs.check_stock}"
     schedules:
       - {cron: "0 7 * * mon-fri", timezone: Europe/Paris, inputs: {...}, as: reports}
+    on:                                   # runs started by events (docs/events.md)
+      - event: upstream.state_changed     # a type or a glob ("call.*")
+        when: "event.data.state == 'failed'"
+        inputs: {server: "${event.data.server}"}
+        as: ops
 """
 
 from __future__ import annotations
@@ -34,7 +39,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["NAME_PATTERN", "Compensation", "Retry", "Schedule", "Step", "Workflow"]
+__all__ = [
+    "NAME_PATTERN",
+    "Compensation",
+    "Retry",
+    "Schedule",
+    "Step",
+    "Trigger",
+    "Workflow",
+]
 
 NAME_PATTERN = r"^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*$"
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # usable as steps.<id> in an expression
@@ -109,6 +122,23 @@ class Schedule(_Model):
     roles: list[str] = Field(default_factory=list, description="Roles of that identity.")
 
 
+class Trigger(_Model):
+    """An event that starts a run (``on:``): of a type ``event`` names (a glob), when ``when``
+    holds, as the identity ``as``, with ``inputs`` templated from ``${event...}``."""
+
+    event: str = Field(min_length=1, description="Event type, or a glob of types ('call.*').")
+    when: str | bool | None = Field(
+        None, description="Start a run only if this expression (over ``event``) is true."
+    )
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="The run's inputs (templated: ${event.data.server})."
+    )
+    as_user: str = Field(
+        "events", alias="as", min_length=1, max_length=128, description="Subject of runs."
+    )
+    roles: list[str] = Field(default_factory=list, description="Roles of that identity.")
+
+
 class Workflow(_Model):
     """One workflow, served as the tool ``<namespace>__<name>``."""
 
@@ -128,6 +158,7 @@ class Workflow(_Model):
         description="MCP tasks: 'optional' runs as a task for clients that support them.",
     )
     schedules: list[Schedule] = Field(default_factory=list)
+    on: list[Trigger] = Field(default_factory=list, description="Events that start runs.")
 
     @model_validator(mode="after")
     def _schemas_are_objects(self) -> Workflow:

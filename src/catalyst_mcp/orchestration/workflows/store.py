@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,6 +145,10 @@ class RunStore:
         self._task: asyncio.Task[None] | None = None
         self._checkpointing: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches (tests and bench)
+        # told of every step that ended and every run that ended, as they are saved (the
+        # event bus: workflow.step_finished, workflow.run_finished)
+        self.on_step_end: Callable[[RunState, str, StepState], None] | None = None
+        self.on_run_end: Callable[[RunState], None] | None = None
 
     # ---- the writer --------------------------------------------------------------------------
 
@@ -171,6 +176,8 @@ class RunStore:
         self._runs[run.id] = _run_row(run, self.instance)
         if run.done:
             self._stored.discard(run.id)
+            if self.on_run_end is not None:
+                self.on_run_end(run)
         else:
             self._stored.add(run.id)
         await self._queued(durable)
@@ -179,6 +186,8 @@ class RunStore:
         """Queue the row of step ``key`` (one small write: the run's row only if this store
         never wrote it); with ``durable``, wait for its commit."""
         self._steps[(run.id, key)] = _step_row(run.id, key, state)
+        if state.status != "running" and self.on_step_end is not None:
+            self.on_step_end(run, key, state)
         if run.id not in self._stored:
             self._runs[run.id] = _run_row(run, self.instance)
             self._stored.add(run.id)
