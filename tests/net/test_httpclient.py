@@ -18,10 +18,11 @@ from catalyst_mcp.net.httpclient import (
     ConnectionReset,
     HttpClient,
     HttpError,
+    _Connection,
     split_url,
 )
 from tests.conftest import free_port
-from tests.resetserver import Exchange, ResetServer
+from tests.resetserver import Exchange, ResetServer, reset
 
 pytestmark = pytest.mark.network
 
@@ -503,4 +504,30 @@ async def test_a_pooled_connection_with_unexpected_bytes_waiting_is_not_reused()
         answer = await client.request("POST", {}, b"2", retry_stale=False)
         assert await answer.read() == b'{"ok": true}'
         await client.aclose()
+    assert server.connections == 2
+
+
+async def test_a_request_whose_first_write_fails_is_sent_on_a_fresh_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The peer's reset slipped past the liveness check (it is bypassed here): the write
+    fails in the socket, so no byte reached the server and even a non-repeatable call is
+    sent once more on a fresh connection."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def remember(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writers.append(writer)
+        return await ok(request, writer)
+
+    async with RawServer(remember).running() as server:
+        client = HttpClient(server.url)
+        await (await client.request("POST", {}, b"1")).read()
+        reset(writers[0])
+        await asyncio.sleep(0)  # the server's socket closes (a RST) before the loop polls
+        time.sleep(0.05)  # the reset is in the client's socket; its loop has not read it
+        monkeypatch.setattr(_Connection, "peer_spoke", lambda self: False)
+        answer = await client.request("POST", {}, b"2", retry_stale=False)
+        assert await answer.read() == b'{"ok": true}'
+        await client.aclose()
+    assert [r.endswith(b"2") for r in server.requests] == [False, True]  # sent once
     assert server.connections == 2

@@ -301,6 +301,14 @@ class _Connection(asyncio.Protocol):
         self.response = HttpResponse(self)
         self.headers_ready = self.pool.loop.create_future()
         self.transport.write(head + body if len(body) < 65536 else head)
+        if self.transport.is_closing():
+            # The first write failed in the socket at once (EPIPE/ECONNRESET: the peer is
+            # gone): a failed send(2) takes no byte, so the server cannot have read any of
+            # this request and repeating it is safe, even for a tools/call. (A write that was
+            # partly taken is buffered, not failed: the transport is then still open.)
+            self.response = None
+            self.headers_ready = None
+            raise ConnectionReset(self.pool.target.host_header, ConnectionReset.BEFORE_SENDING)
         if len(body) >= 65536:
             self.transport.write(body)
         return self.response
