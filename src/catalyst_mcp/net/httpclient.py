@@ -492,14 +492,16 @@ class HttpClient:
     ) -> HttpResponse:
         """Send a request and return once the response headers have arrived.
 
-        A request that was never written (its connection was lost first, or reset while it
-        was being opened) is tried once more on a fresh connection. A request that was
-        written but got no byte of answer, on a pooled connection that turned out to be dead
-        (the server closed it while idle) or on one the server reset, is tried once more only
-        when ``retry_stale`` is true: callers sending a request that must not run twice (a
-        non-idempotent REST call, an MCP ``tools/call``) pass false, since the server may have
-        acted before it closed. Anything else is reported as :class:`HttpError` at once
-        (:class:`ConnectionReset` for a reset).
+        A request that was never written (its connection was lost first, reset while it was
+        being opened, or its first write failed in the socket) is tried once more on a fresh
+        connection. Pooled connections are checked before reuse and expire after ``max_idle``
+        (see :meth:`_take_idle`), so a server's idle close rarely meets a written request.
+        A request that was written but got no byte of answer, on a pooled connection that
+        turned out to be dead (the server closed it while idle) or on one the server reset,
+        is tried once more only when ``retry_stale`` is true: callers sending a request that
+        must not run twice (a non-idempotent REST call, an MCP ``tools/call``) pass false,
+        since the server may have acted before it closed (decision 028). Anything else is
+        reported as :class:`HttpError` at once (:class:`ConnectionReset` for a reset).
         """
         head = self._head(
             method,
