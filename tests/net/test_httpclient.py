@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,10 +18,11 @@ from catalyst_mcp.net.httpclient import (
     ConnectionReset,
     HttpClient,
     HttpError,
+    _Connection,
     split_url,
 )
 from tests.conftest import free_port
-from tests.resetserver import Exchange, ResetServer
+from tests.resetserver import Exchange, ResetServer, reset
 
 pytestmark = pytest.mark.network
 
@@ -406,3 +410,124 @@ async def test_a_reset_mid_response_fails_the_body_and_is_not_retried() -> None:
                 await answer.read()
         await client.aclose()
     assert len(server.requests) == 1
+
+
+# ---- idle keep-alive connections the server closed -------------------------------------------
+
+
+class IdleClosingServer:
+    """A keep-alive HTTP/1.1 server in a thread of its own (so it closes on time while the
+    client's loop is busy) that closes a connection idle for ``idle_timeout`` seconds, like
+    uvicorn's ``timeout_keep_alive`` (5 s by default)."""
+
+    def __init__(self, idle_timeout: float) -> None:
+        self.connections = 0
+        self.bodies: list[bytes] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = idle_timeout  # the socket's: an idle read times out and the server closes
+
+            def setup(self) -> None:
+                owner.connections += 1
+                super().setup()
+
+            def do_POST(self) -> None:
+                owner.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/mcp"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> IdleClosingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+async def test_a_pooled_connection_the_server_closed_while_the_loop_was_busy_is_not_used() -> None:
+    """The server closes the idle connection while the client's loop is busy (its FIN is in
+    the socket, not yet seen by the loop); the next non-repeatable call must go out on a
+    fresh connection, not fail with "closed before the response was complete"."""
+    with IdleClosingServer(idle_timeout=0.2) as server:
+        client = HttpClient(server.url)
+        assert await (await client.request("POST", {}, b"1", retry_stale=False)).read() == b"{}"
+        time.sleep(0.6)  # a busy loop: the server's close arrives, nobody reads it
+        answer = await client.request("POST", {}, b"2", retry_stale=False)
+        assert await answer.read() == b"{}"
+        await client.aclose()
+    assert server.bodies == [b"1", b"2"]  # each call reached the server once
+    assert server.connections == 2
+
+
+async def test_a_pooled_connection_idle_past_max_idle_is_closed_not_reused() -> None:
+    async with RawServer(ok).running() as server:
+        client = HttpClient(server.url, max_idle=0.05)
+        await (await client.request("POST", {}, b"1")).read()
+        await (await client.request("POST", {}, b"2")).read()  # at once: reused
+        assert server.connections == 1
+        await asyncio.sleep(0.15)
+        await (await client.request("POST", {}, b"3")).read()
+        assert server.connections == 2
+        assert client._open == 1  # the expired one left the pool's count
+        await client.aclose()
+
+
+async def test_a_pooled_connection_with_unexpected_bytes_waiting_is_not_reused() -> None:
+    """Bytes nobody asked for, already in the socket when the connection is taken (the loop
+    has not read them yet), mean the connection is out of step: a fresh one is used."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def remember(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writers.append(writer)
+        return await ok(request, writer)
+
+    async with RawServer(remember).running() as server:
+        client = HttpClient(server.url)
+        await (await client.request("POST", {}, b"1")).read()
+        writers[0].write(response(b"stray"))
+        await writers[0].drain()
+        time.sleep(0.1)  # the bytes are in the client's socket; its loop has not run
+        answer = await client.request("POST", {}, b"2", retry_stale=False)
+        assert await answer.read() == b'{"ok": true}'
+        await client.aclose()
+    assert server.connections == 2
+
+
+async def test_a_request_whose_first_write_fails_is_sent_on_a_fresh_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The peer's reset slipped past the liveness check (it is bypassed here): the write
+    fails in the socket, so no byte reached the server and even a non-repeatable call is
+    sent once more on a fresh connection."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def remember(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writers.append(writer)
+        return await ok(request, writer)
+
+    async with RawServer(remember).running() as server:
+        client = HttpClient(server.url)
+        await (await client.request("POST", {}, b"1")).read()
+        reset(writers[0])
+        await asyncio.sleep(0)  # the server's socket closes (a RST) before the loop polls
+        time.sleep(0.05)  # the reset is in the client's socket; its loop has not read it
+        monkeypatch.setattr(_Connection, "peer_spoke", lambda self: False)
+        answer = await client.request("POST", {}, b"2", retry_stale=False)
+        assert await answer.read() == b'{"ok": true}'
+        await client.aclose()
+    assert [r.endswith(b"2") for r in server.requests] == [False, True]  # sent once
+    assert server.connections == 2

@@ -10,6 +10,7 @@ Server-Sent Events need. See docs/decisions/001-lean-protocol-core.md for the nu
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,17 @@ Resolver = Callable[[str, int], Awaitable[str]]
 # header name as received -> its lower-case text: the same few names arrive on every response
 _header_names: dict[bytes, str] = {}
 MAX_HEADER_NAMES = 512  # names a peer can make up do not grow it further
+
+# A pooled connection idle longer than this is closed rather than reused: below the 5 s
+# keep-alive timeout of uvicorn, gunicorn and Node, so we stop using a connection before the
+# server closes it under a request we are writing (see docs/decisions/028-stale-keep-alive.md).
+MAX_IDLE_SECONDS = 4.0
+
+_POLL_EVENTS = (
+    select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+    if hasattr(select, "poll")
+    else 0
+)
 
 
 class HttpError(Exception):
@@ -159,10 +171,33 @@ class _Connection(asyncio.Protocol):
         self.interim = False  # parsing a 1xx response, which precedes the real one
         self.uses = 0
         self.reset = False  # the peer reset the connection (rather than closing it)
+        self.idle_since = 0.0  # loop time it went back to the pool
+        self.fd = -1
+        self.poller: select.poll | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self.fd = sock.fileno()
+            if _POLL_EVENTS:  # one poll set per connection: checking it is one syscall
+                self.poller = select.poll()
+                self.poller.register(self.fd, _POLL_EVENTS)
+
+    def peer_spoke(self) -> bool:
+        """Whether anything arrived on this idle connection that the loop has not read yet:
+        the server's FIN (it closed the connection at its keep-alive timeout), a reset, or
+        bytes nobody asked for. Any of them means the connection must not carry a request.
+        One non-blocking ``poll`` on the socket; nothing is read."""
+        try:
+            if self.poller is not None:
+                return bool(self.poller.poll(0))
+            if self.fd >= 0:  # no poll() (Windows): select, which works for a single socket
+                return bool(select.select([self.fd], [], [self.fd], 0)[0])
+        except (OSError, ValueError):
+            return True  # a socket we cannot even poll is not one to send on
+        return False
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -266,6 +301,14 @@ class _Connection(asyncio.Protocol):
         self.response = HttpResponse(self)
         self.headers_ready = self.pool.loop.create_future()
         self.transport.write(head + body if len(body) < 65536 else head)
+        if self.transport.is_closing():
+            # The first write failed in the socket at once (EPIPE/ECONNRESET: the peer is
+            # gone): a failed send(2) takes no byte, so the server cannot have read any of
+            # this request and repeating it is safe, even for a tools/call. (A write that was
+            # partly taken is buffered, not failed: the transport is then still open.)
+            self.response = None
+            self.headers_ready = None
+            raise ConnectionReset(self.pool.target.host_header, ConnectionReset.BEFORE_SENDING)
         if len(body) >= 65536:
             self.transport.write(body)
         return self.response
@@ -301,8 +344,10 @@ class HttpClient:
         connect_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         resolve: Resolver | None = None,
+        max_idle: float = MAX_IDLE_SECONDS,
     ) -> None:
         self.target = split_url(url)
+        self.max_idle = max_idle
         self.resolve = resolve
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
@@ -331,6 +376,7 @@ class HttpClient:
         if self._closed:
             conn.discard()
             return
+        conn.idle_since = self.loop.time()
         self._idle.append(conn)
         self._wake_waiter()
 
@@ -342,11 +388,25 @@ class HttpClient:
                 return
 
     def _take_idle(self) -> _Connection | None:
-        """The most recently used idle connection still open, if any (dead ones are dropped)."""
-        while self._idle:
-            conn = self._idle.pop()
+        """The most recently used idle connection still fit to carry a request, if any.
+
+        Dropped instead: connections found closed, idle longer than ``max_idle`` (the server
+        may be closing them right now: the deque is in release order, so the oldest are
+        trimmed from the left), and those the peer has spoken on since (its FIN or a reset
+        already in the socket although the loop has not read it yet, e.g. while it was busy).
+        Each drop happens before a byte of the request is written, so it is safe for any
+        request; checking costs one ``poll`` syscall (docs/decisions/028-stale-keep-alive.md).
+        """
+        idle = self._idle
+        if not idle:
+            return None
+        oldest = self.loop.time() - self.max_idle
+        while idle and idle[0].idle_since < oldest:
+            idle.popleft().discard()
+        while idle:
+            conn = idle.pop()
             alive = conn.transport is not None and not conn.transport.is_closing()
-            if alive and not conn.closed:
+            if alive and not conn.closed and not conn.peer_spoke():
                 return conn
             conn.discard()
         return None
@@ -432,14 +492,16 @@ class HttpClient:
     ) -> HttpResponse:
         """Send a request and return once the response headers have arrived.
 
-        A request that was never written (its connection was lost first, or reset while it
-        was being opened) is tried once more on a fresh connection. A request that was
-        written but got no byte of answer, on a pooled connection that turned out to be dead
-        (the server closed it while idle) or on one the server reset, is tried once more only
-        when ``retry_stale`` is true: callers sending a request that must not run twice (a
-        non-idempotent REST call, an MCP ``tools/call``) pass false, since the server may have
-        acted before it closed. Anything else is reported as :class:`HttpError` at once
-        (:class:`ConnectionReset` for a reset).
+        A request that was never written (its connection was lost first, reset while it was
+        being opened, or its first write failed in the socket) is tried once more on a fresh
+        connection. Pooled connections are checked before reuse and expire after ``max_idle``
+        (see :meth:`_take_idle`), so a server's idle close rarely meets a written request.
+        A request that was written but got no byte of answer, on a pooled connection that
+        turned out to be dead (the server closed it while idle) or on one the server reset,
+        is tried once more only when ``retry_stale`` is true: callers sending a request that
+        must not run twice (a non-idempotent REST call, an MCP ``tools/call``) pass false,
+        since the server may have acted before it closed (decision 028). Anything else is
+        reported as :class:`HttpError` at once (:class:`ConnectionReset` for a reset).
         """
         head = self._head(
             method,
