@@ -42,6 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mcpwire import call_body
+from measure import CpuWatch
 from procs import (
     BENCH,
     GATEWAY_SERVER,
@@ -172,15 +173,20 @@ def run_python(url: str, connections: int, seconds: float) -> dict[str, Any]:
     return result
 
 
-def load(gateway: Gateway, loadgen: str, connections: int, seconds: float) -> dict[str, Any]:
+def load(
+    gateway: Gateway, loadgen: str, connections: int, seconds: float, watch: CpuWatch
+) -> dict[str, Any]:
     pids, _ = gateway.family()
     before = sum(cpu_seconds(p) for p in pids)
+    start = watch.snapshot()
     if loadgen == "wrk":
         result = run_wrk(gateway.url, connections, seconds)
     else:
         result = run_python(gateway.url, connections, seconds)
+    result["foreign_cores"] = CpuWatch.foreign(start, watch.snapshot())
     used = sum(v for p in pids if (v := cpu_seconds(p)) == v) - before
     result["gateway_cpu_us"] = used / max(result["requests"], 1) * 1e6
+    result["gateway_cores"] = used / seconds
     if result.get("bad"):
         raise BenchError(f"{gateway.proc.name}: {result['bad']} bad responses under load")
     return result
@@ -191,6 +197,7 @@ def memory(gateway: Gateway) -> dict[str, Any]:
     return {
         "gateway_procs": len(pids),
         "gateway_rss_mb": sum(memory_mb(p)[0] for p in pids),
+        "supervisor_rss_mb": memory_mb(gateway.proc.pid)[0] if gateway.workers > 1 else 0.0,
         "upstream_procs": len(upstreams),
         "upstream_rss_mb": sum(memory_mb(p)[0] for p in upstreams),
     }
@@ -212,8 +219,9 @@ def report(gateways: list[Gateway], cfg: argparse.Namespace, upstream_rss: float
         "Upstream: the lean echo (bench/upstream_lean.py).",
         "",
         "| upstream | workers | calls/s | vs 1 worker | p50 ms | gateway CPU µs/call "
-        "| gateway procs / RSS MB | upstream procs / RSS MB |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| gateway cores busy | other work, cores | gateway procs / RSS MB "
+        "| upstream procs / RSS MB |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     base: dict[str, float] = {}
     for gw in gateways:
@@ -229,14 +237,46 @@ def report(gateways: list[Gateway], cfg: argparse.Namespace, upstream_rss: float
             f"| lean {gw.transport} | {gw.workers} | {rps:,.0f} | {ratio:.2f}x "
             f"| {med([r['p50_ms'] for r in gw.runs]):.2f} "
             f"| {med([r['gateway_cpu_us'] for r in gw.runs]):.0f} "
+            f"| {med([r['gateway_cores'] for r in gw.runs]):.2f} "
+            f"| {med([r['foreign_cores'] for r in gw.runs]):.2f} "
             f"| {mem['gateway_procs']} / {mem['gateway_rss_mb']:.0f} "
             f"| {up_procs} / {up_rss:.0f} |"
         )
     spread = {
         gw.proc.name: [round(r["rps"]) for r in gw.runs] for gw in gateways
     }  # every round, to judge the noise
-    lines += ["", "calls/s of every round: " + json.dumps(spread)]
+    supervisor = [g.memory["supervisor_rss_mb"] for g in gateways if g.workers > 1]
+    lines += [
+        "",
+        f"With 2 workers the gateway is 3 processes: the supervisor ({med(supervisor):.0f} MB, "
+        "the `catalyst` command itself, idle while the workers serve) and two full gateways. "
+        "'other work': CPU that processes outside this benchmark used during the run (the "
+        "machine is shared); with it above ~0.3 cores the ratio is not worth much.",
+        "",
+        "calls/s of every round: " + json.dumps(spread),
+    ]
     return "\n".join(lines)
+
+
+def quiet_run(measure: Any, watch: CpuWatch, cfg: argparse.Namespace) -> dict[str, Any]:
+    """``measure()`` once other processes leave the cores (waiting up to 10 s), repeated (up
+    to ``cfg.retries`` times) while other work took more than ``cfg.max_foreign`` cores; the
+    least disturbed run is kept."""
+    best: dict[str, Any] | None = None
+    for _ in range(cfg.retries + 1):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            start = watch.snapshot()
+            time.sleep(0.3)
+            if CpuWatch.foreign(start, watch.snapshot()) <= cfg.max_foreign:
+                break
+        result: dict[str, Any] = measure()
+        if best is None or result["foreign_cores"] < best["foreign_cores"]:
+            best = result
+        if result["foreign_cores"] <= cfg.max_foreign:
+            break
+    assert best is not None
+    return best
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -252,6 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstreams", default="stdio,http", help="comma list of: stdio, http")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.3,
+        help="cores of other work tolerated during a run before it is repeated",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="repeats of a disturbed run")
     cfg = parser.parse_args(argv)
     if cfg.loadgen == "auto":
         cfg.loadgen = "wrk" if shutil.which("wrk") else "python"
@@ -264,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="catalyst-bench-workers-"))
     os.environ["XDG_STATE_HOME"] = str(workdir / "state")  # never the user's state folder
     procs = Processes(workdir)
+    watch = CpuWatch()
     try:
         upstream_port = free_port()
         upstream = procs.start(
@@ -278,15 +326,19 @@ def main(argv: list[str] | None = None) -> int:
         for gw in gateways:
             wait_ready(gw)
             print(f"{gw.proc.name}: ready", file=sys.stderr)
+        watch.track(procs)
         for gw in gateways:
-            load(gw, cfg.loadgen, cfg.connections, cfg.warmup)
+            load(gw, cfg.loadgen, cfg.connections, cfg.warmup, watch)
         for rnd in range(cfg.rounds):
             print(f"round {rnd + 1}/{cfg.rounds}", file=sys.stderr)
             for i in range(0, len(gateways), 2):
                 pair = gateways[i : i + 2]
                 for gw in pair if rnd % 2 == 0 else pair[::-1]:
-                    gw.runs.append(load(gw, cfg.loadgen, cfg.connections, cfg.duration))
-                    time.sleep(0.5)
+
+                    def run(g: Gateway = gw) -> dict[str, Any]:
+                        return load(g, cfg.loadgen, cfg.connections, cfg.duration, watch)
+
+                    gw.runs.append(quiet_run(run, watch, cfg))
         for gw in gateways:
             gw.memory = memory(gw)
         print(report(gateways, cfg, memory_mb(upstream.pid)[0]))

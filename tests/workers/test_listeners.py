@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from catalyst_mcp.settings import GatewaySettings
-from catalyst_mcp.transports.serving import ServerError
-from catalyst_mcp.workers.listeners import Listeners
+from catalyst_mcp.workers.listeners import ListenError, Listeners
 
 pytestmark = pytest.mark.network
 
@@ -30,7 +29,7 @@ def accepted_by(listening: list[socket.socket], port: int) -> int:
 
 
 def test_port_0_becomes_one_port_that_every_worker_listens_on() -> None:
-    listeners = Listeners(GatewaySettings(port=0))
+    listeners = Listeners("127.0.0.1", 0)
     try:
         assert listeners.port != 0 and not listeners.shared
         assert listeners.where() == [f"127.0.0.1:{listeners.port}"]
@@ -48,7 +47,7 @@ def test_port_0_becomes_one_port_that_every_worker_listens_on() -> None:
 
 
 def test_a_dead_workers_socket_takes_no_more_connections() -> None:
-    listeners = Listeners(GatewaySettings(port=0))
+    listeners = Listeners("127.0.0.1", 0)
     try:
         (alive,), (dead,) = listeners.for_worker(), listeners.for_worker()
         dead.close()  # what the kernel does when a worker dies
@@ -59,7 +58,7 @@ def test_a_dead_workers_socket_takes_no_more_connections() -> None:
 
 
 def test_the_reserved_port_accepts_nothing_while_no_worker_listens() -> None:
-    listeners = Listeners(GatewaySettings(port=0))
+    listeners = Listeners("127.0.0.1", 0)
     try:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", listeners.port), timeout=2)
@@ -73,20 +72,21 @@ def test_a_port_another_server_listens_on_is_refused() -> None:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
-            Listeners(GatewaySettings(port=port))
+        with pytest.raises(ListenError, match=f"cannot listen on 127.0.0.1:{port}"):
+            Listeners("127.0.0.1", port)
 
 
 @pytest.mark.parametrize("listening", [False, True], ids=["reserved", "serving"])
 def test_a_second_gateway_on_the_same_port_is_refused(listening: bool) -> None:
-    first = Listeners(GatewaySettings(port=0))
+    first = Listeners("127.0.0.1", 0)
     held = first.for_worker() if listening else []
     try:
-        with pytest.raises(ServerError, match="cannot listen on"):
-            Listeners(GatewaySettings(port=first.port))
-        with socket.socket() as single, pytest.raises(OSError):  # as a 1-worker gateway binds
+        with pytest.raises(ListenError, match="cannot listen on"):
+            Listeners("127.0.0.1", first.port)
+        with socket.socket() as single:  # as a 1-worker gateway binds
             single.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            single.bind(("127.0.0.1", first.port))
+            with pytest.raises(OSError, match="Address already in use"):
+                single.bind(("127.0.0.1", first.port))
     finally:
         for sock in held:
             sock.close()
@@ -95,7 +95,7 @@ def test_a_second_gateway_on_the_same_port_is_refused(listening: bool) -> None:
 
 def test_a_unix_socket_is_one_socket_for_every_worker(tmp_path: Path) -> None:
     path = tmp_path / "gw.sock"
-    listeners = Listeners(GatewaySettings(uds=path, uds_mode="0660"))
+    listeners = Listeners.for_gateway(GatewaySettings(uds=path, uds_mode="0660"))
     try:
         assert listeners.shared and listeners.where() == [str(path)]
         assert listeners.for_worker() == listeners.for_worker()
@@ -103,3 +103,13 @@ def test_a_unix_socket_is_one_socket_for_every_worker(tmp_path: Path) -> None:
     finally:
         listeners.close()
     assert not path.exists()
+
+
+def test_a_unix_socket_path_another_server_holds_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gw.sock"
+    first = Listeners("127.0.0.1", 0, str(path))
+    try:
+        with pytest.raises(ListenError, match="another server is listening"):
+            Listeners("127.0.0.1", 0, str(path))
+    finally:
+        first.close()

@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from catalyst_mcp.cli.common import CliError
 from catalyst_mcp.cli.serve import _workers_value, worker_count
-from catalyst_mcp.observability.metrics import MULTIPROCESS_ENV
+from catalyst_mcp.observability import metrics
 from catalyst_mcp.settings import Settings
 from catalyst_mcp.workers.child import settings_for
 from catalyst_mcp.workers.control import ControlLine, decode, encode
-from catalyst_mcp.workers.metricsdir import MetricsFolder
+from catalyst_mcp.workers.metricsdir import MULTIPROCESS_ENV, MetricsFolder
 from catalyst_mcp.workers.serve import legacy_sessions_warning
 from catalyst_mcp.workers.supervisor import _exit_text, cpu_count
 
@@ -110,3 +112,19 @@ def test_a_given_metrics_folder_is_emptied_of_old_values_and_kept(tmp_path: Path
     assert not folder.owned and not (tmp_path / "counter_1.db").exists()
     folder.close()
     assert (tmp_path / "notes.txt").exists()
+
+
+def test_the_metrics_variable_is_the_one_the_gateway_reads() -> None:
+    assert MULTIPROCESS_ENV == metrics.MULTIPROCESS_ENV
+
+
+def test_the_supervisor_process_loads_no_gateway() -> None:
+    """What ``catalyst serve`` execs into stays small: no settings, database or HTTP stack."""
+    code = (
+        "import sys, catalyst_mcp.workers.main\n"
+        "heavy = {'pydantic', 'sqlalchemy', 'httptools', 'prometheus_client', 'click', 'mcp'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -24,27 +24,42 @@ from __future__ import annotations
 import contextlib
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from catalyst_mcp.settings import GatewaySettings
-from catalyst_mcp.transports.serving import ServerError
-from catalyst_mcp.transports.unixsocket import UnixSocket, parse_mode
+if TYPE_CHECKING:
+    from catalyst_mcp.settings import GatewaySettings
+    from catalyst_mcp.transports.unixsocket import UnixSocket
 
-__all__ = ["Listeners"]
+__all__ = ["ListenError", "Listeners"]
 
 BACKLOG = 2048
 
 
-class Listeners:
-    """Where the workers listen: :meth:`for_worker` gives each worker its sockets."""
+class ListenError(Exception):
+    """The address cannot be listened on; the message says which and why."""
 
-    def __init__(self, gateway: GatewaySettings) -> None:
-        self.host = gateway.host
-        self.port = gateway.port
+
+class Listeners:
+    """Where the workers listen: :meth:`for_worker` gives each worker its sockets.
+
+    Only the standard library is imported for TCP: the supervisor process stays small."""
+
+    def __init__(
+        self, host: str, port: int, uds: str | None = None, uds_mode: str = "0600"
+    ) -> None:
+        self.host = host
+        self.port = port
         self.unix: UnixSocket | None = None
         self._reserved: list[socket.socket] = []  # TCP: one bound, not listening, per address
         self._addresses: list[tuple[int, tuple[object, ...]]] = []  # (family, sockaddr)
-        if gateway.uds is not None:
-            self.unix = UnixSocket(Path(gateway.uds), parse_mode(gateway.uds_mode), BACKLOG)
+        if uds is not None:
+            from catalyst_mcp.transports.serving import ServerError
+            from catalyst_mcp.transports.unixsocket import UnixSocket, parse_mode
+
+            try:
+                self.unix = UnixSocket(Path(uds), parse_mode(uds_mode), BACKLOG)
+            except (ServerError, ValueError) as exc:
+                raise ListenError(str(exc)) from exc
             return
         try:
             infos = socket.getaddrinfo(
@@ -55,7 +70,7 @@ class Listeners:
                 flags=socket.AI_PASSIVE,
             )
         except OSError as exc:
-            raise ServerError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+            raise ListenError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
         seen: set[tuple[int, tuple[object, ...]]] = set()
         for family, _, _, _, address in infos:
             key = (int(family), tuple(address))
@@ -76,6 +91,11 @@ class Listeners:
             if self.port == 0:
                 self.port = sock.getsockname()[1]
             self._addresses.append((int(family), (address[0], self.port, *address[2:])))
+
+    @classmethod
+    def for_gateway(cls, gateway: GatewaySettings) -> Listeners:
+        uds = str(gateway.uds) if gateway.uds is not None else None
+        return cls(gateway.host, gateway.port, uds, gateway.uds_mode)
 
     @property
     def shared(self) -> bool:
@@ -103,7 +123,7 @@ class Listeners:
         try:
             for family, address in self._addresses:
                 made.append(self._bind(family, address, listen=True))
-        except ServerError:
+        except ListenError:
             for sock in made:
                 sock.close()
             raise
@@ -141,7 +161,7 @@ class Listeners:
                 sock.listen(BACKLOG)
         except OSError as exc:
             sock.close()
-            raise ServerError(
+            raise ListenError(
                 f"cannot listen on {self.host}:{address[1]}: {exc.strerror or exc}"
             ) from exc
         return sock

@@ -15,9 +15,11 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from catalyst_mcp.observability.metrics import MULTIPROCESS_ENV
+__all__ = ["MULTIPROCESS_ENV", "MetricsFolder"]
 
-__all__ = ["MetricsFolder"]
+# prometheus-client's variable (observability/metrics.py reads it); named here, not imported
+# from there, so that the supervisor does not load prometheus-client to pass it on
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class MetricsFolder:

@@ -1,22 +1,23 @@
-"""``catalyst serve`` with more than one worker: bind, warn, supervise, report."""
+"""``catalyst serve`` with more than one worker: check, warn, then become the supervisor.
+
+The ``catalyst`` command has loaded the whole CLI (about 115 MB resident); the supervisor needs a
+fraction of it. So, once the settings are checked, this process replaces itself
+(``os.execv``, the same pid) with :mod:`catalyst_mcp.workers.main`, which imports only the
+standard library, the supervisor and the log setup (about 30 MB).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-import click
-
-from catalyst_mcp.cli.common import CliError
 from catalyst_mcp.settings import Settings
-from catalyst_mcp.transports.serving import ServerError
-from catalyst_mcp.workers.listeners import Listeners
-from catalyst_mcp.workers.metricsdir import MetricsFolder
-from catalyst_mcp.workers.supervisor import Supervisor, WorkersFailed
 
-__all__ = ["legacy_sessions_warning", "serve_workers", "shared_sessions"]
+__all__ = ["legacy_sessions_warning", "serve_workers", "shared_sessions", "supervisor_spec"]
 
 log = logging.getLogger("catalyst.workers")
 
@@ -42,51 +43,41 @@ def legacy_sessions_warning(settings: Settings, count: int) -> str | None:
     )
 
 
+def supervisor_spec(
+    settings: Settings, config_file: Path | None, overrides: dict[str, Any], count: int
+) -> dict[str, Any]:
+    """What :mod:`catalyst_mcp.workers.main` is told (JSON)."""
+    gateway = settings.gateway
+    return {
+        "count": count,
+        "listen": {
+            "host": gateway.host,
+            "port": gateway.port,
+            "uds": str(gateway.uds) if gateway.uds is not None else None,
+            "uds_mode": gateway.uds_mode,
+        },
+        "mcp_path": gateway.mcp_path,
+        "servers": len(settings.servers),
+        "log_level": gateway.log_level,
+        "log_format": settings.log.format,
+        "worker": {
+            "config": str(config_file) if config_file else None,
+            "gateway": {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()},
+        },
+    }
+
+
 def serve_workers(
     settings: Settings, config_file: Path | None, overrides: dict[str, Any], count: int
 ) -> None:
-    """Serve on ``count`` worker processes until SIGTERM/SIGINT (raises :class:`CliError`
-    when they cannot start)."""
-    from catalyst_mcp.cli.serve import _run
-
+    """Become the supervisor of ``count`` workers (never returns)."""
     warning = legacy_sessions_warning(settings, count)
     if warning is not None:
         log.warning("%s", warning)
-    try:
-        listeners = Listeners(settings.gateway)
-    except ServerError as exc:
-        raise CliError(str(exc)) from exc
-    gateway = {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()}
-    if listeners.unix is None:
-        gateway["port"] = listeners.port  # port 0: the one chosen, for every worker
-    spec = {"config": str(config_file) if config_file else None, "gateway": gateway}
-
-    def announce(supervisor: Supervisor) -> None:
-        path = settings.gateway.mcp_path
-        if listeners.unix is not None:
-            where = f"http://localhost{path} on the Unix socket {listeners.unix.path}"
-        else:
-            where = ", ".join(f"http://{hostport}{path}" for hostport in listeners.where())
-        pids = ", ".join(str(pid) for pid in supervisor.pids)
-        click.echo(
-            f"catalyst: serving MCP at {where} with {count} workers (pids {pids}; "
-            f"{len(settings.servers)} servers configured)",
-            err=True,
-        )
-
-    metrics = MetricsFolder(os.environ)
-    supervisor = Supervisor(
-        count,
-        listeners,
-        spec,
-        on_started=announce,
-        environ=metrics.environ,
-        on_exit=metrics.worker_died,
-    )
-    try:
-        _run(supervisor.run())
-    except WorkersFailed as exc:
-        raise CliError(str(exc), exc.exit_code) from exc
-    finally:
-        listeners.close()
-        metrics.close()
+    spec = json.dumps(supervisor_spec(settings, config_file, overrides, count))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    sys.stdout.flush()
+    argv = [sys.executable, "-m", "catalyst_mcp.workers.main", spec]
+    os.execv(sys.executable, argv)  # noqa: S606 - this process becomes the supervisor
