@@ -89,8 +89,9 @@ def test_docker_build() -> None:
     info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
     if info.returncode != 0:
         pytest.skip("no docker daemon (`docker info` failed): the image is checked structurally")
-    done = subprocess.run(
-        ["docker", "build", "-t", "catalyst-mcp:test", str(ROOT)],
+    done = subprocess.run(  # as docs/deploy.md says it
+        ["docker", "build", "-t", "catalyst-mcp", "."],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=1800,
@@ -156,7 +157,8 @@ def test_haproxy_accepts_the_file() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("haproxy is not installed (.ci/run installs it)")
         pytest.skip("haproxy is not installed (apt-get install haproxy)")
-    done = subprocess.run([haproxy, "-c", "-f", str(HAPROXY)], capture_output=True, text=True)
+    argv = [haproxy, "-c", "-f", "deploy/compose/haproxy.cfg"]  # as docs/deploy.md says it
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -17,6 +17,7 @@ from catalyst_mcp.cli.config import environment_warnings
 from catalyst_mcp.settings import Settings
 
 if TYPE_CHECKING:
+    from catalyst_mcp.app import Gateway
     from catalyst_mcp.transports.serving import HttpServer
 
 __all__ = ["serve"]
@@ -176,10 +177,12 @@ async def _serve_http(
     listening: Sequence[socket.socket] | None = None,
     worker: int | None = None,
     on_started: Callable[[HttpServer], None] | None = None,
+    on_gateway: Callable[[Gateway], object] | None = None,
 ) -> None:
     """Serve the gateway until SIGTERM or SIGINT. A worker of ``--workers N``
     (:mod:`catalyst_mcp.workers.child`) passes the sockets its supervisor bound (``listening``),
-    its number, and what to do once it listens instead of announcing where it serves."""
+    its number, what to do once it listens instead of announcing where it serves, and what to
+    do with the gateway once built (``on_gateway``)."""
     from catalyst_mcp.app import Gateway
     from catalyst_mcp.transports.httpserver import Limits
     from catalyst_mcp.transports.serving import HttpServer, ServerError
@@ -187,6 +190,8 @@ async def _serve_http(
 
     gateway = Gateway(settings, config_file=config_file)
     gateway.worker = worker
+    if on_gateway is not None:
+        on_gateway(gateway)
     path = settings.gateway.uds
 
     def announce(server: HttpServer) -> None:

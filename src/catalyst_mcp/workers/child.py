@@ -27,6 +27,7 @@ from catalyst_mcp.cli.common import EXIT_CONFIG, EXIT_FAILED, CliError, setup_lo
 from catalyst_mcp.errors import ConfigError
 from catalyst_mcp.settings import Settings, load_settings
 from catalyst_mcp.workers.control import ControlLine
+from catalyst_mcp.workers.relay import Relay
 
 __all__ = ["main", "settings_for"]
 
@@ -54,16 +55,23 @@ async def _serve(spec: dict[str, Any], control: ControlLine) -> None:
     settings, config = settings_for(spec)
     setup_logging(settings.gateway.log_level, settings.log.format)
     listening = [socket.socket(fileno=fd) for fd in spec["listening"]]
+    relay = Relay(control)
     stopper: asyncio.Task[None] | None = None
 
     def started(server: HttpServer) -> None:
         nonlocal stopper
         control.send({"event": "ready"})
-        stopper = asyncio.get_running_loop().create_task(_stop_with_supervisor(control, server))
+        follow = _follow_supervisor(control, server, relay)
+        stopper = asyncio.get_running_loop().create_task(follow)
 
     try:
         await _serve_http(
-            settings, config, listening=listening, worker=spec["index"], on_started=started
+            settings,
+            config,
+            listening=listening,
+            worker=spec["index"],
+            on_started=started,
+            on_gateway=relay.attach,
         )
     finally:
         if stopper is not None:
@@ -72,10 +80,12 @@ async def _serve(spec: dict[str, Any], control: ControlLine) -> None:
                 await stopper
 
 
-async def _stop_with_supervisor(control: ControlLine, server: Any) -> None:
-    """Stop gracefully once the supervisor is gone (its end of the line closed)."""
-    while await control.receive() is not None:
-        pass  # nothing is asked of a worker over the line yet
+async def _follow_supervisor(control: ControlLine, server: Any, relay: Relay) -> None:
+    """Apply the other workers' changes the supervisor passes on; stop gracefully once the
+    supervisor is gone (its end of the line closed)."""
+    while (message := await control.receive()) is not None:
+        if message.get("event") == "config":
+            relay.received(message)
     server.stop()
 
 

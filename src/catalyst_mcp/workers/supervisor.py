@@ -76,6 +76,7 @@ class _Worker:
     delay: float = FIRST_DELAY
     restarts: int = 0
     terminated: bool = False  # sent SIGTERM already
+    listener: asyncio.Task[None] | None = None  # reads its control line while it serves
 
     @property
     def pid(self) -> int | None:
@@ -95,12 +96,15 @@ class Supervisor:
         python: str = sys.executable,
         environ: dict[str, str] | None = None,
         on_exit: Callable[[int], None] | None = None,
+        module: str = "catalyst_mcp.workers.child",
     ) -> None:
         """``spec``: what every worker is told (:mod:`catalyst_mcp.workers.child`), less its
         number and descriptors. ``environ``: added to the workers' environment. ``on_exit``:
         called with the pid of each worker that has exited."""
         self.environ = environ
         self.on_exit = on_exit
+        self.module = module
+        self.relayed = 0  # configuration changes passed from one worker to the others
         self.count = count
         self.listeners = listeners
         self.spec = spec
@@ -193,7 +197,7 @@ class Supervisor:
             worker.process = await asyncio.create_subprocess_exec(
                 self.python,
                 "-m",
-                "catalyst_mcp.workers.child",
+                self.module,
                 json.dumps(spec),
                 stdin=asyncio.subprocess.DEVNULL,
                 env={**os.environ, **self.environ} if self.environ else None,
@@ -224,6 +228,7 @@ class Supervisor:
                 worker.process.kill()
         if message is not None and message.get("event") == "ready":
             worker.ready.set()
+            worker.listener = asyncio.get_running_loop().create_task(self._listen(worker))
             return
         code = await worker.process.wait()
         self._exited(worker.process.pid)
@@ -232,11 +237,25 @@ class Supervisor:
         worker.failure = str(message.get("message") or "no reason given")
         worker.exit_code = int(message.get("code") or code or 1)
 
+    async def _listen(self, worker: _Worker) -> None:
+        """What a serving worker says: a configuration change made through its API goes to
+        every other worker (workers/relay.py), until its line closes."""
+        control = worker.control
+        assert control is not None
+        while (message := await control.receive()) is not None:
+            if message.get("event") != "config":
+                continue
+            for other in self.workers:
+                if other is not worker and other.ready.is_set() and other.control is not None:
+                    other.control.send(message)
+            self.relayed += 1
+
     async def _keep(self, worker: _Worker) -> None:
         """Restart ``worker`` whenever it exits, until the supervisor stops."""
         while not self.stopping:
             assert worker.process is not None
             code = await worker.process.wait()
+            worker.ready.clear()  # nothing is relayed to it until its successor is ready
             self._exited(worker.process.pid)
             if self._stop.is_set():  # stopping meanwhile: not a crash
                 return
@@ -313,6 +332,10 @@ class Supervisor:
                 await asyncio.wait(pending)
         for process in running:
             self._exited(process.pid)
+        listening = [w.listener for w in self.workers if w.listener is not None]
+        for task in listening:
+            task.cancel()
+        await asyncio.gather(*listening, return_exceptions=True)
         for worker in self.workers:
             if worker.control is not None:
                 worker.control.close()
