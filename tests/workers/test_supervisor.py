@@ -128,3 +128,10 @@ def test_the_supervisor_process_loads_no_gateway() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_no_warning_when_sessions_are_shared() -> None:
+    if "redis" not in Settings.model_fields:
+        pytest.skip("this build has no redis section (decision 024)")
+    shared = Settings.model_validate({"redis": {"url": "redis://127.0.0.1:6379/0"}})
+    assert legacy_sessions_warning(shared, 2) is None
