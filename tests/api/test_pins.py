@@ -121,3 +121,16 @@ async def test_an_approval_of_what_was_reviewed_refuses_a_later_change(
         body = {"tools": ["read"], "digests": {"read": now["digest"]}}
         assert (await api(gateway, "POST", "/servers/files/tools/approve", body)).status == 200
         assert "files__read" in await tool_names(gateway)
+
+
+async def test_the_pinned_servers_say_how_many_tools_wait(world: World, tmp_path: Path) -> None:
+    async with running(gateway_settings(f"sqlite:///{tmp_path / 'c.db'}")) as gateway:
+        await held_read(gateway, world, "Read a file." + INJECTED)
+        pinned = await api(gateway, "GET", "/pins")
+        assert pinned.status == 200, pinned.body
+        assert pinned.json() == {"servers": [{"server": "files", "waiting": 1, "held": ["read"]}]}
+        document = (await api(gateway, "GET", "/openapi.json")).json()
+        validate(document, "PinnedServers", pinned.json())
+        await api(gateway, "POST", "/servers/files/tools/approve", {"all": True})
+        after = (await api(gateway, "GET", "/pins")).json()
+        assert after == {"servers": [{"server": "files", "waiting": 0, "held": []}]}

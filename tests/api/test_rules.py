@@ -103,3 +103,43 @@ def test_the_rule_schema_has_no_dangling_references() -> None:
     assert "$ref" not in str(RULE_SCHEMA)
     assert "$defs" not in RULE_SCHEMA
     assert RULE_SCHEMA["properties"]["route"]["anyOf"][0]["properties"]["server"]
+
+
+async def test_a_call_is_tested_against_the_rules_in_force(api: ToolsApi) -> None:
+    stored = {
+        "tools": ["fake__echo"],
+        "roles": ["reader"],
+        "if": "arguments.text == 'secret'",
+        "action": "deny",
+        "message": "not that word",
+    }
+    assert (await api.call("PUT", "/rules/no-secret", stored)).status == 200
+    body = {"user": "bob", "tool": "fake__echo", "arguments": {"text": "secret"}}
+    report = await api.call("POST", "/rules/test", body)
+    assert report.status == 200, report.body
+    found = report.json()
+    # bob's roles as the gateway knows them; the server from the registry
+    assert (found["roles"], found["roles_from"], found["server"]) == (["reader"], "user", "fake")
+    assert found["decision"] == "denied by rule 'no-secret': not that word"
+    assert [(v["id"], v["outcome"]) for v in found["rules"]] == [
+        ("from-file", "out of scope"),
+        ("no-secret", "matched"),
+    ]
+    other = await api.call("POST", "/rules/test", {**body, "roles": ["analyst"]})
+    assert other.json()["roles_from"] == "given"
+    assert other.json()["decision"].startswith("the call runs")
+    stranger = await api.call("POST", "/rules/test", {**body, "user": "zed"})
+    assert (stranger.json()["roles"], stranger.json()["roles_from"]) == ([], "unknown user")
+    guessed = await api.call(
+        "POST", "/rules/test", {"user": "bob", "tool": "crm__find", "at": "2026-01-31T23:00:00"}
+    )
+    assert guessed.json()["server"] == "crm"
+    far = await api.call("POST", "/rules/test", {**body, "at": "9999-12-31T23:59:59+00:00"})
+    assert far.status == 422
+    bad = await api.call("POST", "/rules/test", {"user": "bob", "arguments": []})
+    assert bad.status == 422
+    assert {p["location"] for p in error_of(bad)["problems"]} == {"body.tool", "body.arguments"}
+    assert (await api.call("POST", "/rules/test", body, token="bob")).status == 403
+    # a read: only the refusal is recorded
+    records = await api.audit(action="admin.rules.test")
+    assert [(r["actor"], r["outcome"]) for r in records] == [("bob", "denied")]

@@ -53,7 +53,9 @@ class Watched:
     async def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        # caret="initial": hiding the caret leaves an empty style="" on the page's inputs,
+        # which htmx then settles onto the swapped-in ones (a CSP violation of the test's own)
+        await self.page.screenshot(path=str(path), full_page=True, caret="initial")
         return path
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from catalyst_mcp.web.dashboard import CSP
 from catalyst_mcp.web.session import COOKIE
+from tests.conftest import ROOT
 from tests.fakes import tool
 from tests.web.conftest import Dashboard, text_of
 
@@ -26,8 +27,22 @@ PAGES = [
     "/ui/roles",
     "/ui/secrets",
     "/ui/packages",
+    "/ui/approvals",
+    "/ui/tool-changes",
+    "/ui/workflows",
+    "/ui/rules",
 ]
-ADMIN_PAGES = ["/ui/packs", "/ui/audit", "/ui/users", "/ui/keys", "/ui/roles", "/ui/secrets"]
+ADMIN_PAGES = [
+    "/ui/packs",
+    "/ui/audit",
+    "/ui/users",
+    "/ui/keys",
+    "/ui/roles",
+    "/ui/secrets",
+    "/ui/approvals",
+    "/ui/tool-changes",
+    "/ui/rules",
+]
 
 
 async def audit_records(dashboard: Dashboard, **filters: str) -> list[dict[str, Any]]:
@@ -278,3 +293,32 @@ async def test_tool_search_and_pages(dashboard: Dashboard) -> None:
     last = text_of(await root.get("/ui/tools?q=bulk&page=3"))
     assert "fake__bulk119" in last
     assert (await root.get("/ui/tools?page=x")).status == 422
+
+
+# ---- the docs ----------------------------------------------------------------------------------
+
+
+def documented_pages() -> list[str]:
+    """The paths docs/dashboard.md's table of pages names (``NAME``, ``ID``: a parameter)."""
+    text = (ROOT / "docs" / "dashboard.md").read_text()
+    table = text.split("## Pages", 1)[1].split("\n\n", 2)[1]
+    found = []
+    for row in table.splitlines()[2:]:
+        first = row.split("|")[1]
+        found += re.findall(r"`(/ui/[^`]*)`", first)
+    return found
+
+
+async def test_every_documented_page_is_served_and_tested(dashboard: Dashboard) -> None:
+    pages = documented_pages()
+    assert len(pages) == 17, pages
+    assert dashboard.gateway.ui is not None
+    router = dashboard.gateway.ui.router
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests" / "web").glob("test_*.py"))
+    for page in pages:
+        concrete = page.replace("NAME", "x").replace("ID", "wr_x")
+        route, _ = router.find("GET", concrete.removeprefix("/ui") or "/")
+        assert not route.public, page
+        # a test asks for it: the path itself, or (with a parameter) the path up to it
+        asked = page.split("NAME")[0].split("ID")[0]
+        assert asked in tests, f"no test asks for {page}"

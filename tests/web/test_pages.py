@@ -30,6 +30,10 @@ PAGES = [
     "/ui/roles",
     "/ui/secrets",
     "/ui/packages",
+    "/ui/approvals",
+    "/ui/tool-changes",
+    "/ui/workflows",
+    "/ui/rules",
 ]
 
 

@@ -44,6 +44,8 @@ __all__ = [
     "KeyPath",
     "KeyQuery",
     "NamePath",
+    "PinnedServer",
+    "PinnedServers",
     "ProblemDetail",
     "Role",
     "RoleDeleteQuery",
@@ -462,6 +464,16 @@ class ToolChange(_Out):
         description="The newest approved definition (null for a new tool)."
     )
     diff: list[str] = Field(description="What changed, one line each, for a person to read.")
+
+
+class PinnedServer(_Out):
+    server: str
+    waiting: int = Field(description="How many of its tools wait for approval.")
+    held: list[str] = Field(description="Those this gateway holds back now (pin: strict).")
+
+
+class PinnedServers(_Out):
+    servers: list[PinnedServer] = Field(description="Every server pinned so far, by name.")
 
 
 class ToolChanges(_Out):

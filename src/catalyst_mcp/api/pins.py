@@ -1,4 +1,5 @@
-"""``/servers/{name}/tools``: tool definitions waiting for approval, and approving them.
+"""``/pins`` and ``/servers/{name}/tools``: the pinned servers with how many of their tools
+wait for approval, those tools' definitions with diffs, and approving them.
 
 An approval here releases the tools on this gateway at once (clients get
 ``notifications/tools/list_changed``); other instances pick it up within seconds
@@ -49,6 +50,20 @@ class PinHandlers:
     def __init__(self, services: AdminServices) -> None:
         self.services = services
 
+    async def servers(self, request: ApiRequest) -> m.PinnedServers:
+        pinning = self.services.pinning
+        waiting = await pinning.waiting()
+        return m.PinnedServers(
+            servers=[
+                m.PinnedServer(
+                    server=server,
+                    waiting=count,
+                    held=sorted(pinning.held_on(server)) if count else [],
+                )
+                for server, count in waiting.items()
+            ]
+        )
+
     async def changes(self, request: ApiRequest) -> m.ToolChanges:
         server = request.path_as(m.ServerPath).name
         pinning = self.services.pinning
@@ -80,6 +95,15 @@ class PinHandlers:
 
     def routes(self) -> list[Route]:
         return [
+            Route(
+                "GET",
+                "/pins",
+                self.servers,
+                action="admin.pins.list",
+                summary="Pinned servers, with how many of their tools wait for approval",
+                tag="pins",
+                response=m.PinnedServers,
+            ),
             Route(
                 "GET",
                 "/servers/{name}/tools/changes",

@@ -1,5 +1,6 @@
-"""``/rules`` and ``/approvals``: the policy rules (stored ones managed here, file ones read-only)
-and the calls ``require_approval`` rules hold (approve, reject).
+"""``/rules`` and ``/approvals``: the policy rules (stored ones managed here, file ones read-only),
+which rule fires for a call and why (``POST /rules/test``, as ``catalyst rules test`` but on the
+rules in force), and the calls ``require_approval`` rules hold (approve, reject).
 
 A stored rule is validated exactly as a rule file's (``orchestration/rules/schema.py``) and is
 in force on this instance as soon as the answer is sent (other instances: within
@@ -8,18 +9,28 @@ in force on this instance as soon as the answer is sent (other instances: within
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from catalyst_mcp.api.router import ApiError, ApiRequest, Route, problems_of
 from catalyst_mcp.api.services import AdminServices
 from catalyst_mcp.errors import Missing
+from catalyst_mcp.orchestration.rules.engine import Facts
+from catalyst_mcp.orchestration.rules.explain import explain_call
 from catalyst_mcp.orchestration.rules.loader import LoadedRule
 from catalyst_mcp.orchestration.rules.schema import RULE_ID, RuleSpec
 from catalyst_mcp.storage.approvals import STATUSES, ApprovalRecord
 from catalyst_mcp.storage.rules import StoredRuleRepo
+from catalyst_mcp.storage.users import UserRepo
 
 if TYPE_CHECKING:
     from catalyst_mcp.orchestration.rules.service import Rules
@@ -77,6 +88,73 @@ class ApprovalQuery(_In):
 
 class ApprovalDecision(_In):
     note: str | None = Field(None, max_length=500, description="Why (shown to the caller).")
+
+
+class RuleTest(_In):
+    user: str = Field(min_length=1, max_length=128, description="The caller's user name.")
+    roles: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] | None = Field(
+        None,
+        description="The caller's roles (null: the roles the user has here; none for a user "
+        "this gateway does not know).",
+    )
+    tool: str = Field(
+        min_length=1, max_length=512, description="The tool's public name (server__tool)."
+    )
+    arguments: dict[str, Any] = Field(default_factory=dict, description="The call's arguments.")
+    server: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="The server serving the tool (default: the one serving it now, else the "
+        "name's prefix).",
+    )
+    result: dict[str, Any] | None = Field(
+        None, description="A tool result (content, structuredContent), to test rules on results."
+    )
+    at: datetime | None = Field(
+        None, description="The time of the call (default: now; without a zone: UTC)."
+    )
+    transport: Literal["mcp", "rest"] = Field("mcp", description="How the call comes.")
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: datetime | None) -> datetime | None:
+        # every time zone's clock must be able to show it (rules read `time` in their zone)
+        if value is not None and not 1970 <= value.year <= 9998:
+            raise ValueError("a time between the years 1970 and 9998")
+        return value
+
+
+class RuleVerdict(BaseModel):
+    id: str
+    action: str
+    outcome: str = Field(
+        description="matched, not matched, out of scope, not reached, disabled or error."
+    )
+    why: str
+
+
+class RuleTestReport(BaseModel):
+    user: str
+    roles: list[str]
+    roles_from: Literal["given", "user", "unknown user"] = Field(
+        description="Where the roles come from: the request, the user's roles here, or none "
+        "(a user this gateway does not know)."
+    )
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    rules: list[RuleVerdict] = Field(description="Every rule's verdict, in the order walked.")
+    decision: str = Field(description="What happens to the call, in one sentence.")
+    arguments_sent: dict[str, Any] | None = Field(
+        None, description="The arguments the server gets (after transform rules)."
+    )
+    route: str | None = Field(None, description="Where a route rule sends the call.")
+    rate: list[str] | None = Field(None, description="The rate rules charged.")
+    alerts: list[str] | None = Field(None, description="The alert rules raised.")
+    result_returned: dict[str, Any] | None = Field(
+        None, description="The given result as the client would get it."
+    )
 
 
 class PolicyRule(BaseModel):
@@ -208,6 +286,53 @@ class RuleHandlers:
             raise
         await self.rules.ruleset.load_stored()
 
+    async def test(self, request: ApiRequest) -> RuleTestReport:
+        """Which rule in force fires for the call described, and why the others do not."""
+        body = request.body_as(RuleTest)
+        kind = "user"
+        roles_from: Literal["given", "user", "unknown user"] = "given"
+        roles = tuple(body.roles or ())
+        if body.roles is None:
+            roles_from = "unknown user"
+            if self.services.db is not None:
+                try:
+                    found = await UserRepo(self.services.db).get(body.user)
+                except Missing:
+                    pass
+                else:
+                    roles, kind, roles_from = found.roles, found.kind, "user"
+        server = body.server
+        if server is None:
+            server = self.rules.hook.registry.owner_name("tools", body.tool)
+        if server is None:
+            server = body.tool.partition("__")[0]
+        at = body.at
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        await self.rules.ruleset.load_stored()
+        facts = Facts(
+            subject=body.user,
+            kind=kind,
+            via="api_key",
+            roles=roles,
+            scopes=None,
+            server=server,
+            tool=body.tool,
+            arguments=body.arguments,
+            transport=body.transport,
+            now=at.timestamp() if at is not None else None,
+        )
+        report = explain_call(self.rules.ruleset.engine, facts, body.result)
+        return RuleTestReport(
+            user=body.user,
+            roles=list(roles),
+            roles_from=roles_from,
+            server=server,
+            tool=body.tool,
+            arguments=body.arguments,
+            **report,
+        )
+
     async def approvals(self, request: ApiRequest) -> ApprovalList:
         query = request.query_as(ApprovalQuery)
         found = await self.rules.approvals.store.list(query.status, query.limit)
@@ -242,6 +367,16 @@ class RuleHandlers:
                 summary="List the rules in force, in order, and the problems of the others",
                 tag="rules",
                 response=PolicyRuleList,
+            ),
+            Route(
+                "POST",
+                "/rules/test",
+                self.test,
+                action="admin.rules.test",
+                summary="Which rule in force fires for a call, and why the others do not",
+                tag="rules",
+                body=RuleTest,
+                response=RuleTestReport,
             ),
             Route(
                 "GET",

@@ -30,10 +30,9 @@ from catalyst_mcp.cli.common import (
     truncate,
 )
 from catalyst_mcp.errors import CatalystError, ConfigProblem
-from catalyst_mcp.orchestration.rules.engine import Facts, Plan, RuleEngine, Verdict
+from catalyst_mcp.orchestration.rules.engine import Facts
+from catalyst_mcp.orchestration.rules.explain import explain_call
 from catalyst_mcp.orchestration.rules.loader import LoadedRule
-from catalyst_mcp.orchestration.rules.pipeline import transform_arguments
-from catalyst_mcp.orchestration.rules.results import redact_result
 from catalyst_mcp.orchestration.rules.ruleset import RuleSet
 from catalyst_mcp.storage.approvals import STATUSES, ApprovalRecord
 
@@ -175,9 +174,7 @@ def test_call(
         transport=transport,
         now=now,
     )
-    engine: RuleEngine = found.engine
-    verdicts, before, after = engine.explain(facts, outcome)
-    report = _report(facts, verdicts, before, after, outcome)
+    report = explain_call(found.engine, facts, outcome)
     if json_output:
         print_json(report)
         return
@@ -206,51 +203,6 @@ def _json_object(text: str | None, option: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CliError(f"{option}: expected a JSON object", EXIT_USAGE)
     return value
-
-
-def _report(
-    facts: Facts,
-    verdicts: list[Verdict],
-    before: Plan,
-    after: Plan | None,
-    result: dict[str, Any] | None,
-) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "rules": [
-            {"id": v.rule.id, "action": v.rule.action, "outcome": v.outcome, "why": v.reason}
-            for v in verdicts
-        ]
-    }
-    final = before.final
-    if final is None:
-        report["decision"] = "the call runs (no allow, deny or require_approval rule applies)"
-    elif final.action == "deny":
-        report["decision"] = f"denied by rule '{final.id}': {final.spec.message or 'Forbidden'}"
-    elif final.action == "allow":
-        report["decision"] = f"allowed by rule '{final.id}' (no later rule applies)"
-    else:
-        report["decision"] = f"held for approval by rule '{final.id}'" + (
-            f": {final.spec.message}" if final.spec.message else ""
-        )
-    if before.transforms:
-        report["arguments_sent"] = transform_arguments(facts.arguments, before.transforms)
-    if before.route is not None and before.route.spec.route is not None:
-        route = before.route.spec.route
-        report["route"] = f"tool {route.tool}" if route.tool else f"server {route.server}"
-    if before.rates:
-        report["rate"] = [r.id for r in before.rates]
-    alerts = [r.id for r in before.alerts] + [r.id for r in (after.alerts if after else [])]
-    if alerts:
-        report["alerts"] = alerts
-    if after is not None and after.final is not None and after.final.action == "deny":
-        report["decision"] += f"; its result is withheld by rule '{after.final.id}'"
-    elif result is not None and (final is None or final.action == "require_approval"):
-        shown = result
-        for rule in [*before.transforms, *(after.transforms if after else [])]:
-            if rule.redact_result:
-                shown, _ = redact_result(shown, rule.redact_result, rule.spec.mask)
-        report["result_returned"] = shown
-    return report
 
 
 # ---- approvals ---------------------------------------------------------------------------------

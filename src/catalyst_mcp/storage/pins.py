@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalyst_mcp.errors import Conflict, Missing
@@ -33,6 +33,8 @@ __all__ = [
     "PinRepo",
     "Seen",
 ]
+
+_IN_CHUNK = 500  # tool names in one IN (...) list
 
 FIRST_CONTACT = "first-contact"
 """``approved_by`` of the definitions a server listed when Catalyst first met it."""
@@ -225,6 +227,19 @@ class PinRepo:
             names = await session.scalars(select(PinnedServer.server).order_by(PinnedServer.server))
             return list(names)
 
+    async def waiting(self) -> dict[str, int]:
+        """Every server met so far, by name, with how many of its tools wait for approval."""
+        async with self.db.session() as session:
+            counts = dict.fromkeys(await session.scalars(select(PinnedServer.server)), 0)
+            query = (
+                select(PinnedTool.server, func.count())
+                .where(PinnedTool.approved_at.is_(None))
+                .group_by(PinnedTool.server)
+            )
+            for server, count in await session.execute(query):
+                counts[server] = count
+        return dict(sorted(counts.items()))
+
     async def changes(self, server: str) -> list[PinChange]:
         """The tools of ``server`` waiting for approval, by name; Missing if Catalyst never
         met the server."""
@@ -237,20 +252,31 @@ class PinRepo:
                 f"no tools of server {server!r} are pinned: no gateway has connected to it with "
                 "`pin: strict` or `pin: warn` yet"
             )
-        rows = [
+        # the waiting rows, then the approved ones of just those tools: a server of 1,000
+        # tools with a few changes reads a few rows, not every definition it ever had
+        waiting = [
             _record(row)
             for row in await session.scalars(
-                select(PinnedTool).where(PinnedTool.server == server).order_by(PinnedTool.tool)
+                select(PinnedTool)
+                .where(PinnedTool.server == server, PinnedTool.approved_at.is_(None))
+                .order_by(PinnedTool.tool)
             )
         ]
+        names = sorted({row.tool for row in waiting})
         newest: dict[str, PinRecord] = {}
-        for row in rows:
-            if row.approved_at is None:
-                continue
-            best = newest.get(row.tool)
-            if best is None or best.approved_at is None or best.approved_at < row.approved_at:
-                newest[row.tool] = row
-        return [PinChange(row, newest.get(row.tool)) for row in rows if row.approved_at is None]
+        for start in range(0, len(names), _IN_CHUNK):
+            query = select(PinnedTool).where(
+                PinnedTool.server == server,
+                PinnedTool.approved_at.is_not(None),
+                PinnedTool.tool.in_(names[start : start + _IN_CHUNK]),
+            )
+            for found in await session.scalars(query):
+                row = _record(found)
+                best = newest.get(row.tool)
+                assert row.approved_at is not None
+                if best is None or best.approved_at is None or best.approved_at < row.approved_at:
+                    newest[row.tool] = row
+        return [PinChange(row, newest.get(row.tool)) for row in waiting]
 
     async def approve(
         self,

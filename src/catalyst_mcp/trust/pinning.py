@@ -398,6 +398,10 @@ class Pinning:
 
     # ---- approvals ---------------------------------------------------------------------------
 
+    async def waiting(self) -> dict[str, int]:
+        """Every server pinned so far, with how many of its tools wait for approval."""
+        return await self.repo().waiting()
+
     async def changes(self, server: str) -> list[PinChange]:
         """The tools of ``server`` waiting for approval (Missing for a server never met)."""
         return await self.repo().changes(server)

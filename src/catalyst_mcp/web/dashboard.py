@@ -27,7 +27,20 @@ from catalyst_mcp.errors import Unauthenticated
 from catalyst_mcp.transports.asgi import Receive, Scope, Send, send_bytes
 from catalyst_mcp.web.apiclient import ApiClient
 from catalyst_mcp.web.metricsview import MetricsWindow
-from catalyst_mcp.web.pages import audit, login, overview, packages, packs, servers, tools, users
+from catalyst_mcp.web.pages import (
+    approvals,
+    audit,
+    changes,
+    login,
+    overview,
+    packages,
+    packs,
+    rules,
+    servers,
+    tools,
+    users,
+    workflows,
+)
 from catalyst_mcp.web.pages import secrets as secret_pages
 from catalyst_mcp.web.render import Renderer
 from catalyst_mcp.web.routing import (
@@ -104,6 +117,10 @@ class Dashboard:
             *secret_pages.routes(self),
             *audit.routes(self),
             *packages.routes(self),
+            *approvals.routes(self),
+            *changes.routes(self),
+            *workflows.routes(self),
+            *rules.routes(self),
         ]
         self.router = PageRouter(routes)
         self.static = _static_files()

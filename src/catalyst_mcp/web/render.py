@@ -59,6 +59,17 @@ def _duration(seconds: Any) -> str:
     return f"{secs}s"
 
 
+def _seconds(value: Any) -> str:
+    """A time taken: ``340 ms``, ``2.5 s``, ``4m 10s``."""
+    if not isinstance(value, (int, float)):
+        return ""
+    if value < 1:
+        return f"{max(0.0, value) * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    return _duration(value)
+
+
 def _pretty(value: Any) -> str:
     """JSON, indented, for reading (returned as text: the template escapes it)."""
     try:
@@ -100,6 +111,7 @@ class Renderer:
         self.env.filters.update(
             when=_when,
             duration=_duration,
+            seconds=_seconds,
             pretty=_pretty,
             compact=_compact,
             number=_number,

@@ -1,8 +1,6 @@
 """The dashboard's navigation: every page, in menu order, and who sees it.
 
 A new page is a module in this package (its routes), a template, and a :class:`NavItem` here.
-Pages planned by parallel work go in the marked places: the approvals queue of the rules engine
-(``orchestration/rules``) and the review of tools held back by tool pinning.
 """
 
 from __future__ import annotations
@@ -26,9 +24,10 @@ NAV: tuple[NavItem, ...] = (
     NavItem("servers", "Servers", "/servers"),
     NavItem("tools", "Tools", "/tools"),
     NavItem("packs", "Knowledge packs", "/packs", admin=True),
-    # (pinning) NavItem("held", "Held-back tools", "/held", admin=True): over the API's
-    # GET /servers/{name}/tools/changes and POST /servers/{name}/tools/approve
-    # (rules) NavItem("approvals", "Approvals", "/approvals")
+    NavItem("approvals", "Approvals", "/approvals", admin=True),
+    NavItem("changes", "Tool changes", "/tool-changes", admin=True),
+    NavItem("workflows", "Workflows", "/workflows", admin=True),
+    NavItem("rules", "Rules", "/rules", admin=True),
     NavItem("audit", "Audit", "/audit", admin=True),
     NavItem("users", "Users", "/users", admin=True),
     NavItem("keys", "API keys", "/keys", admin=True),
