@@ -19,9 +19,17 @@ import httpx2
 import pytest
 import yaml
 
+from catalyst_mcp.settings import Settings
 from catalyst_mcp.workers.supervisor import cpu_count
 from tests.conftest import EXTRA_UPSTREAM, PYTHON, free_port, stdio_upstream
-from tests.fakes import modern_headers, modern_request
+from tests.fakes import (
+    JSON_HEADERS,
+    LEGACY,
+    initialize_request,
+    legacy_request,
+    modern_headers,
+    modern_request,
+)
 
 pytestmark = [pytest.mark.network, pytest.mark.subprocess]
 
@@ -324,3 +332,32 @@ def test_a_server_stopped_through_one_workers_api_stops_in_every_worker(
     while "applied admin.servers.stop made on another worker" not in two_workers.stderr():
         assert time.monotonic() < deadline, two_workers.stderr()  # logged once it is done
         time.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+def test_a_legacy_session_is_known_only_to_the_worker_that_made_it(two_workers: Served) -> None:
+    """What the start-up warning and docs/deploy.md say: without shared session state, another
+    worker answers a legacy session's request with 404."""
+    from catalyst_mcp.workers.serve import shared_sessions
+
+    if shared_sessions(Settings()):  # pragma: no cover - never by default
+        pytest.skip("sessions are shared")
+    with httpx2.Client(timeout=10) as client:
+        owner = int(client.get(f"{two_workers.base}/health").json()["pid"])
+        response = client.post(
+            f"{two_workers.base}/mcp", json=initialize_request(), headers=JSON_HEADERS
+        )
+        assert response.status_code == 200, response.text
+        session = response.headers["mcp-session-id"]
+    headers = {**JSON_HEADERS, "mcp-session-id": session, "mcp-protocol-version": LEGACY}
+    answers: dict[bool, int] = {}
+    deadline = time.monotonic() + 30
+    while len(answers) < 2:
+        assert time.monotonic() < deadline, answers
+        with httpx2.Client(timeout=10) as client:  # a new connection: any worker
+            pid = int(client.get(f"{two_workers.base}/health").json()["pid"])
+            ping = client.post(
+                f"{two_workers.base}/mcp", json=legacy_request("ping"), headers=headers
+            )
+        answers[pid == owner] = ping.status_code
+    assert answers == {True: 200, False: 404}
