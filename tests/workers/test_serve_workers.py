@@ -361,3 +361,25 @@ def test_a_legacy_session_is_known_only_to_the_worker_that_made_it(two_workers: 
             )
         answers[pid == owner] = ping.status_code
     assert answers == {True: 200, False: 404}
+
+
+@pytest.mark.timeout(120)
+def test_workers_share_one_unix_socket_and_remove_it_at_exit(tmp_path: Path) -> None:
+    path = tmp_path / "gw.sock"
+    served = Served(tmp_path, settings_for(0), "--workers", "2", "--uds", str(path))
+    try:
+        served.wait_ready()
+        assert f"on the Unix socket {path} with 2 workers" in served.stderr()
+        assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+        seen: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < 2:  # one queue, two workers accepting from it: both answer in time
+            assert time.monotonic() < deadline, seen
+            transport = httpx2.HTTPTransport(uds=str(path))
+            with httpx2.Client(transport=transport, base_url="http://localhost") as client:
+                seen.add(int(client.get("/health").json()["pid"]))
+        assert seen == set(children_of(served.pid))
+    finally:
+        served.stop()
+    assert served.proc.returncode == 0
+    assert not path.exists()
