@@ -73,3 +73,13 @@ bench-cache: $(STAMP)
 .PHONY: bench-events
 bench-events: $(STAMP)
 	$(BIN)/python bench/events.py
+# 1 worker vs 2 (catalyst serve --workers) against the lean upstream; needs wrk (apt-get install wrk)
+.PHONY: bench-workers
+bench-workers: $(STAMP)
+	$(BIN)/python bench/workers.py
+
+# helm's linter on deploy/helm/catalyst: a helm binary, else helm-sdkpy in .helm-venv (docs/deploy.md)
+.PHONY: lint-helm
+lint-helm: $(STAMP)
+	$(BIN)/python scripts/helm_lint.py --setup
+	$(BIN)/python scripts/helm_lint.py

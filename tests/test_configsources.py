@@ -39,6 +39,7 @@ BUILTIN_BASE = {
 SPECIAL: dict[tuple[str, ...], tuple[str, Any]] = {
     ("gateway", "mcp_path"): ("/probe", "/probe"),
     ("gateway", "uds_mode"): ("0660", "0660"),
+    ("gateway", "workers"): ("auto", "auto"),
     ("servers", "probe", "url"): ("http://127.0.0.1:1/mcp", "http://127.0.0.1:1/mcp"),
     ("servers", "probe", "transport"): ("stdio", "stdio"),
     ("servers", "probe", "sandbox", "writable"): ("[/srv/a, /srv/b]", ["/srv/a", "/srv/b"]),

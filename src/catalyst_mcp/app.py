@@ -192,6 +192,8 @@ class Gateway:
             from catalyst_mcp.cluster.state import Cluster
 
             self.cluster = Cluster(self)
+        # the worker's number under `catalyst serve --workers N` (workers/), named by /health
+        self.worker: int | None = None
         # metrics, traces, /metrics and the dependency checks of /ready (docs/observability.md)
         self.telemetry = Telemetry(self, tracer_provider=tracer_provider)
         self.rules.hook.metrics = self.telemetry.metrics
@@ -329,6 +331,12 @@ class Gateway:
 
     # ---- health ------------------------------------------------------------------------------
 
+    def health(self) -> dict[str, Any]:
+        """``/health``: the process answers; a worker of ``--workers N`` says which it is."""
+        if self.worker is None:
+            return {"status": "ok"}
+        return {"status": "ok", "worker": self.worker, "pid": os.getpid()}
+
     def readiness(self) -> dict[str, Any]:
         servers = [p.health() for p in self.registry.providers]
         # a server an administrator stopped is not down: it is off on purpose
@@ -387,7 +395,7 @@ class Gateway:
                 if identity is not None:
                     await self.mcp(scope, receive, send, headers, identity)
             elif path == "/health":
-                await send_json(send, 200, {"status": "ok"})
+                await send_json(send, 200, self.health())
             elif path == "/ready":
                 await self.telemetry.check_dependencies()
                 report = self.readiness()

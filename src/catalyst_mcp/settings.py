@@ -158,6 +158,13 @@ class GatewaySettings(_Model):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity of the gateway process (logs go to stderr)."
     )
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+        1,
+        description="Processes serving the one HTTP port (catalyst serve --workers), each a full "
+        "gateway with its own upstream processes, supervised (a crashed worker is restarted). "
+        "'auto': one per CPU core. Legacy-era sessions live in the worker that made them: with "
+        "more than 1, legacy clients need shared session state (docs/deploy.md).",
+    )
     watch_config: bool = Field(
         True,
         description="Hot reload of the config file the gateway was started with: apply edited "

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from catalyst_mcp.cli.common import CliError, find_config, load_config, setup_logging
+from catalyst_mcp.cli.common import EXIT_USAGE, CliError, find_config, load_config, setup_logging
 from catalyst_mcp.cli.config import environment_warnings
 from catalyst_mcp.settings import Settings
+
+if TYPE_CHECKING:
+    from catalyst_mcp.app import Gateway
+    from catalyst_mcp.transports.serving import HttpServer
 
 __all__ = ["serve"]
 
@@ -63,6 +70,12 @@ def check_bind(settings: Settings) -> None:
     "--uds-mode",
     help="File mode of the Unix socket, octal (default 0600; overrides gateway.uds_mode).",
 )
+@click.option(
+    "--workers",
+    metavar="N|auto",
+    help="Gateway processes serving the one port, supervised (overrides gateway.workers; "
+    "default 1; auto: one per CPU core).",
+)
 def serve(
     config_path: Path | None,
     host: str | None,
@@ -70,12 +83,15 @@ def serve(
     stdio: bool,
     uds: Path | None,
     uds_mode: str | None,
+    workers: str | None,
 ) -> None:
     """Run the gateway: one MCP endpoint over every configured server."""
     if uds is not None and (host is not None or port is not None or stdio):
         raise CliError(
             "--uds listens on a Unix socket: it cannot go with --host, --port or --stdio"
         )
+    if workers is not None and stdio:
+        raise CliError("--workers serves HTTP: it cannot go with --stdio (one client, one process)")
     settings = load_config(config_path)
     config_file = find_config(config_path)  # watched for edits (gateway.watch_config)
     overrides: dict[str, object] = {}
@@ -87,6 +103,8 @@ def serve(
         overrides["uds"] = uds
     if uds_mode is not None:
         overrides["uds_mode"] = _mode_text(uds_mode)
+    if workers is not None:
+        overrides["workers"] = _workers_value(workers)
     if overrides:
         gateway = settings.gateway.model_copy(update=overrides)
         settings = settings.model_copy(update={"gateway": gateway})
@@ -99,7 +117,37 @@ def serve(
         _run(serve_stdio(settings, config_file=config_file))
         return
     check_bind(settings)
+    count = worker_count(settings)
+    if count > 1:
+        from catalyst_mcp.workers.serve import serve_workers
+
+        serve_workers(settings, config_file, overrides, count)
+        return
     _run(_serve_http(settings, config_file))
+
+
+def worker_count(settings: Settings) -> int:
+    """How many gateway processes ``gateway.workers`` asks for (``auto``: the usable cores)."""
+    workers = settings.gateway.workers
+    if workers == "auto":
+        from catalyst_mcp.workers.supervisor import cpu_count
+
+        return cpu_count()
+    return workers
+
+
+def _workers_value(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 256:
+        raise CliError(
+            f"--workers: {text!r} is not a number of processes (1 to 256) or 'auto'", EXIT_USAGE
+        )
+    return value
 
 
 def _mode_text(text: str) -> str:
@@ -122,13 +170,28 @@ def _run(main: object) -> None:
         pass
 
 
-async def _serve_http(settings: Settings, config_file: Path | None = None) -> None:
+async def _serve_http(
+    settings: Settings,
+    config_file: Path | None = None,
+    *,
+    listening: Sequence[socket.socket] | None = None,
+    worker: int | None = None,
+    on_started: Callable[[HttpServer], None] | None = None,
+    on_gateway: Callable[[Gateway], object] | None = None,
+) -> None:
+    """Serve the gateway until SIGTERM or SIGINT. A worker of ``--workers N``
+    (:mod:`catalyst_mcp.workers.child`) passes the sockets its supervisor bound (``listening``),
+    its number, what to do once it listens instead of announcing where it serves, and what to
+    do with the gateway once built (``on_gateway``)."""
     from catalyst_mcp.app import Gateway
     from catalyst_mcp.transports.httpserver import Limits
     from catalyst_mcp.transports.serving import HttpServer, ServerError
     from catalyst_mcp.transports.unixsocket import UnixSocket, parse_mode
 
     gateway = Gateway(settings, config_file=config_file)
+    gateway.worker = worker
+    if on_gateway is not None:
+        on_gateway(gateway)
     path = settings.gateway.uds
 
     def announce(server: HttpServer) -> None:
@@ -148,11 +211,10 @@ async def _serve_http(settings: Settings, config_file: Path | None = None) -> No
     server = HttpServer(gateway.asgi, settings.gateway.host, settings.gateway.port, limits=limits)
     unix: UnixSocket | None = None
     try:
-        if path is not None:
+        if path is not None and listening is None:
             unix = UnixSocket(path, parse_mode(settings.gateway.uds_mode))
-        await server.serve(
-            [unix.sock] if unix is not None else None, handle_signals=True, on_started=announce
-        )
+            listening = [unix.sock]
+        await server.serve(listening, handle_signals=True, on_started=on_started or announce)
     except ServerError as exc:
         raise CliError(str(exc)) from exc
     finally:
