@@ -43,6 +43,9 @@ async def test_workflows_runs_show_and_cancel(tmp_path: Path) -> None:
         await gateway.workflows.runner.wait(held.id)
         final = (await client.get(f"{API}/workflows/runs/{held.id}")).json()
         assert final["status"] == "cancelled"
+        [step] = final["steps"]  # the step it was in ended with it
+        assert step["key"] == "g" and step["status"] == "cancelled"
+        assert step["finishedAt"] == final["finishedAt"] is not None
         document = (await client.get(f"{API}/openapi.json")).json()
         assert "/api/v1/workflows/runs/{run_id}/cancel" in document["paths"]
         routes = [r for r in gateway.api.router.routes if r.path.startswith("/workflows")]

@@ -11,6 +11,7 @@ from catalyst_mcp.orchestration.workflows.runstate import RunState, StepState
 from catalyst_mcp.orchestration.workflows.store import RunStore
 from catalyst_mcp.storage.db import Database
 from catalyst_mcp.storage.migrate import upgrade
+from catalyst_mcp.storage.models import utcnow
 from tests.cli.helpers import run, write_config
 from tests.orchestration.workflows.support import write
 
@@ -36,6 +37,11 @@ def setup(tmp_path: Path) -> Path:
         await store.step(done, "a", StepState("completed", attempts=2, result=1), durable=True)
         live = RunState("wr_live", "good", {}, ALICE)
         await store.save_run(live, durable=True)
+        stopped = RunState("wr_stopped", "good", {}, ALICE)  # cancelled in step a
+        stopped.steps["a"] = StepState("running", started_at=utcnow())
+        await store.step(stopped, "a", stopped.steps["a"], durable=True)
+        stopped.status, stopped.finished_at = "cancelled", utcnow()
+        await store.save_run(stopped, durable=True)
         await store.close()
         await db.close()
 
@@ -62,7 +68,11 @@ def test_list_shows_workflows_and_problems(tmp_path: Path) -> None:
 def test_runs_show_and_cancel(tmp_path: Path) -> None:
     config = setup(tmp_path)
     listed = json.loads(run("workflows", "runs", "--config", str(config), "--json").stdout)
-    assert {r["id"]: r["status"] for r in listed} == {"wr_done": "completed", "wr_live": "running"}
+    assert {r["id"]: r["status"] for r in listed} == {
+        "wr_done": "completed",
+        "wr_live": "running",
+        "wr_stopped": "cancelled",
+    }
     only = run("workflows", "runs", "--status", "running", "--config", str(config), "--json")
     assert [r["id"] for r in json.loads(only.stdout)] == ["wr_live"]
     shown = json.loads(
@@ -72,6 +82,10 @@ def test_runs_show_and_cancel(tmp_path: Path) -> None:
     assert shown["steps"][0]["attempts"] == 2
     table = run("workflows", "show", "wr_done", "--config", str(config))
     assert "status: completed" in table.stdout
+    stopped = run("workflows", "show", "wr_stopped", "--config", str(config))
+    assert "status: cancelled" in stopped.stdout
+    [row] = [line.split() for line in stopped.stdout.splitlines() if line.startswith("a ")]
+    assert row[1] == "cancelled" and len(row) >= 5  # with its start and end
     assert run("workflows", "cancel", "wr_live", "--config", str(config)).exit_code == 0
     again = run("workflows", "cancel", "wr_done", "--config", str(config))
     assert again.exit_code == 1 and "is not running" in again.stderr

@@ -190,6 +190,8 @@ async def test_a_workflow_run_followed_and_cancelled_in_a_browser(tmp_path: Path
             # the live part asks again every 2 s until the run has ended
             await expect(page.locator("#run-status")).to_have_text("cancelled", timeout=15_000)
             await expect(page.locator("#cancel-run")).to_have_count(0)
+            # the step it was in ended with it
+            await expect(page.locator("#step-1 .state")).to_have_text("cancelled")
             await watch.shot("23-run-cancelled")
             assert watch.clean() == [], watch.errors
         final = await gateway.workflows.store.get(run.id)

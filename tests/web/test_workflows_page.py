@@ -10,6 +10,8 @@ from pathlib import Path
 
 from catalyst_mcp.app import Gateway
 from catalyst_mcp.context import Identity
+from catalyst_mcp.orchestration.workflows.runstate import StepState
+from catalyst_mcp.storage.models import utcnow
 from tests.api.conftest import settings, start_tools_api
 from tests.asgiclient import AsgiClient
 from tests.orchestration.workflows.support import ToolBox, running_gateway, write
@@ -77,7 +79,14 @@ async def test_workflows_runs_and_a_run_cancelled(tmp_path: Path) -> None:
         after = text_of(await browser.get(f"/ui/workflows/runs/{run.id}"))
         assert 'id="run-status">cancelled<' in after
         assert "hx-trigger" not in after and 'id="cancel-run"' not in after
-        assert ">interrupted<" in after  # the gate step never finished
+        # the gate step never finished: it ended with the run
+        assert 'class="state step-cancelled">cancelled<' in after
+        assert ">interrupted<" not in after
+        # a step a run left "running" before steps ended with their runs is shown as such
+        old = StepState("running", started_at=utcnow())
+        await gateway.workflows.store.step(run, "old", old, durable=True)
+        older = text_of(await browser.get(f"/ui/workflows/runs/{run.id}"))
+        assert ">interrupted<" in older and older.count('class="state step-cancelled"') == 2
         again = await browser.post(f"/ui/workflows/runs/{run.id}/cancel")
         assert again.status == 409 and "is not running" in text_of(again)
         assert (await browser.get("/ui/workflows/runs/wr_nothing")).status == 404

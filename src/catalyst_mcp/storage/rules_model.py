@@ -4,7 +4,8 @@
 engine before it is stored, again when it is loaded). ``rule_approvals`` holds one row per
 call a ``require_approval`` rule held: who asked for what (the arguments, for the approver to
 see), the state (``pending``, ``approved``, ``rejected``, ``expired``, ``cancelled``,
-``used``: an approved call that ran) and who decided. Created by the migration ``0004_rules``.
+``used``: an approved call that ran) and who decided. Created by the migration ``0004_rules``;
+``0006_approvals_created_index`` indexes ``created_at`` (lists, newest first).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class RuleApproval(Base):
     arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     message: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), index=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # the newest requests, read through it newest first (0006_approvals_created_index)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

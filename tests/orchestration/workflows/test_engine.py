@@ -303,4 +303,56 @@ async def test_a_slow_run_can_be_cancelled_by_its_caller(tmp_path: Path) -> None
             await task
         assert gateway.workflows is not None
         runs = await gateway.workflows.store.runs(workflow="held")
+        steps = await gateway.workflows.store.steps(runs[0].id)
     assert [r.status for r in runs] == ["cancelled"]
+    # the step it was in ends with it, when the run does
+    assert [(s.key, s.status) for s in steps] == [("g", "cancelled")]
+    assert steps[0].finished_at == runs[0].finished_at is not None
+
+
+async def steps_of(gateway: Gateway, workflow: str) -> tuple[str, dict[str, str]]:
+    """The one run of ``workflow``: its status, and its steps' statuses."""
+    assert gateway.workflows is not None
+    [record] = await gateway.workflows.store.runs(workflow=workflow)
+    steps = await gateway.workflows.store.steps(record.id)
+    assert all(s.finished_at is not None for s in steps)
+    return record.status, {s.key: s.status for s in steps}
+
+
+async def test_the_first_failure_of_a_group_cancels_the_steps_still_running(
+    tmp_path: Path,
+) -> None:
+    box = ToolBox()
+    write(
+        tmp_path / "workflows",
+        "race",
+        """
+        name: race
+        steps:
+          - id: group
+            parallel:
+              - {id: wait, tool: box__gate}
+              - {id: bad, tool: box__broken}
+        """,
+    )
+    async with running_gateway(tmp_path, box) as gateway:
+        result = await call(gateway, "race")
+        status, steps = await steps_of(gateway, "race")
+    assert result["isError"] is True and box.counts["gate"] == 1
+    assert status == "failed"
+    assert steps == {"wait": "cancelled", "bad": "failed"}
+
+
+async def test_a_run_out_of_time_cancels_the_step_it_was_in(tmp_path: Path) -> None:
+    box = ToolBox()
+    write(
+        tmp_path / "workflows",
+        "late",
+        "name: late\ntimeout_seconds: 0.1\nsteps: [{id: g, tool: box__gate}]\n",
+    )
+    async with running_gateway(tmp_path, box) as gateway:
+        result = await call(gateway, "late")
+        status, steps = await steps_of(gateway, "late")
+    assert result["isError"] is True and "longer than 0.1s" in result["content"][0]["text"]
+    assert status == "failed"
+    assert steps == {"g": "cancelled"}

@@ -86,7 +86,56 @@ async def test_cancel_through_the_store_reaches_the_running_instance(tmp_path: P
         assert await gateway.workflows.store.request_cancel(run.id)  # as the CLI does
         await asyncio.wait_for(runner.wait(run.id), 5)
         record = await gateway.workflows.store.get(run.id)
+        steps = await gateway.workflows.store.steps(run.id)
     assert record is not None and record.status == "cancelled"
+    # the step it was in is not left "running": it ended with the run
+    assert [(s.key, s.status) for s in steps] == [("g", "cancelled")]
+    assert steps[0].finished_at == record.finished_at is not None
+
+
+async def orphan(store: RunStore, workflow: str) -> RunState:
+    """A run left by a dead instance: step ``one`` completed, ``two`` was running."""
+    run = RunState("wr_orphan", workflow, {}, ALICE, trigger="task", task_era="modern")
+    await store.save_run(run, durable=True)
+    done = StepState("completed", attempts=1, result={"text": "one"}, finished_at=utcnow())
+    await store.step(run, "one", done, durable=True)
+    await store.step(run, "two", StepState("running", started_at=utcnow()), durable=True)
+    return run
+
+
+async def test_a_run_cancelled_while_its_instance_was_dead_is_not_resumed(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "workflows", "three", THREE)
+    box = ToolBox()
+    async with running_gateway(tmp_path, box) as gateway:
+        assert gateway.workflows is not None
+        store = gateway.workflows.store
+        run = await orphan(store, "three")
+        assert await store.request_cancel(run.id)  # the CLI, while nobody runs it
+        await asyncio.wait_for(gateway.workflows.runner.wait(run.id, poll=0.05), 10)
+        record = await store.get(run.id)
+        steps = {s.key: s.status for s in await store.steps(run.id)}
+    assert record is not None and record.status == "cancelled"
+    assert box.counts == {}  # taken over only to be ended: step two was not called again
+    assert steps == {"one": "completed", "two": "cancelled"}
+
+
+async def test_a_resumed_run_whose_workflow_is_gone_ends_its_running_steps(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "workflows").mkdir()
+    async with running_gateway(tmp_path, ToolBox()) as gateway:
+        assert gateway.workflows is not None
+        store = gateway.workflows.store
+        run = await orphan(store, "gone")
+        await asyncio.wait_for(gateway.workflows.runner.wait(run.id, poll=0.05), 10)
+        record = await store.get(run.id)
+        steps = await store.steps(run.id)
+    assert record is not None and record.status == "failed"
+    assert record.error == {"step": None, "message": "workflow 'gone' is gone"}
+    assert {s.key: s.status for s in steps} == {"one": "completed", "two": "cancelled"}
+    assert all(s.finished_at is not None for s in steps)
 
 
 async def test_runs_and_steps_are_recorded(tmp_path: Path) -> None:

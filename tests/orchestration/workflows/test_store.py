@@ -87,6 +87,36 @@ async def test_a_durable_write_is_committed_when_it_returns(
         assert (DURABLE_COMMIT in statements) is (synchronous == "full")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_run_that_ends_ends_its_running_steps_in_the_same_commit(
+    backend: str, tmp_path: Path
+) -> None:
+    async with database_url(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            await upgrade(db)
+            store = RunStore(db, "me")
+            run = RunState("wr_ended", "w", {}, ALICE)
+            started = utcnow()
+            run.steps["one"] = StepState("running", started_at=started)
+            await store.step(run, "one", run.steps["one"], durable=True)
+            run.steps["two"] = StepState("completed", attempts=1, finished_at=utcnow())
+            await store.step(run, "two", run.steps["two"], durable=True)
+            before = store.batches
+            run.status = "cancelled"
+            run.finished_at = run.updated_at = utcnow()
+            await store.save_run(run, durable=True)
+            steps = {s.key: s for s in await RunStore(db, "reader").steps(run.id)}
+            await store.close()
+        finally:
+            await db.close()
+    assert store.batches - before == 1  # the steps' ends went with the run's
+    assert {key: s.status for key, s in steps.items()} == {"one": "cancelled", "two": "completed"}
+    assert steps["one"].started_at == started
+    assert steps["one"].finished_at == run.finished_at
+    assert run.steps["one"].status == "cancelled"
+
+
 async def test_full_writes_in_a_worker_thread_normal_on_the_loop(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

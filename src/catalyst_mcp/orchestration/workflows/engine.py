@@ -201,9 +201,9 @@ class Engine:
             return
         arguments = self._arguments(step, data)
         started = utcnow()
-        await self.journal.step(
-            run, step.id, StepState("running", started_at=started), durable=False
-        )
+        # in the run's steps too: if the run ends before this step does, the step ends with it
+        running = run.steps[step.id] = StepState("running", started_at=started)
+        await self.journal.step(run, step.id, running, durable=False)
         try:
             state = await self._attempts(step, arguments, run.identity)
         except _StepError as error:

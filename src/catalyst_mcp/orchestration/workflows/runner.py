@@ -8,7 +8,8 @@ wait for them, cancel them, keep them alive and resume the interrupted ones.
 * Every ``heartbeat_seconds`` the runner marks its running runs alive, asks the store which of
   them someone cancelled (``catalyst workflows cancel`` from anywhere), and takes over runs
   whose heartbeat is older than three heartbeats: their gateway died. A resumed run starts
-  again after its last completed step.
+  again after its last completed step; one cancelled meanwhile ends at once, not resumed.
+* A run's end ends the steps it was still running (``cancelled``, in the same commit).
 * A gateway that stops leaves its runs running in the store with an expired heartbeat, so
   the next instance (or the restarted one) resumes them at once.
 """
@@ -255,9 +256,13 @@ class WorkflowRunner:
             if run is None:
                 continue
             plan = self.plans(run.workflow)
-            if plan is None:
-                run.status = "failed"
-                run.error = {"step": None, "message": f"workflow {run.workflow!r} is gone"}
+            if plan is None or run.cancel_requested:
+                # ended here, without running on (its steps still running end with it)
+                if run.cancel_requested:
+                    run.status = "cancelled"
+                else:
+                    run.status = "failed"
+                    run.error = {"step": None, "message": f"workflow {run.workflow!r} is gone"}
                 run.finished_at = run.updated_at = utcnow()
                 await self.store.save_run(run, durable=True)
                 continue

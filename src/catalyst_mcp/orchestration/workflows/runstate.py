@@ -4,6 +4,11 @@ A run has inputs, the identity it runs as, a status, and one :class:`StepState` 
 reached, keyed by the step's id (``fetch``), a ``foreach`` item's (``check[3]``) or a
 compensation's (``fetch.compensate``). A resumed run is rebuilt from these: a completed step is
 not called again (unless ``retry_safe`` and its completion was never recorded).
+
+A step is ``running`` from its start to its end (``completed``, ``failed`` or ``skipped``), or
+until its run ends first (cancelled, out of time, a sibling's failure in a ``parallel`` group,
+a resumed run ended without running on): then it is ``cancelled``, at the run's end
+(:meth:`RunState.settle`, which the store calls when it records the run's end).
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ __all__ = [
     "RunState",
     "RunStatus",
     "StepState",
+    "StepStatus",
     "identity_from_json",
     "identity_to_json",
     "new_run_id",
 ]
 
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
-StepStatus = Literal["running", "completed", "failed", "skipped"]
+StepStatus = Literal["running", "completed", "failed", "skipped", "cancelled"]
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -75,10 +81,22 @@ class RunState:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     finished_at: datetime | None = None
+    cancel_requested: bool = False  # as the store last read it (resume)
 
     @property
     def done(self) -> bool:
         return self.status in TERMINAL
+
+    def settle(self) -> list[str]:
+        """A run that ended: its steps still ``running`` end with it, ``cancelled`` at its
+        end; their keys (none, most often)."""
+        ended = [key for key, step in self.steps.items() if step.status == "running"]
+        at = self.finished_at or utcnow()
+        for key in ended:
+            step = self.steps[key]
+            step.status = "cancelled"
+            step.finished_at = at
+        return ended
 
 
 def identity_to_json(identity: Identity) -> dict[str, Any]:

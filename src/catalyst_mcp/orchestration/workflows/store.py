@@ -172,9 +172,12 @@ class RunStore:
             await asyncio.to_thread(self.sqlite.close)
 
     async def save_run(self, run: RunState, *, durable: bool = False) -> None:
-        """Queue the run's row (as it is now); with ``durable``, wait for its commit."""
+        """Queue the run's row (as it is now); with ``durable``, wait for its commit. The end
+        of a run ends its steps still running (:meth:`RunState.settle`), in the same commit."""
         self._runs[run.id] = _run_row(run, self.instance)
         if run.done:
+            for key in run.settle():
+                self._steps[(run.id, key)] = _step_row(run.id, key, run.steps[key])
             self._stored.discard(run.id)
             if self.on_run_end is not None:
                 self.on_run_end(run)
@@ -340,6 +343,7 @@ class RunStore:
             created_at=record.created_at,
             updated_at=record.updated_at,
             finished_at=record.finished_at,
+            cancel_requested=record.cancel_requested,
         )
         if not run.done:
             self._stored.add(run.id)
