@@ -173,3 +173,4 @@ async def test_a_commands_gateway_publishes_no_events() -> None:
     )
     async with open_gateway(settings) as gateway:
         assert gateway.events is None and gateway.server.events is None
+        assert gateway.cluster is None  # nor joins the instances' shared state

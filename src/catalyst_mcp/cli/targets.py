@@ -362,10 +362,19 @@ def server_error(report: dict[str, Any]) -> str:
 @contextlib.asynccontextmanager
 async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     """A started gateway over ``settings`` (without a listener), stopped on the way out. It
-    publishes no events: a command's short-lived gateway is not an instance of the fleet (it
-    would join the Redis consumer groups and report its own servers' states)."""
+    publishes no events and shares no state: a command's short-lived gateway is not an instance
+    of the fleet (it would join the Redis consumer groups, report its own servers' states and
+    take part in the instances' shared sessions and announcements). The result cache keeps the
+    deployment's Redis (``cache.redis_url``, else ``redis.url``): a command's call may hit it."""
+    cache = settings.cache
+    if cache.redis_url is None and settings.redis.url is not None:
+        cache = cache.model_copy(update={"redis_url": settings.redis.url})
     quiet = settings.model_copy(
-        update={"events": settings.events.model_copy(update={"enabled": False})}
+        update={
+            "events": settings.events.model_copy(update={"enabled": False}),
+            "redis": settings.redis.model_copy(update={"url": None}),
+            "cache": cache,
+        }
     )
     try:
         gateway = Gateway(quiet)
