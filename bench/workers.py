@@ -28,6 +28,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -74,6 +75,7 @@ class Gateway:
     port: int
     runs: list[dict[str, Any]] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
+    shared_upstream: int | None = None  # over HTTP: the one upstream process (not a child)
 
     @property
     def url(self) -> str:
@@ -108,7 +110,12 @@ def _health_pids(port: int, tries: int) -> set[int]:
 
 
 def start_gateway(
-    procs: Processes, workdir: Path, transport: str, workers: int, upstream_port: int
+    procs: Processes,
+    workdir: Path,
+    transport: str,
+    workers: int,
+    upstream_port: int,
+    upstream_pid: int,
 ) -> Gateway:
     if transport == "http":
         server: dict[str, Any] = {"url": f"http://127.0.0.1:{upstream_port}/mcp"}
@@ -120,7 +127,8 @@ def start_gateway(
     gateway_config(config, port, server)
     proc = procs.start(name, [*gateway_argv(config), "--workers", str(workers)])
     proc.port = port
-    return Gateway(transport, workers, proc, port)
+    shared = upstream_pid if transport == "http" else None
+    return Gateway(transport, workers, proc, port, shared_upstream=shared)
 
 
 def wait_ready(gateway: Gateway) -> None:
@@ -176,17 +184,28 @@ def run_python(url: str, connections: int, seconds: float) -> dict[str, Any]:
 def load(
     gateway: Gateway, loadgen: str, connections: int, seconds: float, watch: CpuWatch
 ) -> dict[str, Any]:
-    pids, _ = gateway.family()
+    pids, upstreams = gateway.family()
+    if gateway.shared_upstream is not None:
+        upstreams = [gateway.shared_upstream]
     before = sum(cpu_seconds(p) for p in pids)
+    up_before = sum(cpu_seconds(p) for p in upstreams)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the load generator, once reaped
     start = watch.snapshot()
+    began = time.monotonic()
     if loadgen == "wrk":
         result = run_wrk(gateway.url, connections, seconds)
     else:
         result = run_python(gateway.url, connections, seconds)
+    elapsed = time.monotonic() - began
     result["foreign_cores"] = CpuWatch.foreign(start, watch.snapshot())
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    loadgen_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     used = sum(v for p in pids if (v := cpu_seconds(p)) == v) - before
+    up_used = sum(v for p in upstreams if (v := cpu_seconds(p)) == v) - up_before
     result["gateway_cpu_us"] = used / max(result["requests"], 1) * 1e6
     result["gateway_cores"] = used / seconds
+    result["upstream_cores"] = up_used / seconds
+    result["loadgen_cores"] = loadgen_cpu / elapsed
     if result.get("bad"):
         raise BenchError(f"{gateway.proc.name}: {result['bad']} bad responses under load")
     return result
@@ -219,9 +238,9 @@ def report(gateways: list[Gateway], cfg: argparse.Namespace, upstream_rss: float
         "Upstream: the lean echo (bench/upstream_lean.py).",
         "",
         "| upstream | workers | calls/s | vs 1 worker | p50 ms | gateway CPU µs/call "
-        "| gateway cores busy | other work, cores | gateway procs / RSS MB "
-        "| upstream procs / RSS MB |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| cores busy: gateway / upstream / load generator / other work "
+        "| gateway procs / RSS MB | upstream procs / RSS MB |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     base: dict[str, float] = {}
     for gw in gateways:
@@ -238,7 +257,9 @@ def report(gateways: list[Gateway], cfg: argparse.Namespace, upstream_rss: float
             f"| {med([r['p50_ms'] for r in gw.runs]):.2f} "
             f"| {med([r['gateway_cpu_us'] for r in gw.runs]):.0f} "
             f"| {med([r['gateway_cores'] for r in gw.runs]):.2f} "
-            f"| {med([r['foreign_cores'] for r in gw.runs]):.2f} "
+            f"/ {med([r['upstream_cores'] for r in gw.runs]):.2f} "
+            f"/ {med([r['loadgen_cores'] for r in gw.runs]):.2f} "
+            f"/ {med([r['foreign_cores'] for r in gw.runs]):.2f} "
             f"| {mem['gateway_procs']} / {mem['gateway_rss_mb']:.0f} "
             f"| {up_procs} / {up_rss:.0f} |"
         )
@@ -250,8 +271,10 @@ def report(gateways: list[Gateway], cfg: argparse.Namespace, upstream_rss: float
         "",
         f"With 2 workers the gateway is 3 processes: the supervisor ({med(supervisor):.0f} MB, "
         "the `catalyst` command itself, idle while the workers serve) and two full gateways. "
-        "'other work': CPU that processes outside this benchmark used during the run (the "
-        "machine is shared); with it above ~0.3 cores the ratio is not worth much.",
+        "Cores busy: what each party used during the runs; 'other work' is CPU that processes "
+        "outside this benchmark used (the machine is shared). When the four add up to the "
+        "machine's cores, a second worker has no idle core to run on: with it above ~0.3 "
+        "cores the ratio is not worth much.",
         "",
         "calls/s of every round: " + json.dumps(spread),
     ]
@@ -319,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         wait_until(lambda: bool(post_call(upstream_port, "echo")), upstream, "lean HTTP upstream")
         gateways = [
-            start_gateway(procs, workdir, transport, workers, upstream_port)
+            start_gateway(procs, workdir, transport, workers, upstream_port, upstream.pid)
             for transport in cfg.upstreams.split(",")
             for workers in (1, 2)
         ]
