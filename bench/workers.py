@@ -9,6 +9,8 @@ wrk). It reports per row the median over the rounds of:
 * calls/s, and the ratio of 2 workers over 1 (the target: >= 1.6x);
 * the load generator's p50 latency under that load;
 * gateway CPU µs per call (supervisor and workers, from /proc; upstream processes excluded);
+* the cores each party kept busy: the gateway, the upstreams, the load generator, and other
+  processes of the machine (when they add up to its cores, a second worker has none to use);
 * processes and resident memory: the gateway's (supervisor + workers) and the upstreams'.
   Over stdio each worker starts its own upstream process; over HTTP they share one.
 
