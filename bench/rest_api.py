@@ -111,33 +111,14 @@ def client(kind: str, port: int, n: int, warmup: int) -> dict[str, Any]:
 
 
 async def _in_process(rounds: int, calls: int) -> dict[str, list[float]]:
+    from echo_provider import EchoProvider
     from mcpwire import call_body, call_headers
-    from upstream_lean import ECHO_TOOL
 
     from catalyst_mcp.app import Gateway
-    from catalyst_mcp.context import CallContext
-    from catalyst_mcp.providers import ListKind, Provider
     from catalyst_mcp.settings import Settings
 
-    class Echo(Provider):
-        def items(self, kind: ListKind) -> list[dict[str, Any]]:
-            return [ECHO_TOOL] if kind == "tools" else []
-
-        async def call(
-            self, method: str, params: dict[str, Any], ctx: CallContext
-        ) -> dict[str, Any]:
-            text = params["arguments"]["text"]
-            return {
-                "content": [{"type": "text", "text": text}],
-                "structuredContent": {"result": text},
-                "isError": False,
-            }
-
-        def health(self) -> dict[str, Any]:
-            return {"status": "ready"}
-
     settings = Settings.model_validate({"packs": {"path": None}, "audit": {"enabled": False}})
-    gateway = Gateway(settings, [Echo(GATEWAY_SERVER, GATEWAY_SERVER)])
+    gateway = Gateway(settings, [EchoProvider(GATEWAY_SERVER)])
     await gateway.start()
     rest_body = json.dumps({"text": ECHO_TEXT}).encode()
     requests = {

@@ -135,36 +135,17 @@ async def _in_process(rounds: int, calls: int) -> dict[str, list[float]]:
     """CPU µs per request of the gateway app driven in this process, over an in-process echo:
     not cached, a hit, and a miss that stores (new arguments every call)."""
     import orjson
+    from echo_provider import EchoProvider
     from mcpwire import META, call_headers
-    from upstream_lean import ECHO_TOOL
 
     from catalyst_mcp.app import Gateway
-    from catalyst_mcp.context import CallContext
     from catalyst_mcp.orchestration.cache.config import CacheSpec
-    from catalyst_mcp.providers import ListKind, Provider
     from catalyst_mcp.settings import Settings
-
-    class Echo(Provider):
-        def items(self, kind: ListKind) -> list[dict[str, Any]]:
-            return [ECHO_TOOL] if kind == "tools" else []
-
-        async def call(
-            self, method: str, params: dict[str, Any], ctx: CallContext
-        ) -> dict[str, Any]:
-            text = params["arguments"]["text"]
-            return {
-                "content": [{"type": "text", "text": text}],
-                "structuredContent": {"result": text},
-                "isError": False,
-            }
-
-        def health(self) -> dict[str, Any]:
-            return {"status": "ready"}
 
     settings = Settings.model_validate(
         {"packs": {"path": None}, "rules": {"path": None}, "audit": {"enabled": False}}
     )
-    gateway = Gateway(settings, [Echo(name, name) for name in ("plain", "cached", "fresh")])
+    gateway = Gateway(settings, [EchoProvider(name) for name in ("plain", "cached", "fresh")])
     await gateway.start()
     for name in ("cached", "fresh"):
         gateway.cache.configure(name, CacheSpec(ttl=3600))

@@ -189,33 +189,20 @@ def client_cold(port_a: int, port_b: int, port_memory: int, sessions: int) -> di
 async def _in_process(rounds: int, calls: int) -> dict[str, list[float]]:
     """CPU per call of the two gateways' Python work, in this process (no sockets)."""
     sys.path.insert(0, str(BENCH.parent / "src"))
-    from upstream_lean import ECHO_TOOL
+    from echo_provider import EchoProvider
 
     from catalyst_mcp.app import Gateway
-    from catalyst_mcp.context import CallContext
-    from catalyst_mcp.providers import ListKind, Provider
     from catalyst_mcp.settings import Settings
-
-    class Echo(Provider):
-        def items(self, kind: ListKind) -> list[dict[str, Any]]:
-            return [ECHO_TOOL] if kind == "tools" else []
-
-        async def call(
-            self, method: str, params: dict[str, Any], ctx: CallContext
-        ) -> dict[str, Any]:
-            text = params["arguments"]["text"]
-            return {"content": [{"type": "text", "text": text}], "isError": False}
-
-        def health(self) -> dict[str, Any]:
-            return {"status": "ready"}
 
     prefix = f"catalyst-bench-{uuid.uuid4().hex[:12]}"
     base = {"packs": {"path": None}, "audit": {"enabled": False}}
     gateways = {
-        "memory": Gateway(Settings.model_validate(base), [Echo(GATEWAY_SERVER, GATEWAY_SERVER)]),
+        "memory": Gateway(
+            Settings.model_validate(base), [EchoProvider(GATEWAY_SERVER, structured=False)]
+        ),
         "redis": Gateway(
             Settings.model_validate({**base, "redis": {"url": REDIS_URL, "prefix": prefix}}),
-            [Echo(GATEWAY_SERVER, GATEWAY_SERVER)],
+            [EchoProvider(GATEWAY_SERVER, structured=False)],
         ),
     }
     sent: list[Any] = []
