@@ -137,11 +137,7 @@ class Gateway:
         self.rules = Rules(settings.rules, self.registry, self.access, self.db)
         self.server.rules = self.rules.hook
         # tools/call results served again, after authorization, rules and rate limits
-        cache_settings = settings.cache
-        if cache_settings.redis_url is None and settings.redis.url is not None:
-            # One Redis for the deployment: the cache shares `redis.url` unless given its own.
-            cache_settings = cache_settings.model_copy(update={"redis_url": settings.redis.url})
-        self.cache = ResultCache(cache_settings, lambda p: rules_of(p, self.servers))
+        self.cache = ResultCache(settings.cache_in_effect(), lambda p: rules_of(p, self.servers))
         self.server.cache = self.cache if settings.cache.enabled else None
         self.sessions = SessionStore(
             settings.gateway.session_idle_seconds,

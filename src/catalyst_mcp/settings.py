@@ -574,6 +574,13 @@ class Settings(_Model):
             raise ValueError("events.backend is 'redis' but redis.url is not set")
         return self
 
+    def cache_in_effect(self) -> CacheSettings:
+        """The result cache's settings with its Redis resolved: ``cache.redis_url``, else the
+        deployment's ``redis.url`` (one Redis for the deployment), else none (memory only)."""
+        if self.cache.redis_url is None and self.redis.url is not None:
+            return self.cache.model_copy(update={"redis_url": self.redis.url})
+        return self.cache
+
     def namespace_clashes(self) -> list[tuple[str, str]]:
         """(server, namespace) pairs whose namespace an earlier active server already uses."""
         owners: dict[str, str] = {}

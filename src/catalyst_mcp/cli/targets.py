@@ -366,14 +366,11 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     of the fleet (it would join the Redis consumer groups, report its own servers' states and
     take part in the instances' shared sessions and announcements). The result cache keeps the
     deployment's Redis (``cache.redis_url``, else ``redis.url``): a command's call may hit it."""
-    cache = settings.cache
-    if cache.redis_url is None and settings.redis.url is not None:
-        cache = cache.model_copy(update={"redis_url": settings.redis.url})
     quiet = settings.model_copy(
         update={
             "events": settings.events.model_copy(update={"enabled": False}),
             "redis": settings.redis.model_copy(update={"url": None}),
-            "cache": cache,
+            "cache": settings.cache_in_effect(),
         }
     )
     try:
