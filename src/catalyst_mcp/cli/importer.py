@@ -28,9 +28,8 @@ import yaml
 
 from catalyst_mcp.cli.targets import safe_name
 from catalyst_mcp.errors import ConfigError, ConfigProblem
+from catalyst_mcp.serverconfig import EXPANDED_KEYS, FOREIGN_SERVER_KEYS
 from catalyst_mcp.settings import (
-    EXPANDED_KEYS,
-    FOREIGN_SERVER_KEYS,
     SERVER_NAME,
     ServerConfig,
     Settings,
