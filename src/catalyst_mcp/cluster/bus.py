@@ -33,6 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.cluster.config import RedisSettings
 from catalyst_mcp.errors import (
     CatalystError,
@@ -132,9 +133,7 @@ class Bus:
     async def stop(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
         for task in list(self._tasks):
             task.cancel()
         for call in self._calls.values():

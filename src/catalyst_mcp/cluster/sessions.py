@@ -35,6 +35,7 @@ import orjson
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.cluster import scripts
 from catalyst_mcp.cluster.bus import Bus
 from catalyst_mcp.cluster.wire import identity_from, identity_of
@@ -119,9 +120,7 @@ class SharedSessions:
     async def stop(self) -> None:
         keeper, self._keeper = self._keeper, None
         if keeper is not None:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await cancel_and_wait(keeper)
         # the streams held here end now: their messages wait in Redis for the next GET
         for session in self.store:
             if isinstance(session, SharedSession) and session.listening:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -341,3 +342,16 @@ async def test_a_slow_consumer_keeps_its_batch_claimed(stream: str, client: aior
             await b.stop()
     finally:
         await a.stop()
+
+
+async def test_readers_stop_every_time(stream: str) -> None:
+    """Stopping a reader whose Redis command is being sent: on Python 3.11 redis-py's
+    ``wait_for`` around the send loses that cancellation about one time in ten, and stopping
+    waited for ever (a gateway with redis.url hung at exit)."""
+    config = EventsSettings.model_validate({"stream": stream})
+    for attempt in range(60):
+        transport = RedisTransport(REDIS_URL, config, EventStats(), "instance-a", block_ms=10)
+        await transport.start([Recorder("recorder"), Recorder("audit")])
+        await asyncio.sleep((attempt % 7) * 0.003)
+        async with asyncio.timeout(5):
+            await transport.stop(time.monotonic() + 1)

@@ -30,6 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.errors import StorageError
 
 __all__ = ["RETRY_SECONDS", "RedisLayer", "escape_glob"]
@@ -219,8 +220,6 @@ class RedisLayer:
 
     async def aclose(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await cancel_and_wait(self._listener)
             self._listener = None
         await self._redis.aclose()

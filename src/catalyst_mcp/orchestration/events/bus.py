@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.orchestration.events.config import EventsSettings
 from catalyst_mcp.orchestration.events.metrics import EventStats
 from catalyst_mcp.orchestration.events.types import Envelope, Event, expand_patterns
@@ -162,9 +163,7 @@ class EventBus:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - time.monotonic()))
             if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
             await self.transport.stop(deadline)
         for event, _ in self._queue:
             self.stats.drop(event.TYPE, "stopped")
@@ -267,9 +266,7 @@ class Inbox:
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - time.monotonic()))
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         for envelope in self.queue:
             self.stats.drop(envelope.type, "stopped")
         self.queue.clear()

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.orchestration.events.bus import Consumer
 from catalyst_mcp.orchestration.events.config import EventsSettings
 from catalyst_mcp.orchestration.events.metrics import EventStats
@@ -202,9 +203,7 @@ class GroupReader:
         """Stop reading; an entry being handled is left pending, for another instance."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._acks:
             await asyncio.wait(set(self._acks), timeout=2.0)
 
