@@ -26,12 +26,15 @@ def test_the_window_compares_now_with_the_reading_a_window_ago() -> None:
     metrics = Metrics()
     window = MetricsWindow(metrics.registry, clock=lambda: now[0], window=300.0)
     window.sample()  # at start: nothing counted
-    started = time.perf_counter() - 0.004  # each call took about 4 ms
+
+    def started() -> float:  # each call took about 4 ms (measured from now: load-proof)
+        return time.perf_counter() - 0.004
+
     for _ in range(8):
-        metrics.tool_call("a", "a__x", "ok", started)
-    metrics.tool_call("a", "a__x", "tool_error", started)
-    metrics.tool_call("b", "b__y", "error", started)
-    metrics.tool_call("b", "b__y", "refused", started)
+        metrics.tool_call("a", "a__x", "ok", started())
+    metrics.tool_call("a", "a__x", "tool_error", started())
+    metrics.tool_call("b", "b__y", "error", started())
+    metrics.tool_call("b", "b__y", "refused", started())
     now[0] += 120.0
     summary = window.summary()
     assert summary.seconds == 120.0
