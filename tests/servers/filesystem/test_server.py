@@ -1,4 +1,4 @@
-"""The filesystem server's tools, resources, limits and annotations, called in-process."""
+"""The filesystem server's tools, resources and limits, called in-process."""
 
 from __future__ import annotations
 
@@ -199,20 +199,6 @@ async def test_search_stops_at_its_limits_and_says_which(tmp_path: Path, root: P
 # ---- writing ---------------------------------------------------------------------------------
 
 
-async def test_write_tools_exist_only_for_writable_roots(tmp_path: Path, root: Path) -> None:
-    read_only = make(tmp_path, roots=[str(root)])
-    assert sorted(read_only.tools) == [
-        "file_info",
-        "list_directory",
-        "list_roots",
-        "read_file",
-        "search_files",
-    ]
-    writable = make(tmp_path)
-    assert "write_file" in writable.tools and "delete" not in writable.tools
-    assert "delete" in make(tmp_path, allow_delete=True).tools
-
-
 async def test_writes_into_a_read_only_root_are_refused(tmp_path: Path, root: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
@@ -302,30 +288,7 @@ async def test_move_mkdir_and_delete(tmp_path: Path, root: Path) -> None:
     assert not (root / "new" / "deeper" / "notes.md").exists()
 
 
-# ---- declarations, errors, resources, roots --------------------------------------------------
-
-
-def test_annotations_say_what_each_tool_does(tmp_path: Path, root: Path) -> None:
-    server = make(tmp_path, allow_delete=True)
-    listed = {t["name"]: t["annotations"] for t in server.items("tools")}
-    for name in ("list_roots", "read_file", "list_directory", "search_files", "file_info"):
-        assert listed[name]["readOnlyHint"] is True
-        assert listed[name]["destructiveHint"] is False
-        assert listed[name]["openWorldHint"] is False
-    assert listed["create_directory"] | {"title": ""} == {
-        "title": "",
-        "readOnlyHint": False,
-        "destructiveHint": False,
-        "idempotentHint": True,
-        "openWorldHint": False,
-    }
-    for name in ("write_file", "edit_file", "move", "delete"):
-        assert listed[name]["readOnlyHint"] is False
-        assert listed[name]["destructiveHint"] is True
-    assert listed["edit_file"]["idempotentHint"] is False
-    for tool in server.items("tools"):
-        assert tool["inputSchema"]["type"] == "object"
-        assert tool["outputSchema"]["type"] == "object"
+# ---- errors, resources, roots ----------------------------------------------------------------
 
 
 async def test_bad_arguments_and_failures_are_tool_errors(
