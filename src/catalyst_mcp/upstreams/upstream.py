@@ -1,4 +1,4 @@
-"""One configured upstream MCP server: connect, supervise, cache its lists, relay calls.
+"""One configured upstream MCP server: connect, supervise, relay calls.
 
 The connection is long-lived and shared by every client (no per-call handshake). A supervisor
 task reconnects with exponential backoff when the process dies or the connection fails; while it is
@@ -6,6 +6,10 @@ down, calls fail fast with a clear error and ``/ready`` says why. A server that 
 (no answer to a probe after a call timed out, or to the periodic probe) is restarted at once
 (:mod:`catalyst_mcp.upstreams.liveness`). A circuit breaker stops hammering a server whose calls
 keep failing.
+
+The parts it is built from: its lists (:class:`~catalyst_mcp.upstreams.lists.ServerLists`), what
+the server sends besides answers (:class:`~catalyst_mcp.upstreams.inbound.Inbound`), its resource
+subscriptions (:mod:`catalyst_mcp.upstreams.subscriptions`) and its liveness checks.
 """
 
 from __future__ import annotations
@@ -22,22 +26,19 @@ from typing import TYPE_CHECKING, Any
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import (
     CatalystError,
-    MethodNotFound,
-    UpstreamError,
     UpstreamProtocolError,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from catalyst_mcp.protocol.headers import encode_header_value, header_text, param_headers
-from catalyst_mcp.protocol.jsonrpc import Message
-from catalyst_mcp.protocol.versions import LOG_LEVEL_KEY, log_level_allows
+from catalyst_mcp.protocol.versions import LOG_LEVEL_KEY
 from catalyst_mcp.providers import LIST_KINDS, ListKind, Provider
 from catalyst_mcp.settings import ServerConfig
 from catalyst_mcp.upstreams.base import UpstreamTransport
 from catalyst_mcp.upstreams.breaker import CircuitBreaker
 from catalyst_mcp.upstreams.http import SseTransport, StreamableHttpTransport
-from catalyst_mcp.upstreams.lists import CAPABILITY_OF, CHANGED, fetch_list
+from catalyst_mcp.upstreams.inbound import Inbound
+from catalyst_mcp.upstreams.lists import ServerLists
 from catalyst_mcp.upstreams.liveness import Liveness
 from catalyst_mcp.upstreams.serverlog import ServerLog
 from catalyst_mcp.upstreams.session import UpstreamSession, open_session
@@ -53,7 +54,6 @@ __all__ = ["Upstream"]
 log = logging.getLogger("catalyst.upstream")
 
 DRAIN_POLL_SECONDS = 0.05
-CLIENT_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 
 
 def build_transport(name: str, config: ServerConfig) -> UpstreamTransport:
@@ -106,9 +106,6 @@ class Upstream(Provider):
         self.restarts = 0
         self._retry_at: float | None = None
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds)
-        self._lists: dict[ListKind, list[dict[str, Any]]] = {k: [] for k in LIST_KINDS}
-        self._expires: dict[ListKind, float] = {}
-        self._param_headers: dict[str, list[tuple[str, str]]] = {}
         self._inflight: dict[int, CallContext] = {}
         self._tokens = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
@@ -116,11 +113,23 @@ class Upstream(Provider):
         self._lost = asyncio.Event()
         self._stopping = False
         self._settled = asyncio.Event()
-        self._refreshing: dict[ListKind, asyncio.Task[None]] = {}
         self._serial = asyncio.Lock() if config.serialize_calls else None
         self._listen_task: asyncio.Task[None] | None = None
+        self.lists = ServerLists(
+            name,
+            config.connect_timeout_seconds,
+            lambda: self.session,
+            lambda kinds: self.on_change(self, kinds),
+        )
+        self.inbound = Inbound(
+            name,
+            self._inflight,
+            lambda: self.session,
+            self.lists.refetch,
+            lambda uri: self.on_resource_updated(self, uri),
+        )
         self.subscriptions = Subscriptions(
-            name, config, self.call_timeout, lambda: self.session, self._notification
+            name, config, self.call_timeout, lambda: self.session, self.inbound.notification
         )
         self.liveness = Liveness(
             name, config.ping_interval_seconds, config.ping_timeout_seconds, self._restart
@@ -128,13 +137,11 @@ class Upstream(Provider):
         self._watch_task: asyncio.Task[None] | None = None
         self._restart_now = False  # the next reconnect follows a deliberate kill: no backoff
         self._attempt_waiters: list[asyncio.Future[None]] = []
-        self.pins: ToolPins | None = None  # see use_pins
 
     def use_pins(self, pins: ToolPins) -> None:
         """Review every tools list that arrives against its pinned definitions: tools that
         changed since they were approved are held back (:mod:`catalyst_mcp.trust.pinning`)."""
-        self.pins = pins
-        pins.on_release = self._serve_tools
+        self.lists.use_pins(pins)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -163,10 +170,10 @@ class Upstream(Provider):
                     era=self.config.era,
                     handshake_timeout=self.config.connect_timeout_seconds,
                 )
-                session.on_notification = self._notification
-                session.on_server_request = self._unrelated_request
+                session.on_notification = self.inbound.notification
+                session.on_server_request = self.inbound.unrelated_request
                 self.session = session
-                await self._fetch_all(session)
+                await self.lists.fetch_all(session)
                 self.status = "ready"
                 self.last_error = None
                 self.connected_at = time.time()
@@ -210,10 +217,7 @@ class Upstream(Provider):
                 self._retry_at = time.monotonic()
                 log.info("%s: restarting", self.name)
             else:
-                had_items = any(self._lists.values())
-                self._lists = {k: [] for k in LIST_KINDS}
-                if had_items:
-                    self.on_change(self, set(LIST_KINDS))
+                self.lists.clear()
                 log.info("%s: reconnecting in %.1fs", self.name, delay)
                 self._retry_at = time.monotonic() + delay
                 await asyncio.sleep(delay)
@@ -283,10 +287,7 @@ class Upstream(Provider):
             # job, so no child process outlives the gateway (close is idempotent).
             with contextlib.suppress(Exception):
                 await self._transport.close()
-        for task in self._refreshing.values():
-            task.cancel()
-        if self.pins is not None:
-            self.pins.close()
+        self.lists.stop()
         self.status = "stopped"
 
     async def drain(self, timeout: float) -> None:
@@ -310,80 +311,16 @@ class Upstream(Provider):
         """A call is running or waiting its turn (no liveness probe then; no drain yet)."""
         return bool(self._inflight) or (self._serial is not None and self._serial.locked())
 
-    # ---- lists -----------------------------------------------------------------------------
-
-    async def _fetch_all(self, session: UpstreamSession) -> None:
-        for kind in LIST_KINDS:
-            if CAPABILITY_OF[kind] in session.capabilities:
-                await self._fetch(session, kind)
-
-    async def _fetch(self, session: UpstreamSession, kind: ListKind) -> None:
-        items, ttl = await fetch_list(session, kind, self.config.connect_timeout_seconds)
-        if kind == "tools" and self.pins is not None:
-            items = await self.pins.review(items)
-        self._lists[kind] = items
-        if isinstance(ttl, int | float) and ttl > 0:
-            self._expires[kind] = time.monotonic() + ttl / 1000
-        elif session.era == "modern" and "listChanged" not in session.capabilities.get(
-            CAPABILITY_OF[kind], {}
-        ):
-            self._expires[kind] = time.monotonic()  # no hint, no notifications: ask again
-        else:
-            self._expires.pop(kind, None)
-        if kind == "tools":
-            self._param_headers = {
-                tool["name"]: headers for tool in items if (headers := param_headers(tool))
-            }
+    # ---- lists (kept in self.lists) --------------------------------------------------------
 
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
-        return self._lists[kind]
-
-    def _serve_tools(self, tools: list[dict[str, Any]]) -> None:
-        """Serve ``tools`` now (held tools an administrator approved meanwhile)."""
-        if self.session is None:
-            return  # the next connection lists and reviews them again
-        self._lists["tools"] = tools
-        self._param_headers = {
-            tool["name"]: headers for tool in tools if (headers := param_headers(tool))
-        }
-        self.on_change(self, {"tools"})
+        return self.lists.served[kind]
 
     def withheld(self, kind: ListKind, name: str) -> CatalystError | None:
-        pins = self.pins
-        return pins.refusal(name) if pins is not None and kind == "tools" else None
+        return self.lists.withheld(kind, name)
 
     async def refresh(self) -> None:
-        session = self.session
-        if session is None or not self._expires:
-            return
-        now = time.monotonic()
-        changed: set[ListKind] = set()
-        for kind in [k for k, at in self._expires.items() if at <= now]:
-            before = self._lists[kind]
-            with contextlib.suppress(UpstreamError):
-                await self._fetch(session, kind)
-            if self._lists[kind] != before:
-                changed.add(kind)
-        if changed:
-            self.on_change(self, changed)
-
-    def _refetch(self, kind: ListKind) -> None:
-        running = self._refreshing.get(kind)
-        if running is not None and not running.done():
-            running.add_done_callback(lambda _: self._refetch(kind))
-            return
-        self._refreshing[kind] = asyncio.create_task(self._refetch_now(kind))
-
-    async def _refetch_now(self, kind: ListKind) -> None:
-        session = self.session
-        if session is None:
-            return
-        try:
-            await self._fetch(session, kind)
-        except UpstreamError as exc:
-            log.warning("%s: could not refresh %s: %s", self.name, kind, exc)
-            return
-        self.on_change(self, {kind})
+        await self.lists.refresh()
 
     # ---- calls -----------------------------------------------------------------------------
 
@@ -410,14 +347,14 @@ class Upstream(Provider):
         params["_meta"] = self._meta(session, ctx, token)
         headers = None
         if method == "tools/call" and session.era == "modern":
-            headers = self._headers_for(params)
+            headers = self.lists.headers_for(params)
         self._inflight[token] = ctx
         try:
             result = await session.request(
                 method,
                 params,
                 timeout=self.call_timeout,
-                on_related=lambda message: self._related(message, ctx, token),
+                on_related=lambda message: self.inbound.related(message, ctx, token),
                 headers=headers,
             )
         except UpstreamRejected:
@@ -457,19 +394,6 @@ class Upstream(Provider):
             extra[LOG_LEVEL_KEY] = ctx.log_level
         return session.meta(extra, _modern_capabilities(ctx.client_capabilities))
 
-    def _headers_for(self, params: dict[str, Any]) -> dict[str, str] | None:
-        wanted = self._param_headers.get(params.get("name", ""))
-        if not wanted:
-            return None
-        arguments = params.get("arguments") or {}
-        headers = {}
-        for header, arg in wanted:
-            value = arguments.get(arg)
-            if value is None:
-                continue
-            headers[f"Mcp-Param-{header}"] = encode_header_value(header_text(value))
-        return headers
-
     def _unavailable_reason(self) -> str:
         why = f": {self.last_error}" if self.last_error else ""
         retry = self._retry_at
@@ -479,79 +403,7 @@ class Upstream(Provider):
             when = f"; retrying in {left:.0f}s" if left >= 0.5 else "; retrying now"
         return f"{self.name} is unavailable ({self.status}){why}{when}"
 
-    # ---- what the server sends ---------------------------------------------------------------
-
-    async def _related(self, message: Message, ctx: CallContext, token: int) -> None:
-        """A message the server sent on one call's own response stream."""
-        if "id" in message:
-            session = self.session
-            if session is not None:
-                await session.answer(message, lambda m: self._ask(ctx, m))
-            return
-        await self._notification(message, ctx)
-
-    async def _notification(self, message: Message, ctx: CallContext | None = None) -> None:
-        method = message.get("method")
-        params = message.get("params") or {}
-        if method == "notifications/progress":
-            target = self._inflight.get(params.get("progressToken"))  # type: ignore[arg-type]
-            if target is not None and target.progress_token is not None:
-                await target.emit(
-                    {**message, "params": {**params, "progressToken": target.progress_token}}
-                )
-        elif method == "notifications/message":
-            target = ctx or self._only_caller()
-            if target is not None and log_level_allows(target.log_level, params.get("level")):
-                await target.emit(message)
-            else:
-                log.info("%s[log]: %s", self.name, str(params.get("data"))[:500])
-        elif method in CHANGED:
-            for kind in CHANGED[method]:
-                self._refetch(kind)
-        elif method == "notifications/resources/updated":
-            uri = params.get("uri")
-            if isinstance(uri, str):
-                await self.on_resource_updated(self, uri)
-
-    def _only_caller(self) -> CallContext | None:
-        """A message with no request attached: attribute it when only one call is in flight.
-
-        Only on transports that cannot link messages to requests (stdio, legacy SSE). On
-        Streamable HTTP, unrelated messages arrive on the GET stream and belong to no caller:
-        routing them to whoever is calling would show one client another's requests or logs.
-        """
-        session = self.session
-        linked = session is not None and isinstance(session.transport, StreamableHttpTransport)
-        if linked or len(self._inflight) != 1:
-            return None
-        return next(iter(self._inflight.values()))
-
-    async def _unrelated_request(self, message: Message) -> dict[str, Any]:
-        ctx = self._only_caller()
-        if ctx is not None:
-            return await self._ask(ctx, message)
-        method = message.get("method")
-        if method == "roots/list":
-            return {"roots": []}
-        if self._inflight:
-            raise MethodNotFound(
-                f"{method} arrived while several calls were in flight and this transport cannot "
-                f"say which one asked; set `serialize_calls: true` for {self.name}"
-            )
-        raise MethodNotFound(f"{method} is not available outside a client request")
-
-    async def _ask(self, ctx: CallContext, message: Message) -> dict[str, Any]:
-        """Forward a server→client request to the calling client, in its era's way."""
-        method = message.get("method", "")
-        if method not in CLIENT_REQUESTS:
-            raise MethodNotFound(f"unknown method {method}")
-        capability = method.split("/")[0]
-        if method == "roots/list" and not ctx.can("roots"):
-            return {"roots": []}
-        if ctx.ask is None or (ctx.era == "legacy" and not ctx.can(capability)):
-            raise MethodNotFound(f"the calling client does not support {capability}")
-        # Modern clients: the input bridge refuses an undeclared capability with -32021.
-        return await ctx.ask(method, message.get("params") or {})
+    # ---- resource subscriptions (kept in self.subscriptions) ---------------------------------
 
     async def subscribe(self, uri: str) -> None:
         await self.subscriptions.subscribe(uri)
@@ -585,9 +437,9 @@ class Upstream(Provider):
             "transport": self.config.kind,
             "circuit": self.breaker.state,
             "restarts": self.restarts,
-            "tools": len(self._lists["tools"]),
-            "resources": len(self._lists["resources"]),
-            "prompts": len(self._lists["prompts"]),
+            "tools": len(self.lists.served["tools"]),
+            "resources": len(self.lists.served["resources"]),
+            "prompts": len(self.lists.served["prompts"]),
         }
         if session is not None:
             # what is really in use: a Streamable HTTP URL may have fallen back to legacy SSE
@@ -605,8 +457,8 @@ class Upstream(Provider):
         if self.last_failure is not None:
             reason, at = self.last_failure
             report["lastFailure"] = {"error": reason, "at": _iso(at)}
-        if self.pins is not None:
-            report.update(self.pins.report())
+        if self.lists.pins is not None:
+            report.update(self.lists.pins.report())
         return report
 
 
