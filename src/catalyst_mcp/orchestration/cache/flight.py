@@ -26,8 +26,7 @@ key they all miss at once (docs/cache.md, "Concurrent misses").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Final, Literal, NamedTuple
 
 from catalyst_mcp.orchestration.cache.memory import Entry
@@ -49,11 +48,15 @@ Outcome = Landed | Literal["failed", "cancelled"]
 
 
 class Flight:
-    """One miss being fetched. ``outcome`` is :data:`FAILED` until the leader lands it."""
+    """One miss being fetched, led in a ``with`` block (:meth:`Flights.leading`): other
+    callers of its key wait for it until the block ends. ``outcome`` is :data:`FAILED` until
+    the leader lands it; a block left by a cancellation makes it :data:`CANCELLED`."""
 
-    __slots__ = ("_done", "outcome", "waiting")
+    __slots__ = ("_done", "_flights", "key", "outcome", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, flights: dict[str, Flight], key: str) -> None:
+        self._flights = flights
+        self.key = key
         self.outcome: Outcome = FAILED
         self.waiting = 0  # callers waiting for it now
         self._done: asyncio.Event | None = None  # made by the first waiter (most misses have none)
@@ -72,7 +75,19 @@ class Flight:
             self.waiting -= 1
         return self.outcome
 
-    def _end(self) -> None:
+    def __enter__(self) -> Flight:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if isinstance(error, asyncio.CancelledError) and not isinstance(self.outcome, Landed):
+            self.outcome = CANCELLED
+        if self._flights.get(self.key) is self:
+            del self._flights[self.key]
         if self._done is not None:
             self._done.set()
 
@@ -96,23 +111,9 @@ class Flights:
         """Callers waiting for a flight now."""
         return sum(flight.waiting for flight in self._flights.values())
 
-    @contextmanager
-    def leading(self, key: str) -> Iterator[Flight]:
-        """Lead the flight of ``key`` for the block: other callers of ``key`` wait for it until
-        the block ends (its outcome: landed, :data:`FAILED`, or :data:`CANCELLED` when the
-        block is left by a cancellation)."""
-        flight = Flight()
-        if not self.enabled:
-            yield flight
-            return
-        self._flights[key] = flight
-        try:
-            yield flight
-        except asyncio.CancelledError:
-            if not isinstance(flight.outcome, Landed):
-                flight.outcome = CANCELLED
-            raise
-        finally:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-            flight._end()
+    def leading(self, key: str) -> Flight:
+        """A flight of ``key`` to lead: ``with flights.leading(key) as flight: ...``."""
+        flight = Flight(self._flights, key)
+        if self.enabled:
+            self._flights[key] = flight
+        return flight
