@@ -18,7 +18,12 @@ Gateway B (only if Redis answers at 127.0.0.1:6379) serves the cached pair with
 
 * uncached: ``plain__echo`` through A (every call reaches the upstream);
 * L1 hit: ``cached__echo`` through A (the first call stored it; the rest are memory hits);
-* L2 hit: ``cached__echo`` through B (every call a Redis GET).
+* L2 hit: ``cached__echo`` through B (every call a Redis GET);
+* herd: bursts of ``--herd`` (32) identical calls at once, one per connection, new arguments
+  every burst (each burst a miss of one key), ``--herd-bursts`` per round, to the upstream
+  with work: ``coalesced`` through A, ``not coalesced`` through a gateway C with
+  ``cache.coalesce: false``; upstream calls per burst (the upstream counts them: ``GET
+  /count``), each burst's wall time until its last answer, gateway CPU per burst.
 
 A client process (a blocking raw-socket loop on one keep-alive connection, ``bench/clients.py``)
 sends ``--warmup`` then ``--calls`` sequential modern-era ``tools/call`` with the same
