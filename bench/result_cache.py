@@ -18,7 +18,12 @@ Gateway B (only if Redis answers at 127.0.0.1:6379) serves the cached pair with
 
 * uncached: ``plain__echo`` through A (every call reaches the upstream);
 * L1 hit: ``cached__echo`` through A (the first call stored it; the rest are memory hits);
-* L2 hit: ``cached__echo`` through B (every call a Redis GET).
+* L2 hit: ``cached__echo`` through B (every call a Redis GET);
+* herd: bursts of ``--herd`` (32) identical calls at once, one per connection, new arguments
+  every burst (each burst a miss of one key), ``--herd-bursts`` per round, to the upstream
+  with work: ``coalesced`` through A, ``not coalesced`` through a gateway C with
+  ``cache.coalesce: false``; upstream calls per burst (the upstream counts them: ``GET
+  /count``), each burst's wall time until its last answer, gateway CPU per burst.
 
 A client process (a blocking raw-socket loop on one keep-alive connection, ``bench/clients.py``)
 sends ``--warmup`` then ``--calls`` sequential modern-era ``tools/call`` with the same
@@ -65,6 +70,7 @@ def upstream(port: int, work_ms: float) -> None:
     from upstream_lean import answer
 
     delay = work_ms / 1000
+    called = [0]  # tools/call answered; GET /count says how many
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -81,9 +87,17 @@ def upstream(port: int, work_ms: float) -> None:
             body += event.get("body", b"")
             if not event.get("more_body"):
                 break
+        if scope["path"] == "/count":
+            data = b"%d" % called[0]
+            length = [(b"content-length", b"%d" % len(data))]
+            await send({"type": "http.response.start", "status": 200, "headers": length})
+            await send({"type": "http.response.body", "body": data})
+            return
         message = orjson.loads(body)
-        if delay and message.get("method") == "tools/call":
-            await asyncio.sleep(delay)
+        if message.get("method") == "tools/call":
+            called[0] += 1
+            if delay:
+                await asyncio.sleep(delay)
         response = answer(message)
         if response is None:
             await send({"type": "http.response.start", "status": 202, "headers": []})
@@ -126,6 +140,60 @@ def client(port: int, tool: str, n: int, warmup: int) -> dict[str, Any]:
         bad += status != 200 or not is_good_result(body)
     http.sock.close()
     return {**summarize(samples), "bad": bad}
+
+
+def herd(port: int, tool: str, width: int, bursts: int, tag: str) -> dict[str, Any]:
+    """``bursts`` times, ``width`` identical calls at once (one per connection), with arguments
+    no burst had before (each burst a miss): the wall time of each burst, until its last
+    answer."""
+    return asyncio.run(_herd(port, tool, width, bursts, tag))
+
+
+async def _herd(port: int, tool: str, width: int, bursts: int, tag: str) -> dict[str, Any]:
+    import orjson
+    from mcpwire import ECHO_TEXT, META, call_headers
+
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(width)]
+    for _, writer in conns:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    head = ["POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    head += [f"{k}: {v}" for k, v in call_headers(tool).items()]
+
+    def request(burst: int) -> bytes:
+        arguments = {"text": f"{ECHO_TEXT} {tag} {burst}"}
+        params = {"name": tool, "arguments": arguments, "_meta": META}
+        body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+        lines = [*head, f"Content-Length: {len(body)}"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    async def exchange(reader: asyncio.StreamReader, writer: Any, data: bytes) -> bool:
+        writer.write(data)
+        answer = await reader.readuntil(b"\r\n\r\n")
+        at = answer.lower().find(b"content-length:")
+        size = int(answer[at + 15 :].split(b"\r\n", 1)[0])
+        body = await reader.readexactly(size)
+        return answer.startswith(b"HTTP/1.1 200") and is_good_result(body)
+
+    clock = time.perf_counter_ns
+    samples, bad = [], 0
+    for burst in range(bursts):
+        data = request(burst)
+        start = clock()
+        good = await asyncio.gather(*(exchange(r, w, data) for r, w in conns))
+        samples.append(clock() - start)
+        bad += good.count(False)
+    for _, writer in conns:
+        writer.close()
+    return {**summarize(samples), "bad": bad}
+
+
+def upstream_calls(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /count HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return int(answer.split(b"\r\n\r\n", 1)[1])
 
 
 # ---- in process: the gateway's ASGI app alone -------------------------------------------------
@@ -266,13 +334,34 @@ def measure(port: int, pid: int, tool: str, n: int, warmup: int) -> dict[str, An
     return result
 
 
-def run(rounds: int, calls: int, warmup: int, work_ms: float) -> dict[str, Any]:
+def measure_herd(
+    port: int, pid: int, tool: str, upstream: int, width: int, bursts: int
+) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    argv = [sys.executable, __file__, "herd", str(port), tool, str(width), str(bursts), tag]
+    before, called = cpu_seconds(pid), upstream_calls(upstream)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    spent, called = cpu_seconds(pid) - before, upstream_calls(upstream) - called
+    if done.returncode != 0:
+        raise BenchError(f"herd client for {tool} failed:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    if result["bad"]:
+        raise BenchError(f"{result['bad']} bad answers from {tool} in bursts")
+    result["upstream_per_burst"] = called / bursts
+    result["cpu_ms_per_burst"] = spent / bursts * 1e3
+    return result
+
+
+def run(
+    rounds: int, calls: int, warmup: int, work_ms: float, width: int, bursts: int
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="catalyst-bench-cache-"))
     procs = Processes(workdir)
     prefix = f"catalyst-bench-cache:{uuid.uuid4().hex}:"
     with_redis = redis_up()
     upstreams = {"lean": 0.0, "work": work_ms}
     rows: dict[str, tuple[int, int, str]] = {}  # row -> (port, gateway pid, tool)
+    herds: dict[str, tuple[int, int, str]] = {}  # the same, for bursts of identical misses
     results: dict[str, list[dict[str, Any]]] = {}
     try:
         ports = {}
@@ -291,25 +380,41 @@ def run(rounds: int, calls: int, warmup: int, work_ms: float) -> dict[str, Any]:
             rows[f"{label}: direct"] = (ports[label], a_pid, "echo")
             rows[f"{label}: uncached"] = (a_port, a_pid, f"plain{label}__echo")
             rows[f"{label}: L1 hit"] = (a_port, a_pid, f"cached{label}__echo")
+        off = {"cachedwork": servers["cachedwork"]}
+        c_port, c_pid = _gateway(procs, workdir, "gateway-c", off, cache={"coalesce": False})
+        herds["herd: coalesced"] = (a_port, a_pid, "cachedwork__echo")
+        herds["herd: not coalesced"] = (c_port, c_pid, "cachedwork__echo")
         if with_redis:
             cached = {k: v for k, v in servers.items() if k.startswith("cached")}
             cache = {"max_entries": 0, "redis_url": REDIS_URL, "redis_prefix": prefix}
             b_port, b_pid = _gateway(procs, workdir, "gateway-b", cached, cache=cache)
             for label in upstreams:
                 rows[f"{label}: L2 hit"] = (b_port, b_pid, f"cached{label}__echo")
-        results = {row: [] for row in rows}
+        results = {row: [] for row in [*rows, *herds]}
         order = list(rows)
+        herd_order = list(herds)
         for index in range(rounds):
             for row in order:
                 port, pid, tool = rows[row]
                 results[row].append(measure(port, pid, tool, calls, warmup))
+            for row in herd_order:
+                port, pid, tool = herds[row]
+                found = measure_herd(port, pid, tool, ports["work"], width, bursts)
+                results[row].append(found)
             order.reverse()
+            herd_order.reverse()
             print(f"round {index + 1}/{rounds} done", file=sys.stderr)
     finally:
         procs.stop_all()
         if with_redis:
             _clean(prefix)
-    return {"results": results, "redis": with_redis, "work_ms": work_ms, "calls": calls}
+    return {
+        "results": results,
+        "redis": with_redis,
+        "work_ms": work_ms,
+        "calls": calls,
+        "herd": {"width": width, "bursts": bursts},
+    }
 
 
 def _open(port: int) -> bool:
@@ -375,6 +480,30 @@ def report(numbers: dict[str, Any]) -> tuple[str, bool]:
         f"Target: an L1 hit answers in <= {TARGET}x the uncached call's p50 against the "
         f"upstream with {work:g} ms of work: {'PASS' if passed else 'FAIL'}.",
     ]
+    herd = [row for row in ("herd: not coalesced", "herd: coalesced") if row in found]
+    if herd:
+        width, bursts = numbers["herd"]["width"], numbers["herd"]["bursts"]
+        lines += [
+            "",
+            f"Concurrent misses: bursts of {width} identical calls at once (one per connection; "
+            f"new arguments each burst), {bursts} bursts per round, to the upstream with "
+            f"{work:g} ms of work; cache.coalesce on (gateway A) and off (a gateway C). Medians "
+            "of the rounds:",
+            "",
+            "| row | upstream calls / burst | burst p50 ms | burst p99 ms "
+            "| gateway CPU ms / burst |",
+            "|---|--:|--:|--:|--:|",
+        ]
+        for row in herd:
+            rounds_of = found[row]
+
+            def mid(key: str, rounds_of: list[dict[str, Any]] = rounds_of) -> float:
+                return median(r[key] for r in rounds_of)
+
+            lines.append(
+                f"| {row} | {mid('upstream_per_burst'):.1f} | {mid('median_ms'):.2f} "
+                f"| {mid('p99_ms'):.2f} | {mid('cpu_ms_per_burst'):.2f} |"
+            )
     alone = numbers.get("in_process")
     if alone:
         base = median(alone["uncached"])
@@ -397,6 +526,10 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["client"]:
         print(json.dumps(client(int(argv[1]), argv[2], int(argv[3]), int(argv[4]))))
         return
+    if argv[:1] == ["herd"]:
+        found = herd(int(argv[1]), argv[2], int(argv[3]), int(argv[4]), argv[5])
+        print(json.dumps(found))
+        return
     if argv[:1] == ["upstream"]:
         upstream(int(argv[1]), float(argv[2]))
         return
@@ -405,11 +538,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--work-ms", type=float, default=1.0)
+    parser.add_argument("--herd", type=int, default=32, help="identical calls per burst")
+    parser.add_argument("--herd-bursts", type=int, default=40, help="bursts per round")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
     try:
-        numbers = run(args.rounds, args.calls, args.warmup, args.work_ms)
+        numbers = run(
+            args.rounds, args.calls, args.warmup, args.work_ms, args.herd, args.herd_bursts
+        )
         print("in process ...", file=sys.stderr)
         numbers["in_process"] = asyncio.run(_in_process(args.rounds, args.calls))
     except BenchError as exc:

@@ -37,6 +37,7 @@ async def test_stats_count_what_this_instance_did(cached: CacheGateway) -> None:
     assert stats["counts"] == {
         "hits_memory": 1,
         "hits_redis": 0,
+        "coalesced": 0,
         "misses": 3,
         "stored": 3,
         "not_stored": 0,

@@ -66,7 +66,7 @@ def test_stats_and_clear_against_a_real_gateway(served: Served) -> None:
     assert answer["servers"][0]["server"] == "files"
     human = run("cache", "stats", "--url", served.url)
     assert "memory:   1 of 10000 results, 0.0 MiB of 64.0 MiB, 0 evicted" in human.stdout
-    assert "2 (50% hit): 1 hits in memory, 0 in Redis, 1 misses" in human.stdout
+    assert "2 (50% hit): 1 hits in memory, 0 in Redis, 0 coalesced, 1 misses" in human.stdout
     assert "off (memory only)" in human.stdout
     cleared = run("cache", "clear", "--tool", "files__read_file", "--url", served.url)
     assert cleared.exit_code == 0, cleared.output

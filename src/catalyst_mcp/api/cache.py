@@ -69,6 +69,10 @@ class RedisStats(BaseModel):
 class CacheCounts(BaseModel):
     hits_memory: int
     hits_redis: int
+    coalesced: int = Field(
+        description="Calls served the result of an identical call in flight in this process "
+        "(they waited for it instead of calling the server)."
+    )
     misses: int
     stored: int
     not_stored: int = Field(

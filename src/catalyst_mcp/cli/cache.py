@@ -43,7 +43,7 @@ def stats(api: GatewayApi, json_output: bool) -> None:
         print_json(answer)
         return
     memory, redis, counts = answer["memory"], answer["redis"], answer["counts"]
-    hits = counts["hits_memory"] + counts["hits_redis"]
+    hits = counts["hits_memory"] + counts["hits_redis"] + counts.get("coalesced", 0)
     lookups = hits + counts["misses"]
     ratio = f" ({hits / lookups:.0%} hit)" if lookups else ""
     where = (
@@ -64,7 +64,7 @@ def stats(api: GatewayApi, json_output: bool) -> None:
         (
             "lookups",
             f"{lookups}{ratio}: {counts['hits_memory']} hits in memory, {counts['hits_redis']} "
-            f"in Redis, {counts['misses']} misses",
+            f"in Redis, {counts.get('coalesced', 0)} coalesced, {counts['misses']} misses",
         ),
         ("stored", f"{counts['stored']} (not stored: {counts['not_stored']})"),
     ]

@@ -225,7 +225,8 @@ class Metrics:
         self.cache_lookups = Counter(
             "catalyst_cache_lookups",
             "Result cache lookups of tools/call (tools whose results are cached), by server "
-            "and result: hit (with the layer that had it: memory, redis) or miss (layer none).",
+            "and result: hit (with the layer that had it: memory, redis; flight: an identical call "
+            "in flight) or miss (layer none).",
             ["server", "result", "layer"],
             registry=into,
         )
@@ -366,7 +367,7 @@ class Metrics:
 
     def cache_lookup(self, server: str, layer: str | None) -> None:
         """A result cache lookup for a call to ``server``: a hit in ``layer`` (``memory``,
-        ``redis``) or a miss (None)."""
+        ``redis``, ``flight``) or a miss (None)."""
         child = self._cache.get((server, layer))
         if child is None:
             result = "miss" if layer is None else "hit"

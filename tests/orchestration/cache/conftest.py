@@ -15,8 +15,9 @@ caller and count its calls, so a test sees whether the server was reached and fo
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,32 @@ def db_server() -> FakeProvider:
     return FakeProvider("db", tools=tools, prompts=[], resources=[], templates=[], handler=answer)
 
 
+class Gate:
+    """Holds every call that reaches ``db`` until :meth:`open` (misses stay in flight)."""
+
+    def __init__(self, db: FakeProvider) -> None:
+        assert db.handler is not None
+        self.handler = db.handler
+        self.opened = asyncio.Event()
+        db.handler = self.held
+
+    async def held(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        await self.opened.wait()
+        return await self.handler(method, params, ctx)
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Wait (at most 5 s) for ``check`` to hold: requests in flight reaching a point."""
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
 def token(user: str, *roles: str) -> str:
     claims = {
         "sub": user,
@@ -121,6 +148,15 @@ class CacheGateway:
                 "nocache": CacheSpec(ttl=0),
             },
         )
+
+    def gate(self) -> Gate:
+        """Hold the calls reaching ``db`` from now on until the gate is opened."""
+        return Gate(self.db)
+
+    async def waiting(self, count: int) -> None:
+        """Wait until ``count`` callers wait for a miss in flight."""
+        flights = self.gateway.cache.flights
+        await until(lambda: flights.waiting() == count, f"{count} callers waiting")
 
     def reached(self, name: str) -> int:
         """How many calls of ``name`` reached the server."""

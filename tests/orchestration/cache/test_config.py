@@ -134,12 +134,14 @@ def test_environment_overrides() -> None:
         "servers:\n  a: {url: 'http://x/mcp'}\n",
         {
             "CATALYST_CACHE__MAX_ENTRIES": "5",
+            "CATALYST_CACHE__COALESCE": "false",
             "CATALYST_CACHE__REDIS_URL": "redis://127.0.0.1:1/3",
             "CATALYST_SERVERS__A__CACHE__TTL": "45s",
             "CATALYST_SERVERS__A__TOOLS": "{write: {cache: false}}",
         },
     )
     assert settings.cache.max_entries == 5
+    assert settings.cache.coalesce is False and Settings().cache.coalesce is True
     assert settings.cache.redis_url == "redis://127.0.0.1:1/3"
     assert settings.servers["a"].cache == CacheSpec(ttl=45)
     assert settings.servers["a"].tools["write"].cache == CacheSpec(ttl=0)

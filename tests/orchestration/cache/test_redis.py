@@ -150,3 +150,43 @@ async def test_a_listener_that_lost_redis_empties_its_memory_when_back(
         await asyncio.sleep(0.01)
     assert len(one.gateway.cache.memory) == 0  # a clear may have been missed meanwhile
     assert layer.listening
+
+
+async def test_concurrent_misses_make_one_call_and_one_redis_lookup(
+    pair: tuple[CacheGateway, CacheGateway], prefix: str
+) -> None:
+    one, two = pair
+    gate = one.gate()
+    calls = [asyncio.create_task(one.result("alice", "catalog", {"id": 1})) for _ in range(8)]
+    await one.waiting(7)  # none of them asked Redis: the leader's lookup was a miss for all
+    gate.open()
+    results = await asyncio.gather(*calls)
+    assert {r["structuredContent"]["n"] for r in results} == {1}
+    assert one.reached("catalog") == 1 and len(stored(prefix)) == 1
+    counts = one.gateway.cache.counts
+    assert (counts["misses"], counts["coalesced"], counts["hits_redis"]) == (1, 7, 0)
+    # the other instance: one Redis lookup (the first caller's), the rest wait for it or hit
+    # its memory; nobody calls the server
+    calls = [asyncio.create_task(two.result("bob", "catalog", {"id": 1})) for _ in range(8)]
+    assert {r["structuredContent"]["n"] for r in await asyncio.gather(*calls)} == {1}
+    assert two.reached("catalog") == 0
+    counts = two.gateway.cache.counts
+    assert counts["hits_redis"] == 1 and counts["coalesced"] + counts["hits_memory"] == 7
+
+
+async def test_without_a_memory_layer_waiters_get_the_leaders_result(
+    tmp_path: Path, prefix: str
+) -> None:
+    cache = {"redis_url": REDIS_URL, "redis_prefix": prefix, "max_entries": 0}
+    served = await start_cache_gateway(cache_settings(tmp_path, cache=cache), tmp_path)
+    try:
+        gate = served.gate()
+        calls = [asyncio.create_task(served.result("alice", "lookup")) for _ in range(6)]
+        await served.waiting(5)
+        gate.open()
+        assert {r["structuredContent"]["n"] for r in await asyncio.gather(*calls)} == {1}
+        assert served.reached("lookup") == 1 and len(served.gateway.cache.memory) == 0
+        assert served.gateway.cache.counts["coalesced"] == 5
+        assert len(stored(prefix)) == 1
+    finally:
+        await served.gateway.stop()

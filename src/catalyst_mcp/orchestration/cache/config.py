@@ -111,6 +111,13 @@ class CacheSettings(_Model):
         True,
         description="false: no result is cached, whatever servers, packs and tools say.",
     )
+    coalesce: bool = Field(
+        True,
+        description="Concurrent misses of one result in this process make one call: while a "
+        "result is being fetched, other calls of the same tool, arguments and scope wait for "
+        "it instead of calling the server too (a failed call is not shared: each waiter then "
+        "makes its own). false: every miss calls the server.",
+    )
     max_entries: int = Field(
         10_000,
         ge=0,

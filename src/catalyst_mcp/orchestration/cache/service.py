@@ -7,14 +7,18 @@ calls instead of the provider for every ``tools/call`` (MCP and REST alike).
     └─ RulesHook.call: rules before the call (deny, approval, rate, transform, route)
        └─ ResultCache.call(provider, tool, params)  ◄── here: the call as it will be sent
           ├─ a tool nobody cached, a task, a multi-round-trip retry ─► the provider
-          ├─ memory (L1), then Redis (L2) ─ hit ─► the stored result (audit note: cache hit)
+          ├─ memory (L1) ─ hit ─► the stored result (audit note: cache hit)
+          ├─ the same key's miss in flight ─► wait for it (.flight; audit note: coalesced)
+          ├─ Redis (L2) ─ hit ─► the stored result (audit note: cache hit)
           └─ miss ─► the provider ─► a complete, successful result is stored
        └─ rules after the call (result redactions and denials apply to hits too)
 
 So a cached result is served only to a caller who was just authorized, charged by the rate
 limits and let through by the rules, and every hit is audited like any call (``detail.note
-.cache: "hit"``) and counted (``catalyst_cache_lookups_total``). The key is built from the call
-*after* the rules: arguments a rule set or redacted, and a route's target, are part of it.
+.cache: "hit"``, or ``"coalesced"`` for a caller served the result of an identical call that
+was in flight when it came: :mod:`.flight`) and counted (``catalyst_cache_lookups_total``).
+The key is built from the call *after* the rules: arguments a rule set or redacted, and a
+route's target, are part of it.
 
 What is stored: results with ``content``, not ``isError``, ``resultType`` complete (never a
 task, an input-required result, a failure, nor a result the server asked the client something
@@ -39,6 +43,7 @@ from opentelemetry import trace
 
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.orchestration.cache.config import CacheSettings, CacheSpec
+from catalyst_mcp.orchestration.cache.flight import CANCELLED, Flights, Landed
 from catalyst_mcp.orchestration.cache.keys import (
     SHARED,
     argument_digest,
@@ -125,8 +130,9 @@ class ResultCache:
             weakref.WeakKeyDictionary()
         )
         self._epochs: dict[str, str] = {}  # server -> the epoch its memory entries are of
+        self.flights = Flights(settings.coalesce)  # misses being fetched (.flight)
         self.counts = dict.fromkeys(
-            ("hits_memory", "hits_redis", "misses", "stored", "not_stored"), 0
+            ("hits_memory", "hits_redis", "coalesced", "misses", "stored", "not_stored"), 0
         )
 
     @property
@@ -204,20 +210,75 @@ class ResultCache:
             if cached.spec.scope == "shared"
             else (mine,)
         )
-        found = self._in_memory(keys)
-        layer = "memory"
-        if found is None and self.redis is not None:
-            found = await self._in_redis(keys)
-            layer = "redis"
-        if found is not None:
-            self._counted(provider.name, layer, ctx)
-            return _answer(found.result, found.expires - self.clock(), found.scope)
+        while True:
+            found = self._in_memory(keys)
+            if found is not None:
+                return self._hit(provider.name, "memory", found.entry, ctx)
+            flight = self.flights.joined(keys[0])
+            if flight is None:
+                return await self._lead(provider, tool, params, ctx, relay, cached, keys, mine)
+            outcome = await flight.wait()  # another caller's identical miss (.flight)
+            if outcome == CANCELLED:
+                continue  # its caller went away, and its call: look again, maybe lead
+            if (
+                isinstance(outcome, Landed)
+                and outcome.key in keys
+                and outcome.entry.expires > self.clock()
+            ):
+                return self._hit(provider.name, "flight", outcome.entry, ctx)
+            break
+        # The leader's call stored nothing this caller may be served: a call of its own.
         self._counted(provider.name, None, ctx)
+        return (await self._fetch(provider, tool, params, ctx, relay, cached, keys, mine))[0]
+
+    async def _lead(
+        self,
+        provider: Provider,
+        tool: str,
+        params: dict[str, Any],
+        ctx: CallContext,
+        relay: Relay,
+        cached: ToolCache,
+        keys: Sequence[str],
+        mine: str,
+    ) -> dict[str, Any]:
+        """A miss in memory that no other call of its key is fetching: Redis, then the
+        provider, while callers of the same key wait for what it comes to."""
+        with self.flights.leading(keys[0]) as flight:
+            if self.redis is not None:
+                found = await self._in_redis(keys)
+                if found is not None:
+                    flight.land(*found)
+                    return self._hit(provider.name, "redis", found.entry, ctx)
+            self._counted(provider.name, None, ctx)
+            result, landed = await self._fetch(
+                provider, tool, params, ctx, relay, cached, keys, mine
+            )
+            if landed is not None:
+                flight.land(*landed)
+            return result
+
+    async def _fetch(
+        self,
+        provider: Provider,
+        tool: str,
+        params: dict[str, Any],
+        ctx: CallContext,
+        relay: Relay,
+        cached: ToolCache,
+        keys: Sequence[str],
+        mine: str,
+    ) -> tuple[dict[str, Any], Landed | None]:
+        """The provider's result (stored when it may be), and where it was stored."""
         asked, result = await self._relay_watched(provider, tool, params, ctx, relay)
         if asked:  # the result depends on what the client answered: not the key's alone
             self.counts["not_stored"] += 1
-            return result
-        return await self._store(provider.name, cached, keys, mine, result)
+            return result, None
+        return await self._store(cached, keys, mine, result)
+
+    def _hit(self, server: str, layer: str, entry: Entry, ctx: CallContext) -> dict[str, Any]:
+        self._counted(server, layer, ctx)
+        return _answer(entry.result, entry.expires - self.clock(), entry.scope)
 
     async def _relay_watched(
         self,
@@ -246,14 +307,14 @@ class ResultCache:
             ctx.ask = client
         return asked, result
 
-    def _in_memory(self, keys: Sequence[str]) -> Entry | None:
+    def _in_memory(self, keys: Sequence[str]) -> Landed | None:
         for key in keys:
             entry = self.memory.get(key)
             if entry is not None:
-                return entry
+                return Landed(key, entry)
         return None
 
-    async def _in_redis(self, keys: Sequence[str]) -> Entry | None:
+    async def _in_redis(self, keys: Sequence[str]) -> Landed | None:
         assert self.redis is not None
         values = await self.redis.get(keys)
         now = self.clock()
@@ -269,15 +330,19 @@ class ResultCache:
                 continue
             entry = Entry(result, expires, len(value), scope)
             self.memory.put(key, entry)  # L1 in front: the next lookup stays in process
-            return entry
+            return Landed(key, entry)
         return None
 
     def _counted(self, server: str, layer: str | None, ctx: CallContext) -> None:
+        """A lookup: a miss (None), a hit in ``layer`` (``memory``, ``redis``), or ``flight``:
+        served what another caller's identical call in flight stored (audited ``coalesced``)."""
         if layer is None:
             self.counts["misses"] += 1
         else:
-            self.counts[f"hits_{layer}"] += 1
-            ctx.audit_note = {**(ctx.audit_note or {}), "cache": "hit"}
+            flight = layer == "flight"
+            self.counts["coalesced" if flight else f"hits_{layer}"] += 1
+            note = "coalesced" if flight else "hit"
+            ctx.audit_note = {**(ctx.audit_note or {}), "cache": note}
         if self.metrics is not None:
             self.metrics.cache_lookup(server, layer)
         span = trace.get_current_span()
@@ -286,36 +351,37 @@ class ResultCache:
 
     async def _store(
         self,
-        server: str,
         cached: ToolCache,
         keys: Sequence[str],
         mine: str,
         result: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Landed | None]:
+        """The answer to the caller, and where ``result`` was stored (None: it was not)."""
         if not _storable(result):
             self.counts["not_stored"] += 1
-            return result
+            return result, None
         ttl, scope = hinted(cached.spec, result)
         if ttl <= 0:  # the upstream says it is stale at once
             self.counts["not_stored"] += 1
-            return result
+            return result, None
         kept = {k: v for k, v in result.items() if k not in HINTS}
         try:
             data = orjson.dumps(kept)
         except TypeError:  # not JSON (a provider's own objects)
             self.counts["not_stored"] += 1
-            return result
+            return result, None
         if len(data) > self.max_entry_bytes:
             self.counts["not_stored"] += 1
-            return result
+            return result, None
         key = keys[0] if scope == "shared" else mine
         expires = self.clock() + ttl
-        self.memory.put(key, Entry(kept, expires, len(data), scope))
+        entry = Entry(kept, expires, len(data), scope)
+        self.memory.put(key, entry)
         if self.redis is not None:
             head = orjson.dumps([round(expires * 1000), scope])[:-1]
             await self.redis.put(key, head + b"," + data + b"]", round(ttl * 1000))
         self.counts["stored"] += 1
-        return _answer(kept, ttl, scope)
+        return _answer(kept, ttl, scope), Landed(key, entry)
 
     # ---- administration ----------------------------------------------------------------------
 
