@@ -18,7 +18,9 @@ from typing import Any
 
 __all__ = ["cancel_and_wait"]
 
-AGAIN_SECONDS = 0.1  # how long a cancelled task may run on before it is cancelled again
+AGAIN_SECONDS = (
+    0.5  # how long a cancelled task may run on (its clean-up) before it is cancelled again
+)
 
 
 async def cancel_and_wait(task: asyncio.Task[Any], *, again: float = AGAIN_SECONDS) -> None:

@@ -49,6 +49,7 @@ import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.errors import AuditUnavailable
 from catalyst_mcp.observability.auditchain import (
     Attempt,
@@ -348,9 +349,7 @@ class AuditLog:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), CLOSE_GRACE)
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def _settle_inflight(self) -> int:
         """After the writer stopped: how many records of the batch taken may still commit

@@ -29,6 +29,8 @@ from typing import Protocol
 
 from watchfiles import Change, awatch
 
+from catalyst_mcp.aio import cancel_and_wait
+
 __all__ = ["PackWatcher", "Watched"]
 
 log = logging.getLogger("catalyst.packs")
@@ -98,9 +100,7 @@ class PackWatcher:
         try:
             await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_SECONDS)
         except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     # ---- the task ----------------------------------------------------------------------------
 
