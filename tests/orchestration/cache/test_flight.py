@@ -141,6 +141,40 @@ async def test_a_failed_call_is_not_shared_each_waiter_calls(cached: CacheGatewa
     assert (counts["misses"], counts["coalesced"], counts["stored"]) == (4, 0, 0)
 
 
+async def test_a_waiters_span_says_hit_flight_the_leaders_miss(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from catalyst_mcp.observability import tracing
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    served = await start_cache_gateway(cache_settings(tmp_path), tmp_path, tracer_provider=provider)
+
+    async def burst(name: str) -> list[str | None]:
+        """A leader and 3 waiters of ``name``: their spans' ``catalyst.cache``, leader first."""
+        memory.clear()
+        gate = served.gate()
+        leader = asyncio.create_task(served.modern("alice", name))
+        await until(lambda: served.reached(name) == 1, "the leader reached db")
+        waiters = [asyncio.create_task(served.modern("alice", name)) for _ in range(3)]
+        await served.waiting(3)
+        gate.open()
+        await asyncio.gather(leader, *waiters)
+        spans = [s for s in memory.get_finished_spans() if s.name == f"tools/call db__{name}"]
+        spans.sort(key=lambda s: s.start_time or 0)
+        return [(s.attributes or {}).get("catalyst.cache") for s in spans]
+
+    try:
+        assert await burst("lookup") == ["miss", "hit:flight", "hit:flight", "hit:flight"]
+        assert await burst("err") == ["miss"] * 4  # not shared: each waiter's own call
+    finally:
+        await served.gateway.stop()
+        tracing.deactivate()
+
+
 async def test_coalescing_can_be_turned_off(tmp_path: Path) -> None:
     settings = cache_settings(tmp_path, cache={"coalesce": False})
     served = await start_cache_gateway(settings, tmp_path)
@@ -229,6 +263,42 @@ async def test_a_cancelled_leader_hands_the_call_to_a_waiter(cache: ResultCache)
         await leader
     assert upstream.calls == 2
     assert cache.counts["coalesced"] == 2
+
+
+async def test_the_spans_of_a_cancelled_leader_and_its_successor_say_miss(
+    cache: ResultCache,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    upstream = Upstream()
+
+    def traced(name: str) -> asyncio.Task[dict[str, Any]]:
+        async def run() -> dict[str, Any]:
+            with tracer.start_as_current_span(name):
+                return await call(cache, upstream)
+
+        return asyncio.create_task(run())
+
+    leader = traced("leader")
+    await until(lambda: upstream.calls == 1, "the leader called")
+    waiters = [traced(f"waiter {n}") for n in range(3)]
+    await until(lambda: cache.flights.waiting() == 3, "3 waiting")
+    leader.cancel()
+    await until(lambda: upstream.calls == 2, "a waiter leads")
+    upstream.opened.set()
+    await asyncio.gather(*waiters)
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    spans = memory.get_finished_spans()
+    found = {s.name: (s.attributes or {}).get("catalyst.cache") for s in spans}
+    assert found.pop("leader") == "miss"
+    assert sorted(found.values()) == ["hit:flight", "hit:flight", "miss"]  # one led the next
 
 
 async def test_a_cancelled_waiter_leaves_the_call_to_the_others(cache: ResultCache) -> None:

@@ -316,6 +316,33 @@ async def test_the_span_says_hit_or_miss(tmp_path: Path) -> None:
         tracing.deactivate()
 
 
+async def test_a_request_left_out_by_the_sampler_marks_no_span(tmp_path: Path) -> None:
+    """Not even the span current around it (an embedding application's): only the request's
+    own span says ``catalyst.cache``, as with the rules' attributes."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from catalyst_mcp.observability import tracing
+    from catalyst_mcp.observability.sampling import new_provider
+
+    memory = InMemorySpanExporter()
+    embedding = TracerProvider()
+    embedding.add_span_processor(SimpleSpanProcessor(memory))
+    settings = cache_settings(tmp_path)
+    served = await start_cache_gateway(settings, tmp_path, tracer_provider=new_provider(0.0))
+    try:
+        with embedding.get_tracer("app").start_as_current_span("the application's"):
+            for _ in range(2):
+                await served.result("alice", "lookup", {"id": 1})
+        (span,) = memory.get_finished_spans()
+        assert "catalyst.cache" not in (span.attributes or {})
+        assert served.gateway.cache.counts["hits_memory"] == 1  # the lookups happened
+    finally:
+        await served.gateway.stop()
+        tracing.deactivate()
+
+
 async def test_a_result_the_server_asked_the_client_for_is_not_stored() -> None:
     from catalyst_mcp.context import CallContext, Identity
     from catalyst_mcp.orchestration.cache.config import CacheSettings

@@ -39,9 +39,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from opentelemetry import trace
 
 from catalyst_mcp.context import CallContext
+from catalyst_mcp.observability import tracing
 from catalyst_mcp.orchestration.cache.config import CacheSettings, CacheSpec
 from catalyst_mcp.orchestration.cache.flight import CANCELLED, Flights, Landed
 from catalyst_mcp.orchestration.cache.keys import (
@@ -345,8 +345,8 @@ class ResultCache:
             ctx.audit_note = {**(ctx.audit_note or {}), "cache": note}
         if self.metrics is not None:
             self.metrics.cache_lookup(server, layer)
-        span = trace.get_current_span()
-        if span.is_recording():
+        span = tracing.recording_span()  # the request's own, if recorded (not an enclosing one)
+        if span is not None:
             span.set_attribute("catalyst.cache", "miss" if layer is None else f"hit:{layer}")
 
     async def _store(
