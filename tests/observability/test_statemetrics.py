@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
@@ -93,7 +94,13 @@ async def test_packs_audit_and_sessions(tmp_path: Path) -> None:
         await gateway.packs.reload([folder / "people.yaml"])
         write_pack(folder, "people.yaml", "pack: [not, a, pack")  # an invalid one
         await gateway.packs.reload([folder / "people.yaml"])
-        samples = await scrape(client)
+        # the reloads' events reach the audit trail through the event bus, a moment later
+        for _ in range(100):
+            await gateway.access.audit.flush()
+            samples = await scrape(client)
+            if value(samples, "catalyst_audit_queue_depth") == 0:
+                break
+            await asyncio.sleep(0.02)
         ready = (await client.get("/ready")).json()
     finally:
         await gateway.stop()
