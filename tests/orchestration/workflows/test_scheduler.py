@@ -58,6 +58,9 @@ async def test_two_instances_fire_each_due_time_once(tmp_path: Path) -> None:
             assert gateway.workflows.provider.plan("tick") is not None
         await asyncio.sleep(4.5)
         assert one.workflows is not None and two.workflows is not None
+        for gateway in (one, two):  # no fire between what each holds and what the database says
+            assert gateway.workflows is not None
+            await gateway.workflows.scheduler.stop()
         fired = [*one.workflows.scheduler.fired, *two.workflows.scheduler.fired]
         lost = one.workflows.scheduler.taken_elsewhere + two.workflows.scheduler.taken_elsewhere
         await one.workflows.runner.wait(fired[-1][2]) if fired else None
@@ -78,3 +81,36 @@ async def test_two_instances_fire_each_due_time_once(tmp_path: Path) -> None:
     assert lost >= len(fires) - 2  # both instances tried (nearly) every due time
     assert {subject for _, subject in runs} == {"ticker"}
     assert sum(box.counts["echo"] for box in boxes) >= len(fires) - 1  # the last may be running
+
+
+async def test_stopping_during_a_fire_lets_it_start_its_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A due time this instance claimed is never left without its run: stopping waits for the
+    fire under way (another instance, seeing the claim, does not fire it)."""
+    write(tmp_path / "workflows", "tick", TICK)
+    async with running_gateway(tmp_path, ToolBox()) as gateway:
+        assert gateway.workflows is not None
+        scheduler, runner = gateway.workflows.scheduler, gateway.workflows.runner
+        claiming, release = asyncio.Event(), asyncio.Event()
+        claim = runner.store.claim_fire
+
+        async def slow_claim(schedule: str, fire_at: datetime, run_id: str) -> bool:
+            claiming.set()
+            await release.wait()
+            return await claim(schedule, fire_at, run_id)
+
+        monkeypatch.setattr(runner.store, "claim_fire", slow_claim)
+        await asyncio.wait_for(claiming.wait(), 5)
+        stopping = asyncio.ensure_future(scheduler.stop())
+        await asyncio.sleep(0.2)
+        assert not stopping.done()  # the fire under way goes first
+        release.set()
+        await asyncio.wait_for(stopping, 5)
+        assert len(scheduler.fired) == 1
+        run_id = scheduler.fired[0][2]
+        await runner.wait(run_id)
+        async with runner.store.db.begin() as conn:
+            fires = (await conn.execute(select(WorkflowFire.run_id))).scalars().all()
+            runs = (await conn.execute(select(WorkflowRun.id))).scalars().all()
+        assert fires == [run_id] and runs == [run_id]

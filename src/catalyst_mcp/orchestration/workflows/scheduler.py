@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from croniter import croniter
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.context import Identity
 from catalyst_mcp.orchestration.workflows.plan import WorkflowPlan
 from catalyst_mcp.orchestration.workflows.runner import WorkflowRunner
@@ -38,6 +39,7 @@ log = logging.getLogger("catalyst.workflows")
 
 MAX_SLEEP_SECONDS = 1.0  # look again at least this often (new files, clock changes)
 MAX_CATCH_UP = 100  # due times fired in one look at most (a clock that jumped)
+STOP_GRACE_SECONDS = 5.0  # stopping waits this long for a fire under way to start its run
 
 
 def schedule_key(workflow: str, index: int, schedule: Schedule) -> str:
@@ -71,28 +73,43 @@ class Scheduler:
         # (key, due time, run id) fired here, the latest; and due times another instance took
         self.fired: deque[tuple[str, datetime, str]] = deque(maxlen=1000)
         self.taken_elsewhere = 0
+        self._stopping = False
+        self._wake = asyncio.Event()
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
+            self._wake.clear()
             self._task = asyncio.get_running_loop().create_task(
                 self._loop(), name="catalyst-workflow-scheduler"
             )
 
     async def stop(self) -> None:
+        """Stop firing. A fire under way first starts its run (within
+        :data:`STOP_GRACE_SECONDS`): a due time claimed here is never left without its run."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            async with asyncio.timeout(STOP_GRACE_SECONDS):
+                await asyncio.shield(task)
+        except TimeoutError:
+            await cancel_and_wait(task)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except Exception:  # the database may be away for a while
                 log.warning("workflow schedules: a look failed; trying again", exc_info=True)
             now = utcnow()
-            await asyncio.sleep(max(0.01, MAX_SLEEP_SECONDS - now.microsecond / 1_000_000))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(
+                    max(0.01, MAX_SLEEP_SECONDS - now.microsecond / 1_000_000)
+                ):
+                    await self._wake.wait()
 
     async def tick(self, now: datetime | None = None) -> None:
         """Fire every schedule due since the last look."""
@@ -104,6 +121,8 @@ class Scheduler:
                 seen.add(key)
                 since = self._since.setdefault(key, now)
                 for due in due_times(schedule, since, now):
+                    if self._stopping:
+                        return  # another instance, if one runs, fires the rest
                     await self._fire(plan, schedule, key, due)
                 self._since[key] = now
         for key in set(self._since) - seen:
