@@ -193,6 +193,20 @@ def post_call(port: int, tool: str, timeout: float = 5.0) -> bytes:
     return body
 
 
+def ready(port: int) -> bool:
+    """The gateway on 127.0.0.1:``port`` answers ``/ready?strict`` with 200 (False while it
+    does not listen yet)."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+    except OSError:
+        return False
+    try:
+        sock.sendall(b"GET /ready?strict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        return sock.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        sock.close()
+
+
 def wait_until(check: Any, proc: Proc, what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -54,6 +54,7 @@ from procs import (
     cpu_seconds,
     free_port,
     gateway_argv,
+    ready,
     wait_until,
 )
 
@@ -195,18 +196,6 @@ def _config(path: Path, port: int) -> None:
     path.write_text(json.dumps(config))  # JSON is YAML
 
 
-def _ready(port: int) -> bool:
-    try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=2)
-    except OSError:
-        return False
-    try:
-        sock.sendall(b"GET /ready?strict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        return sock.recv(64).startswith(b"HTTP/1.1 200")
-    finally:
-        sock.close()
-
-
 def measure(kind: str, port: int, gateway_pid: int, n: int, warmup: int) -> dict[str, Any]:
     argv = [sys.executable, __file__, "client", kind, str(port), str(n), str(warmup)]
     before = cpu_seconds(gateway_pid)
@@ -229,7 +218,7 @@ def run(rounds: int, calls: int, warmup: int) -> dict[str, list[dict[str, Any]]]
         port = free_port()
         _config(workdir / "gateway.yaml", port)
         gateway = procs.start("gateway", gateway_argv(workdir / "gateway.yaml"))
-        wait_until(lambda: _ready(port), gateway, "the gateway")
+        wait_until(lambda: ready(port), gateway, "the gateway")
         for index in range(rounds):
             order = ROWS if index % 2 == 0 else ROWS[::-1]
             for kind in order:

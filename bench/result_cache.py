@@ -53,7 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from clients import BlockingHttp, summarize
 from mcpwire import http_request, is_good_result
-from procs import BenchError, Processes, cpu_seconds, free_port, gateway_argv, wait_until
+from procs import BenchError, Processes, cpu_seconds, free_port, gateway_argv, ready, wait_until
 
 TARGET = 0.3
 REDIS = ("127.0.0.1", 6379)
@@ -281,18 +281,6 @@ def redis_up() -> bool:
         return sock.connect_ex(REDIS) == 0
 
 
-def _ready(port: int) -> bool:
-    try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=2)
-    except OSError:
-        return False
-    try:
-        sock.sendall(b"GET /ready?strict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        return sock.recv(64).startswith(b"HTTP/1.1 200")
-    finally:
-        sock.close()
-
-
 def _entry(port: int, cached: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"url": f"http://127.0.0.1:{port}/mcp", "era": "modern"}
     if cached:
@@ -316,7 +304,7 @@ def _gateway(
     path.write_text(json.dumps(config))  # JSON is YAML
     env = {**os.environ, "XDG_STATE_HOME": str(workdir / "state")}
     proc = procs.start(name, gateway_argv(path), env=env)
-    wait_until(lambda: _ready(port), proc, f"gateway {name}")
+    wait_until(lambda: ready(port), proc, f"gateway {name}")
     return port, proc.pid
 
 

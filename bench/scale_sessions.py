@@ -54,6 +54,7 @@ from procs import (
     cpu_seconds,
     free_port,
     gateway_argv,
+    ready,
     wait_until,
 )
 
@@ -297,18 +298,6 @@ def _config(path: Path, port: int, prefix: str | None) -> None:
     path.write_text(json.dumps(config))  # JSON is YAML
 
 
-def _ready(port: int) -> bool:
-    try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=2)
-    except OSError:
-        return False
-    try:
-        sock.sendall(b"GET /ready?strict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        return sock.recv(64).startswith(b"HTTP/1.1 200")
-    finally:
-        sock.close()
-
-
 def _client(*args: object) -> dict[str, Any]:
     argv = [sys.executable, __file__, "client", *(str(a) for a in args)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
@@ -345,7 +334,7 @@ def run(rounds: int, calls: int, warmup: int, sessions: int) -> dict[str, list[d
             port = free_port()
             _config(workdir / f"{name}.yaml", port, shared)
             proc = procs.start(name, gateway_argv(workdir / f"{name}.yaml"))
-            wait_until(lambda p=port: _ready(p), proc, f"the {name} gateway")
+            wait_until(lambda p=port: ready(p), proc, f"the {name} gateway")
             gateways[name] = (port, proc.pid)
         for index in range(rounds):
             for row in ROWS if index % 2 == 0 else ROWS[::-1]:
