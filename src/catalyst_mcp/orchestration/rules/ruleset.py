@@ -18,7 +18,6 @@ swaps in a new engine in one step: a call sees the old rules or the new ones, ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -26,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.orchestration.rules.engine import RuleEngine
 from catalyst_mcp.orchestration.rules.loader import LoadedRule, load_rules_file, load_stored
@@ -210,9 +210,7 @@ class RuleSet:
     async def stop(self) -> None:
         task, self._refresher = self._refresher, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     # ---- compiling ---------------------------------------------------------------------------
 
