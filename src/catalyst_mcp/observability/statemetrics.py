@@ -24,7 +24,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from catalyst_mcp import __version__
-from catalyst_mcp.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from catalyst_mcp.app import Gateway
@@ -250,5 +249,7 @@ class StateMirror:
 
     async def stop(self) -> None:
         if self._task is not None:
-            await cancel_and_wait(self._task)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
             self._task = None

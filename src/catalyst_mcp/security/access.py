@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import (
     AccessError,
@@ -154,7 +153,9 @@ class Access:
 
     async def stop(self) -> None:
         if self._toucher is not None:
-            await cancel_and_wait(self._toucher)
+            self._toucher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._toucher
             self._toucher = None
         if self.keys is not None:
             with contextlib.suppress(CatalystError, OSError):

@@ -30,6 +30,7 @@ approved (nothing, if it never reached the database) and the poll tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import weakref
@@ -40,7 +41,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.context import Identity
 from catalyst_mcp.errors import CatalystError, StorageError, ToolHeldBack
 from catalyst_mcp.observability.auditevent import AuditEvent
@@ -443,7 +443,9 @@ class Pinning:
         """Stop polling, and let reviews in progress finish (at most ``STOP_SECONDS``)."""
         task, self._task = self._task, None
         if task is not None:
-            await cancel_and_wait(task)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._reviews:
             await asyncio.wait(set(self._reviews), timeout=STOP_SECONDS)
 

@@ -29,13 +29,13 @@ user by nature). Instances are never evicted to make room: that would cut off an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.context import CallContext
 from catalyst_mcp.errors import CatalystError, ProcessLimit, UpstreamUnavailable
 from catalyst_mcp.providers import ListKind, Provider
@@ -163,7 +163,9 @@ class ProcessPool(Provider):
 
     async def stop(self) -> None:
         if self._reaper is not None:
-            await cancel_and_wait(self._reaper)
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
         for task in list(self._starting.values()):
             task.cancel()
         instances, self.instances = self.instances, {}

@@ -13,14 +13,13 @@ the figures are the whole gateway's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from catalyst_mcp.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -168,7 +167,9 @@ class MetricsWindow:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            await cancel_and_wait(task)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _every(self) -> None:
         while True:

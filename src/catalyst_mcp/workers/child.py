@@ -15,6 +15,7 @@ supervisor forwards), and also stops when the supervisor's end of the control li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -22,7 +23,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.cli.common import EXIT_CONFIG, EXIT_FAILED, CliError, setup_logging
 from catalyst_mcp.errors import ConfigError
 from catalyst_mcp.settings import Settings, load_settings
@@ -75,7 +75,9 @@ async def _serve(spec: dict[str, Any], control: ControlLine) -> None:
         )
     finally:
         if stopper is not None:
-            await cancel_and_wait(stopper)
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
 
 
 async def _follow_supervisor(control: ControlLine, server: Any, relay: Relay) -> None:

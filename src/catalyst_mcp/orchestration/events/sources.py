@@ -17,13 +17,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.errors import AccessError, ApprovalRequired, RateLimited, ToolHeldBack
 from catalyst_mcp.orchestration.events.types import (
     MAX_TEXT,
@@ -174,7 +174,9 @@ class UpstreamWatch:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            await cancel_and_wait(task)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _loop(self) -> None:
         while True:

@@ -18,6 +18,7 @@ swaps in a new engine in one step: a call sees the old rules or the new ones, ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat
@@ -25,7 +26,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.errors import ConfigError, ConfigProblem
 from catalyst_mcp.orchestration.rules.engine import RuleEngine
 from catalyst_mcp.orchestration.rules.loader import LoadedRule, load_rules_file, load_stored
@@ -210,7 +210,9 @@ class RuleSet:
     async def stop(self) -> None:
         task, self._refresher = self._refresher, None
         if task is not None:
-            await cancel_and_wait(task)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # ---- compiling ---------------------------------------------------------------------------
 

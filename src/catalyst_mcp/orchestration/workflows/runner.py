@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.context import Identity
 from catalyst_mcp.orchestration.workflows.config import WorkflowsSettings
 from catalyst_mcp.orchestration.workflows.engine import Engine
@@ -196,7 +195,9 @@ class WorkflowRunner:
     async def stop(self) -> None:
         self.stopping = True
         if self._loop_task is not None:
-            await cancel_and_wait(self._loop_task)
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
             self._loop_task = None
         running = [local for local in self.local.values() if local.task is not None]
         for local in running:

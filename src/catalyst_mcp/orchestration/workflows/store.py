@@ -23,6 +23,7 @@ whose heartbeat stopped (compare-and-set on the old heartbeat, so only one takes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ from typing import Any
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from catalyst_mcp.aio import cancel_and_wait
 from catalyst_mcp.errors import CatalystError, StorageError
 from catalyst_mcp.orchestration.workflows.runstate import (
     RunState,
@@ -162,7 +162,9 @@ class RunStore:
         """Stop writing behind, commit what is queued, close the connections."""
         task, self._task = self._task, None
         if task is not None:  # a batch it was writing goes back to the queue
-            await cancel_and_wait(task)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.flush()
         if self._checkpointing is not None:
             await self._checkpointing
